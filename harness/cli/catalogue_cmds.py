@@ -1,0 +1,54 @@
+"""``harness list`` and ``harness show``: browse the catalogue without building anything."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from harness.cli import cli, format_option, plugins_from
+from harness.describe import describe, list_entries
+from harness.output import render_record, render_rows
+
+KIND_CHOICE = click.Choice(["backbones", "datasets", "metrics", "tasks"])
+
+
+@cli.command("list")
+@click.argument("kind", type=KIND_CHOICE)
+@click.argument("pattern", required=False)
+@click.option("--tags", is_flag=True, help="Backbones: one row per pretrained weight tag.")
+@format_option
+@click.pass_context
+def list_command(ctx: click.Context, kind: str, pattern: str | None, tags: bool, fmt: str) -> None:
+    """List registered KIND, optionally filtered by a wildcard PATTERN.
+
+    \b
+    Examples:
+      harness list backbones 'resnet*'
+      harness list backbones '*.tv_in1k'     (one row per weight tag)
+      harness list tasks --format json
+    """
+    rows = list_entries(plugins_from(ctx).catalogue, kind, pattern, tags=tags)
+    click.echo(render_rows(rows, fmt))
+
+
+@cli.command("show")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["backbone", "dataset", "metric", "task"]),
+              help="Only look among this kind (cifar10 is both a dataset and a task).")
+@click.option("--measure/--no-measure", default=True, show_default=True,
+              help="Backbones: build once (randomly initialised) to count params and FLOPs.")
+@format_option
+@click.pass_context
+def show_command(ctx: click.Context, name: str, kind: str | None, measure: bool, fmt: str) -> None:
+    """Show everything known about NAME (a backbone[.tag], dataset, metric or task).
+
+    JSON output is always a list: one record per kind that has the name.
+    """
+    records = describe(plugins_from(ctx).catalogue, name, kind, measure=measure)
+    if fmt == "json":
+        click.echo(json.dumps(records, indent=2, default=str))
+    elif fmt == "csv":
+        click.echo(render_rows(records, "csv"))
+    else:
+        click.echo("\n\n".join(render_record(r) for r in records))

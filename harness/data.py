@@ -1,0 +1,59 @@
+"""Resolve the data root and load dataset splits with the checks every consumer relies on."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+from registry import Catalogue, DataError, ImageSplit, UsageError
+
+
+def data_root(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``--data-dir``, else ``$HARNESS_DATA``, else the user cache dir (``.../harness/data``)."""
+    if data_dir:
+        return Path(data_dir).expanduser()
+    if os.environ.get("HARNESS_DATA"):
+        return Path(os.environ["HARNESS_DATA"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("harness")) / "data"
+
+
+def load_split(catalogue: Catalogue, dataset: str, split: str, *,
+               data_dir: str | os.PathLike[str] | None = None, download: bool = False,
+               image_size: int | None = None) -> ImageSplit:
+    """Load ``split`` of ``dataset`` and check it: uint8 NCHW images, labels within the classes."""
+    import torch
+
+    entry = catalogue.datasets.get(dataset)
+    if split not in entry.splits:
+        close = difflib.get_close_matches(split, entry.splits, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UsageError(f"dataset {dataset} has no split {split!r}; {hint}splits: {', '.join(entry.splits)}")
+    result = entry.loader(split, data_root(data_dir), download=download, image_size=image_size)
+    if not isinstance(result, ImageSplit):
+        raise DataError(f"dataset {dataset}'s loader returned {type(result).__name__}, not an ImageSplit")
+    images, labels = result.images, result.labels
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
+        raise DataError(f"dataset {dataset}: images must be a uint8 tensor (N, C, H, W)")
+    if labels.dtype != torch.int64 or labels.dim() != 1 or labels.shape[0] != images.shape[0]:
+        raise DataError(f"dataset {dataset}: labels must be int64 of shape ({images.shape[0]},)")
+    if images.shape[0] == 0:
+        raise DataError(f"dataset {dataset}: the {split} split is empty")
+    num_classes = entry.num_classes or len(result.class_names)
+    if images.shape[1] not in (1, 3):
+        raise DataError(f"dataset {dataset}: images have {images.shape[1]} channels; expected 1 or 3")
+    check_labels(labels, num_classes, f"dataset {dataset} ({split})")
+    if entry.class_names and not result.class_names:
+        result = ImageSplit(images, labels, entry.class_names)
+    return result
+
+
+def check_labels(labels, num_classes: int, where: str) -> None:
+    """Refuse labels outside ``[0, num_classes)``: torchmetrics would fail with a shape error."""
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= num_classes:
+        bad = low if low < 0 else high
+        raise DataError(f"{where}: label {bad} is outside [0, {num_classes}); "
+                        "fix the labels or the class count")

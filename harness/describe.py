@@ -1,0 +1,125 @@
+"""Rows and records describing catalogue entries: what ``harness list`` and ``harness show`` print.
+
+Library first: these return plain dicts, so a notebook or another tool gets the same data as the
+CLI's ``--format json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from registry import Backbone, Catalogue, Dataset, Metric, Task, WeightTag, to_dict
+
+
+def _plugin(entry: Any) -> str | None:
+    return entry.plugin.distribution or entry.plugin.name if entry.plugin else None
+
+
+def backbone_row(b: Backbone) -> dict[str, Any]:
+    default = b.tag(b.default_tag) if b.default_tag else None
+    return {
+        "name": b.name,
+        "family": b.family,
+        "tags": [w.tag for w in b.weights],
+        "default_tag": b.default_tag,
+        "input_size": b.input_size,
+        "params_m": round(default.num_params / 1e6, 2) if default and default.num_params else None,
+        "gflops": round(default.flops / 1e9, 3) if default and default.flops else None,
+        "imagenet_top1": default.accuracy.get("imagenet_top1") if default else None,
+        "plugin": _plugin(b),
+    }
+
+
+def weight_row(b: Backbone, w: WeightTag) -> dict[str, Any]:
+    from harness.models import weights_cache_path
+
+    path = weights_cache_path(w)
+    return {
+        "name": f"{b.name}.{w.tag}",
+        "dataset": w.dataset,
+        "input_size": w.input_size,
+        "params_m": round(w.num_params / 1e6, 2) if w.num_params else None,
+        "gflops": round(w.flops / 1e9, 3) if w.flops else None,
+        "top1": w.accuracy.get("imagenet_top1"),
+        "cached": bool(path and path.is_file()),
+        "license": w.license,
+    }
+
+
+def dataset_row(d: Dataset) -> dict[str, Any]:
+    return {"name": d.name, "classes": d.num_classes, "splits": list(d.splits),
+            "image_size": d.image_size, "channels": d.channels, "license": d.license,
+            "plugin": _plugin(d)}
+
+
+def metric_row(m: Metric) -> dict[str, Any]:
+    return {"name": m.name, "kind": m.kind, "higher_is_better": m.higher_is_better, "unit": m.unit,
+            "description": m.description, "plugin": _plugin(m)}
+
+
+def task_row(t: Task) -> dict[str, Any]:
+    return {"name": t.name, "dataset": t.dataset, "primary_metric": t.primary_metric,
+            "metrics": list(t.metrics), "input_size": t.protocol.input_size,
+            "candidates": list(t.protocol.candidates), "plugin": _plugin(t)}
+
+
+ROWS = {"backbone": backbone_row, "dataset": dataset_row, "metric": metric_row, "task": task_row}
+
+
+def list_entries(catalogue: Catalogue, kind: str, pattern: str | None = None,
+                 tags: bool = False) -> list[dict[str, Any]]:
+    """One row per entry of ``kind`` matching ``pattern``; for backbones with ``tags`` (or a
+    pattern containing a dot, like ``*.tv_in1k``) one row per weight tag."""
+    table = catalogue.table(kind)
+    singular = table.kind
+    if singular == "backbone" and (tags or (pattern and "." in pattern)):
+        pairs = catalogue.list_weights(pattern if pattern and "." in pattern else f"{pattern or '*'}.*")
+        return [weight_row(b, w) for b, w in pairs]
+    return [ROWS[singular](e) for e in table.list(pattern)]
+
+
+def describe(catalogue: Catalogue, name: str, kind: str | None = None,
+             measure: bool = True) -> list[dict[str, Any]]:
+    """Everything known about ``name`` (all kinds that have it, or only ``kind``)."""
+    if kind:
+        table = catalogue.table(kind)
+        lookup = name.partition(".")[0] if table.kind == "backbone" else name
+        found = [(table.kind, table.get(lookup))]
+    else:
+        found = catalogue.find(name)
+    records = []
+    for entry_kind, entry in found:
+        record: dict[str, Any] = {"kind": entry_kind, **to_dict(entry)}
+        if entry_kind == "backbone":
+            _, tag = catalogue.backbone(name)
+            if tag is not None:
+                record["weights"] = [to_dict(tag)]
+                record["selected_tag"] = tag.tag
+            if measure:
+                record["measured"] = measure_backbone(entry, tag)
+        records.append(record)
+    return records
+
+
+def measure_backbone(b: Backbone, tag: WeightTag | None = None) -> dict[str, Any]:
+    """Params, feature width and FLOPs (2 per multiply-add) of a randomly initialised build."""
+    import torch
+
+    from harness.models import count_flops, count_params, get_submodule, head_in_features
+
+    size = (tag.input_size if tag and tag.input_size else None) or b.input_size
+    classes = (tag.num_classes if tag and tag.num_classes else None) or 1000
+    try:
+        with torch.device("meta"):
+            model = b.builder(classes, None)
+    except (NotImplementedError, RuntimeError):  # some builders compute with real tensors
+        model = b.builder(classes, None)
+    model.eval()
+    return {
+        "num_classes": classes,
+        "params": count_params(model),
+        "feature_dim": head_in_features(get_submodule(model, b.head)),
+        "input_size": size,
+        "flops": count_flops(model, size, b.channels),
+        "flops_unit": "FLOPs, 2 per multiply-add, batch 1",
+    }

@@ -1,0 +1,95 @@
+"""The plugin contract: every hook a ``harness`` plugin may implement.
+
+A plugin is a module (or object) listed under the entry-point group ``harness`` whose functions
+are marked with :data:`harness.hookimpl` and named exactly like the specs below. Registration
+hooks receive a ``register`` callback instead of returning values, so the core owns duplicate
+names and records which plugin registered what.
+
+Hooks are called lazily: the core calls ``register_backbones`` the first time anything asks for a
+backbone, and so on. Plugin modules should therefore import torch, torchvision and other heavy
+libraries inside hook bodies, builders and loaders, not at module import time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import click
+
+    from registry import Backbone, Dataset, Metric, Task
+
+hookspec = pluggy.HookspecMarker("harness")
+
+# --- Catalogue phase: called once per process, the first time an entry of the kind is needed. ---
+
+
+@hookspec
+def register_backbones(register: Callable[[Backbone], Any]) -> None:
+    """Register backbones (network architectures and their pretrained weight tags).
+
+    Called: the first time a backbone is listed, shown or built in this process.
+
+    :param register: call ``register(registry.Backbone(...))`` once per backbone. A name another
+        plugin already registered is refused with an error naming both plugins.
+
+    Return nothing; the return value is ignored.
+    """
+
+
+@hookspec
+def register_datasets(register: Callable[[Dataset], Any]) -> None:
+    """Register datasets (a loader that returns a split decoded into memory, plus metadata).
+
+    Called: the first time a dataset is listed, shown or loaded in this process.
+
+    :param register: call ``register(registry.Dataset(...))`` once per dataset.
+
+    Return nothing; the return value is ignored.
+    """
+
+
+@hookspec
+def register_metrics(register: Callable[[Metric], Any]) -> None:
+    """Register metrics (quality metrics over logits, or efficiency metrics over a model).
+
+    Called: the first time a metric is listed, shown or computed in this process.
+
+    :param register: call ``register(registry.Metric(...))`` once per metric; say whether higher
+        is better, since leaderboards rank by it.
+
+    Return nothing; the return value is ignored.
+    """
+
+
+@hookspec
+def register_tasks(register: Callable[[Task], Any]) -> None:
+    """Register tasks (a dataset, its metrics and the standard protocol to train and judge on it).
+
+    Called: the first time a task is listed, shown or run in this process. A task may name a
+    dataset, metrics and candidate backbones from any plugin; they are resolved when it runs.
+
+    :param register: call ``register(registry.Task(...))`` once per task.
+
+    Return nothing; the return value is ignored.
+    """
+
+
+# --- CLI phase: called once when the ``harness`` command line is built. ---
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add subcommands to the ``harness`` command line.
+
+    Called: once, when the CLI first looks up or lists its commands.
+
+    :param cli: the root ``click.Group``; decorate functions with ``@cli.command()`` (or call
+        ``cli.add_command``). A name already taken by a built-in command is refused.
+
+    Return nothing; the return value is ignored.
+    """

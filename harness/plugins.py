@@ -1,0 +1,262 @@
+"""The one factory that builds the plugin manager, and the catalogue it fills.
+
+Plugins come from the entry-point group ``harness``. Our own built-in plugins are listed there by
+our pyproject, so they load exactly like a third-party package's. A plugin that fails to import,
+has a misspelled hook, or raises inside a hook is reported on stderr by name and left out; the
+rest keep working. ``HARNESS_STRICT_PLUGINS=1`` turns those reports into errors.
+
+Environment variables:
+
+- ``HARNESS_LOAD_PLUGINS``: comma-separated allow-list of entry-point or distribution names; only
+  those load (an empty value loads none).
+- ``HARNESS_DISABLE_PLUGIN_AUTOLOAD=1``: load no entry points at all (tests and debugging pass
+  plugins explicitly).
+- ``HARNESS_STRICT_PLUGINS=1``: any plugin problem is an error.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from harness import hookspecs
+from registry import Catalogue, PluginError, PluginInfo, Table
+from registry.errors import DuplicateNameError
+
+ENTRY_POINT_GROUP = "harness"
+HOOK_FOR_KIND = {
+    "backbone": "register_backbones",
+    "dataset": "register_datasets",
+    "metric": "register_metrics",
+    "task": "register_tasks",
+}
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass
+class PluginRecord:
+    """What happened to one plugin: loaded, failed (with the error) or skipped by the allow-list."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    module: str | None = None
+    status: str = "loaded"
+    error: str | None = None
+    hooks: list[str] = field(default_factory=list)
+
+    @property
+    def info(self) -> PluginInfo:
+        return PluginInfo(self.name, self.distribution, self.version)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "distribution": self.distribution, "version": self.version,
+            "module": self.module, "status": self.status, "hooks": self.hooks, "error": self.error,
+        }
+
+
+def _stderr_report(message: str) -> None:
+    print(f"harness: warning: {message}", file=sys.stderr)
+
+
+class Plugins:
+    """A plugin manager plus the record of every plugin and the catalogue they fill.
+
+    Build one with :func:`load_plugins`; tests pass only the plugins they name.
+    """
+
+    def __init__(self, strict: bool = False, report: Callable[[str], None] = _stderr_report):
+        self.manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
+        self.manager.add_hookspecs(hookspecs)
+        self.records: dict[str, PluginRecord] = {}
+        self.strict = strict
+        self._report = report
+        self._catalogue: Catalogue | None = None
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def fail(self, record: PluginRecord, error: str) -> None:
+        """Record a broken plugin; in strict mode stop here."""
+        record.status = "failed"
+        record.error = error
+        self.records[record.name] = record
+        who = record.name + (f" ({record.distribution} {record.version})" if record.distribution else "")
+        message = f"plugin {who}: {error}"
+        if self.strict:
+            raise PluginError(message + " (HARNESS_STRICT_PLUGINS is set)")
+        self._report(message + "; it was not loaded")
+
+    def add(self, plugin: object, name: str | None = None, distribution: str | None = None,
+            version: str | None = None) -> bool:
+        """Register one plugin object or module; report instead of raising when it is broken."""
+        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        record = PluginRecord(name, distribution, version, getattr(plugin, "__name__", None))
+        if name in self.records and self.records[name].status == "loaded":
+            self.fail(record, f"plugin name {name!r} is already used by "
+                              f"{self.records[name].distribution or self.records[name].module}")
+            return False
+        try:
+            self.manager.register(plugin, name=name)
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            self.fail(record, f"invalid hook implementation: {exc}")
+            return False
+        unknown = self._unknown_hooks(plugin)
+        if unknown:
+            self.manager.unregister(plugin)
+            self.fail(record, "; ".join(unknown))
+            return False
+        record.hooks = sorted(impl_name for impl_name in HOOK_NAMES
+                              if any(i.plugin is plugin for i in
+                                     getattr(self.manager.hook, impl_name).get_hookimpls()))
+        self.records[name] = record
+        self._catalogue = None
+        return True
+
+    def _unknown_hooks(self, plugin: object) -> list[str]:
+        """Hook implementations whose names match no hookspec (what ``check_pending`` catches)."""
+        problems = []
+        for hook_name in dir(self.manager.hook):
+            caller = getattr(self.manager.hook, hook_name)
+            if hook_name.startswith("_") or not isinstance(caller, pluggy.HookCaller):
+                continue
+            if caller.spec is not None:
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and not impl.optionalhook:
+                    close = difflib.get_close_matches(hook_name, HOOK_NAMES, n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    problems.append(f"unknown hook {hook_name!r}{hint}")
+        return problems
+
+    def load_entry_points(self, allow: set[str] | None = None) -> None:
+        """Load every plugin of the ``harness`` entry-point group (subject to ``allow``)."""
+        seen: set[tuple[str, str]] = set()
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if (ep.name, ep.value) in seen:
+                continue
+            seen.add((ep.name, ep.value))
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.metadata["Name"] if dist is not None else None
+            version = dist.version if dist is not None else None
+            if allow is not None and ep.name not in allow and (dist_name or "") not in allow:
+                self.records[ep.name] = PluginRecord(ep.name, dist_name, version, ep.value,
+                                                     status="skipped",
+                                                     error="not in HARNESS_LOAD_PLUGINS")
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # a broken plugin must not take the CLI down
+                self.fail(PluginRecord(ep.name, dist_name, version, ep.value),
+                          f"failed to import {ep.value}: {type(exc).__name__}: {exc}")
+                continue
+            self.add(plugin, name=ep.name, distribution=dist_name, version=version)
+
+    # -- the catalogue ---------------------------------------------------------------------
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The catalogue; each kind is filled on first use by calling its hook."""
+        if self._catalogue is None:
+            self._catalogue = Catalogue({kind: self._filler(kind) for kind in HOOK_FOR_KIND})
+        return self._catalogue
+
+    def _filler(self, kind: str) -> Callable[[Table], None]:
+        hook_name = HOOK_FOR_KIND[kind]
+
+        def fill(table: Table) -> None:
+            for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
+                record = self.records.get(impl.plugin_name) or PluginRecord(impl.plugin_name)
+                staged: list[Any] = []
+
+                def register(entry: Any, _staged: list[Any] = staged) -> None:
+                    _staged.append(entry)
+
+                try:
+                    _call(impl, register=register)
+                except Exception as exc:  # isolate a plugin whose hook raises
+                    self.fail(record, f"{hook_name} raised {type(exc).__name__}: {exc}")
+                    continue
+                for entry in staged:
+                    try:
+                        table.add(entry, record.info)
+                    except DuplicateNameError:
+                        raise
+                    except PluginError as exc:
+                        self.fail(record, str(exc))
+
+        return fill
+
+    def add_commands(self, cli: Any) -> None:
+        """Let every plugin add subcommands to ``cli``; refuse a taken command name."""
+        for impl in self.manager.hook.register_commands.get_hookimpls():
+            before = dict(cli.commands)
+            record = self.records.get(impl.plugin_name) or PluginRecord(impl.plugin_name)
+            try:
+                _call(impl, cli=cli)
+            except Exception as exc:
+                cli.commands.clear()
+                cli.commands.update(before)
+                self.fail(record, f"register_commands raised {type(exc).__name__}: {exc}")
+                continue
+            for name, command in list(cli.commands.items()):
+                if name in before and before[name] is not command:
+                    cli.commands[name] = before[name]
+                    self.fail(record, f"command {name!r} is already taken; it was not replaced")
+
+
+def _call(impl: Any, **kwargs: Any) -> Any:
+    """Call one hook implementation with the arguments it asks for (pluggy allows a subset)."""
+    return impl.function(*(kwargs[name] for name in impl.argnames))
+
+
+HOOK_NAMES = sorted(n for n in dir(hookspecs) if n.startswith("register_"))
+
+
+def load_plugins(plugins: Iterable[object] = (), *, entry_points: bool | None = None,
+                 strict: bool | None = None,
+                 report: Callable[[str], None] = _stderr_report) -> Plugins:
+    """Build a :class:`Plugins`: entry points (unless disabled), then the plugins passed in.
+
+    ``entry_points=None`` follows ``HARNESS_DISABLE_PLUGIN_AUTOLOAD``; ``strict=None`` follows
+    ``HARNESS_STRICT_PLUGINS``. Tests call ``load_plugins([module], entry_points=False)``.
+    """
+    if strict is None:
+        strict = _env_flag("HARNESS_STRICT_PLUGINS")
+    if entry_points is None:
+        entry_points = not _env_flag("HARNESS_DISABLE_PLUGIN_AUTOLOAD")
+    result = Plugins(strict=strict, report=report)
+    if entry_points:
+        allow_env = os.environ.get("HARNESS_LOAD_PLUGINS")
+        allow = None if allow_env is None else {p.strip() for p in allow_env.split(",") if p.strip()}
+        result.load_entry_points(allow)
+    for plugin in plugins:
+        result.add(plugin)
+    return result
+
+
+_default: Plugins | None = None
+
+
+def get_plugins() -> Plugins:
+    """The process-wide :class:`Plugins`, loaded from entry points on first use."""
+    global _default
+    if _default is None:
+        _default = load_plugins()
+    return _default
+
+
+def set_plugins(plugins: Plugins | None) -> None:
+    """Replace the process-wide plugins (tests; embedding applications)."""
+    global _default
+    _default = plugins

@@ -1,0 +1,230 @@
+"""Readers for the standard datasets in their real on-disk formats, same layout as torchvision's.
+
+- CIFAR-10/100: ``<root>/cifar-10-batches-py/`` and ``<root>/cifar-100-python/`` (pickled
+  batches). They are read with a restricted unpickler that accepts numpy arrays and nothing else,
+  so a tampered file cannot run code; checksums are verified and a mismatch is reported.
+- MNIST / Fashion-MNIST: torchvision's own classes (idx files under ``<root>/<Name>/raw``).
+  Fashion-MNIST is also found in Debian's ``dataset-fashion-mnist`` package.
+- SVHN: ``<root>/{train,test,extra}_32x32.mat`` (MATLAB files, read with scipy).
+
+Downloads go through torchvision's helpers (checksummed); archives are extracted with
+``tarfile``'s ``data`` filter, which refuses absolute paths, ``..`` and links out of the folder.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import pickle
+import shutil
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from registry import DataError, ImageSplit
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+CIFAR = {
+    "cifar10": {
+        "folder": "cifar-10-batches-py",
+        "url": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        "archive_md5": "c58f30108f718f92721af3b95e74349a",
+        "train": [("data_batch_1", "c99cafc152244af753f735de768cd75f"),
+                  ("data_batch_2", "d4bba439e000b95fd0a9bffe97cbabec"),
+                  ("data_batch_3", "54ebc095f3ab1f0389bbae665268c751"),
+                  ("data_batch_4", "634d18415352ddfa80567beed471001a"),
+                  ("data_batch_5", "482c414d41f54cd18b22e5b47cb7c3cb")],
+        "test": [("test_batch", "40351d587109b95175f43aff81a1287e")],
+        "labels_key": "labels",
+    },
+    "cifar100": {
+        "folder": "cifar-100-python",
+        "url": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        "archive_md5": "eb9058c3a382ffc7106e4002c42a8d85",
+        "train": [("train", "16019d7e3df5f24257cddd939b257f8d")],
+        "test": [("test", "f0ef6b0ae62326f3e7ffdfab6717acfc")],
+        "labels_key": "fine_labels",
+    },
+}
+
+_NUMPY_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy.core.numeric", "_frombuffer"), ("_codecs", "encode"),
+}
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays; refuses every other global (no code runs)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _NUMPY_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}: data files may hold arrays only")
+
+
+def safe_unpickle(path: Path) -> Any:
+    """Load a pickled dict of arrays (CIFAR's format) without executing anything."""
+    with open(path, "rb") as f:
+        try:
+            return _NumpyOnlyUnpickler(f, encoding="latin1").load()
+        except pickle.UnpicklingError as exc:
+            raise DataError(f"{path}: {exc}") from None
+        except (EOFError, ValueError, TypeError, IndexError) as exc:
+            raise DataError(f"{path} is truncated or not a CIFAR batch ({type(exc).__name__}); "
+                            "delete it and download again") from None
+
+
+def md5sum(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def warn_if_modified(path: Path, expected_md5: str) -> None:
+    """Report files that differ from the official release (a custom or damaged copy)."""
+    if md5sum(path) != expected_md5:
+        print(f"harness: warning: {path} differs from the official release (md5 mismatch); "
+              "using it as found", file=sys.stderr)
+
+
+def safe_extract(archive: Path, destination: Path) -> None:
+    """Extract a tar archive, refusing members that would land outside ``destination``."""
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(destination, filter="data")
+            return
+        root = destination.resolve()
+        for member in tar.getmembers():
+            target = (destination / member.name).resolve()
+            if not target.is_relative_to(root) or member.issym() or member.islnk():
+                raise DataError(f"{archive}: refusing unsafe archive member {member.name!r}")
+        tar.extractall(destination)
+
+
+def _download_archive(url: str, root: Path, md5: str) -> None:
+    from torchvision.datasets.utils import download_url
+
+    root.mkdir(parents=True, exist_ok=True)
+    filename = url.rsplit("/", 1)[-1]
+    try:
+        download_url(url, str(root), filename, md5)
+    except Exception as exc:  # network errors come in many types
+        raise DataError(f"could not download {url} ({type(exc).__name__}: {exc}); "
+                        f"download it elsewhere and extract it into {root}") from None
+    safe_extract(root / filename, root)
+
+
+def load_cifar(name: str, split: str, root: Path, download: bool) -> ImageSplit:
+    """Read CIFAR-10/100 python batches from ``root`` (downloading them if allowed)."""
+    import numpy as np
+    import torch
+
+    spec = CIFAR[name]
+    folder = root / spec["folder"]
+    files = spec[split]
+    if not all((folder / f).is_file() for f, _ in files):
+        if not download:
+            raise DataError(f"{name} not found in {folder}; rerun with --download (needs internet) or "
+                            f"extract {spec['url']} into {root}")
+        _download_archive(spec["url"], root, spec["archive_md5"])
+    data, labels = [], []
+    for filename, md5 in files:
+        path = folder / filename
+        warn_if_modified(path, md5)
+        entry = safe_unpickle(path)
+        if not isinstance(entry, dict) or "data" not in entry or spec["labels_key"] not in entry:
+            raise DataError(f"{path} is not a {name} batch (no 'data'/{spec['labels_key']!r} keys)")
+        data.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels.extend(int(v) for v in entry[spec["labels_key"]])
+    meta_name = "batches.meta" if name == "cifar10" else "meta"
+    meta_key = "label_names" if name == "cifar10" else "fine_label_names"
+    meta_path = folder / meta_name
+    class_names: tuple[str, ...] = ()
+    if meta_path.is_file():
+        class_names = tuple(str(c) for c in safe_unpickle(meta_path)[meta_key])
+    images = torch.from_numpy(np.concatenate(data))
+    return ImageSplit(images, torch.tensor(labels, dtype=torch.int64), class_names)
+
+
+def _prepare_debian_fashion_mnist(root: Path) -> None:
+    """Decompress Debian's Fashion-MNIST into torchvision's layout (``<root>/FashionMNIST/raw``)."""
+    raw = root / "FashionMNIST" / "raw"
+    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    if all((raw / n).is_file() for n in names):
+        return
+    source = Path(os.environ.get("HARNESS_FASHION_MNIST_DIR", DEBIAN_FASHION_MNIST))
+    if not all((source / f"{n}.gz").is_file() for n in names):
+        return
+    raw.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        if (raw / n).is_file():
+            continue
+        with gzip.open(source / f"{n}.gz", "rb") as src, \
+                tempfile.NamedTemporaryFile(dir=raw, delete=False, prefix=f".{n}.") as tmp:
+            shutil.copyfileobj(src, tmp)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp.name, raw / n)
+
+
+def load_mnist_family(name: str, split: str, root: Path, download: bool) -> ImageSplit:
+    """MNIST or Fashion-MNIST through torchvision's own reader."""
+    import torch
+    from torchvision import datasets
+
+    cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[name]
+    if name == "fashion-mnist":
+        _prepare_debian_fashion_mnist(root)
+    try:
+        ds = cls(str(root), train=(split == "train"), download=download)
+    except RuntimeError as exc:
+        hint = "rerun with --download (needs internet)"
+        if name == "fashion-mnist":
+            hint += " or install Debian's dataset-fashion-mnist"
+        raise DataError(f"{name} not found in {root / cls.__name__ / 'raw'}: {exc}; {hint}") from None
+    images = ds.data.unsqueeze(1).contiguous()
+    return ImageSplit(images, ds.targets.to(dtype=torch.int64), tuple(ds.classes))
+
+
+SVHN = {"train": "e26dedcc434d2e4c54c9b2d4a06d8373", "test": "eb5a983be6a315427106f1b164d9cef3",
+        "extra": "a93ce644f1a588dc4d68dda5feec44a7"}
+
+
+def load_svhn(split: str, root: Path, download: bool) -> ImageSplit:
+    """SVHN cropped digits from ``<root>/<split>_32x32.mat`` (label 10 means digit 0)."""
+    import numpy as np
+    import scipy.io
+    import torch
+
+    path = root / f"{split}_32x32.mat"
+    if not path.is_file():
+        if not download:
+            raise DataError(f"svhn {split} split not found at {path}; rerun with --download "
+                            f"(needs internet) or place {path.name} there")
+        from torchvision.datasets.utils import download_url
+
+        try:
+            download_url(f"http://ufldl.stanford.edu/housenumbers/{path.name}", str(root),
+                         path.name, SVHN[split])
+        except Exception as exc:
+            raise DataError(f"could not download {path.name} ({exc}); place it at {path}") from None
+    warn_if_modified(path, SVHN[split])
+    try:
+        mat = scipy.io.loadmat(str(path))
+    except Exception as exc:
+        raise DataError(f"{path} is not a readable SVHN .mat file ({type(exc).__name__}: {exc})") from None
+    if "X" not in mat or "y" not in mat:
+        raise DataError(f"{path} has no 'X'/'y' arrays: not an SVHN file")
+    images = np.ascontiguousarray(np.transpose(mat["X"], (3, 2, 0, 1))).astype(np.uint8)
+    labels = mat["y"].astype(np.int64).reshape(-1) % 10
+    return ImageSplit(torch.from_numpy(images), torch.from_numpy(labels),
+                      tuple(str(i) for i in range(10)))

@@ -1,0 +1,42 @@
+"""Built-in tasks: a dataset, metrics (the first ranks) and a standard protocol with budgets.
+
+``quick`` is sized for a 2-core CPU in minutes; ``standard`` is a real run on a GPU or a patient
+CPU; ``full`` is the long schedule. Digits get no horizontal flip.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import harness
+from registry import Budget, Protocol, Task
+
+QUALITY = ("accuracy", "macro_f1", "top5_accuracy", "ece")
+CANDIDATES = ("cifar_resnet20", "cifar_convnet_s", "resnet18.tv_in1k", "mobilenet_v3_small.tv_in1k")
+
+
+def _budgets(input_size: int) -> dict[str, Budget]:
+    return {
+        "quick": Budget(epochs=3, batch_size=128, lr=0.05, train_limit=10_000, test_limit=2_000,
+                        input_size=input_size),
+        "standard": Budget(epochs=30, batch_size=128, lr=0.1),
+        "full": Budget(epochs=100, batch_size=128, lr=0.1),
+    }
+
+
+@harness.hookimpl
+def register_tasks(register: Any) -> None:
+    specs = [
+        ("cifar10", "cifar10", 32, ("random_crop", "hflip"), "CIFAR-10 object classification"),
+        ("cifar100", "cifar100", 32, ("random_crop", "hflip"), "CIFAR-100 fine-grained classification"),
+        ("mnist", "mnist", 28, ("random_crop",), "MNIST handwritten digits"),
+        ("fashion-mnist", "fashion-mnist", 28, ("random_crop", "hflip"), "Fashion-MNIST clothing"),
+        ("svhn", "svhn", 32, ("random_crop",), "SVHN house-number digits"),
+    ]
+    for name, dataset, size, augmentation, text in specs:
+        register(Task(
+            name=name, dataset=dataset, metrics=QUALITY,
+            protocol=Protocol(input_size=size, budgets=_budgets(size), augmentation=augmentation,
+                              crop_padding=4 if size == 32 else 2, candidates=CANDIDATES),
+            description=text,
+        ))

@@ -1,0 +1,142 @@
+"""The catalogue: one typed, duplicate-refusing table per kind of entry.
+
+Each table is filled lazily by a callback (the core passes one that calls the plugin hook for
+that kind), so ``harness list metrics`` never imports torchvision and a plugin's heavy code runs
+only when its kind is asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from registry.entries import Backbone, Dataset, Metric, PluginInfo, Task, WeightTag
+from registry.errors import DuplicateNameError, PluginError, UnknownNameError
+
+T = TypeVar("T", Backbone, Dataset, Metric, Task)
+
+KINDS: dict[str, type] = {"backbone": Backbone, "dataset": Dataset, "metric": Metric, "task": Task}
+
+
+class Table(Generic[T]):
+    """Entries of one kind, by name.
+
+    ``filler`` is called once, on first use, with this table's :meth:`add`-like callback factory;
+    until then the table is empty and cheap.
+    """
+
+    def __init__(self, kind: str, entry_type: type[T], filler: Callable[[Table[T]], None] | None = None):
+        self.kind = kind
+        self.entry_type = entry_type
+        self._entries: dict[str, T] = {}
+        self._filler = filler
+        self._filled = filler is None
+
+    def _ensure(self) -> None:
+        if not self._filled:
+            self._filled = True
+            assert self._filler is not None
+            self._filler(self)
+
+    def add(self, entry: T, plugin: PluginInfo | None = None) -> T:
+        """Add ``entry`` on behalf of ``plugin``; refuse wrong types and duplicate names."""
+        if not isinstance(entry, self.entry_type):
+            who = f" from {plugin}" if plugin else ""
+            raise PluginError(
+                f"register() for {self.kind}s got {type(entry).__name__}{who}; "
+                f"pass a registry.{self.entry_type.__name__}"
+            )
+        if plugin is not None and entry.plugin is None:
+            entry = dataclasses.replace(entry, plugin=plugin)
+        existing = self._entries.get(entry.name)
+        if existing is not None:
+            raise DuplicateNameError(self.kind, entry.name, str(existing.plugin or "unknown plugin"),
+                                     str(entry.plugin or "unknown plugin"))
+        self._entries[entry.name] = entry
+        return entry
+
+    def get(self, name: str) -> T:
+        """The entry called ``name``; an unknown name raises with close matches."""
+        self._ensure()
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownNameError(self.kind, name, self._entries) from None
+
+    def __contains__(self, name: object) -> bool:
+        self._ensure()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[T]:
+        self._ensure()
+        return iter(sorted(self._entries.values(), key=lambda e: e.name))
+
+    def __len__(self) -> int:
+        self._ensure()
+        return len(self._entries)
+
+    def names(self) -> list[str]:
+        self._ensure()
+        return sorted(self._entries)
+
+    def list(self, pattern: str | None = None) -> list[T]:
+        """Entries whose name matches the shell-style ``pattern`` (all when ``None``)."""
+        if pattern is None:
+            return list(self)
+        return [e for e in self if fnmatch.fnmatchcase(e.name, pattern)]
+
+
+class Catalogue:
+    """Every backbone, dataset, metric and task the loaded plugins registered."""
+
+    def __init__(self, fillers: dict[str, Callable[[Table], None]] | None = None) -> None:
+        fillers = fillers or {}
+        self.backbones: Table[Backbone] = Table("backbone", Backbone, fillers.get("backbone"))
+        self.datasets: Table[Dataset] = Table("dataset", Dataset, fillers.get("dataset"))
+        self.metrics: Table[Metric] = Table("metric", Metric, fillers.get("metric"))
+        self.tasks: Table[Task] = Table("task", Task, fillers.get("task"))
+
+    def table(self, kind: str) -> Table:
+        """The table for ``kind`` ('backbone' or 'backbones', and so on)."""
+        singular = kind[:-1] if kind.endswith("s") else kind
+        if singular not in KINDS:
+            raise UnknownNameError("kind", kind, [k + "s" for k in KINDS])
+        return getattr(self, singular + "s")
+
+    def backbone(self, name: str) -> tuple[Backbone, WeightTag | None]:
+        """Resolve ``family_variant[.tag]`` to the backbone and (if given) its weight tag."""
+        base, _, tag = name.partition(".")
+        backbone = self.backbones.get(base)
+        if not tag:
+            return backbone, None
+        weights = backbone.tag(tag)
+        if weights is None:
+            tags = [w.tag for w in backbone.weights]
+            raise UnknownNameError(f"weight tag of {base}", tag, tags,
+                                   hint=f"{base} has {', '.join(tags) or 'no pretrained weights'}")
+        return backbone, weights
+
+    def list_weights(self, pattern: str) -> list[tuple[Backbone, WeightTag]]:
+        """``(backbone, tag)`` pairs whose ``name.tag`` matches ``pattern`` (e.g. ``*.tv_in1k``)."""
+        return [
+            (b, w)
+            for b in self.backbones
+            for w in b.weights
+            if fnmatch.fnmatchcase(f"{b.name}.{w.tag}", pattern)
+        ]
+
+    def find(self, name: str) -> list[tuple[str, object]]:
+        """Every ``(kind, entry)`` called ``name``: ``cifar10`` is both a dataset and a task."""
+        found: list[tuple[str, object]] = []
+        for kind in KINDS:
+            table = self.table(kind)
+            lookup = name.partition(".")[0] if kind == "backbone" else name
+            if lookup in table:
+                found.append((kind, table.get(lookup)))
+        if not found:
+            every = [n for k in KINDS for n in self.table(k).names()]
+            raise UnknownNameError("name", name, every,
+                                   hint="run 'harness list backbones|datasets|metrics|tasks'")
+        return found
