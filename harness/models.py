@@ -139,14 +139,16 @@ def _build_from_file(backbone: Backbone, num_classes: int, weights_file: str | o
                         f"{backbone.name} checkpoint")
     file_classes = int(head_weight.shape[0])
     model = backbone.builder(file_classes, None)
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        detail = []
-        if result.missing_keys:
-            detail.append(f"{len(result.missing_keys)} missing keys (e.g. {result.missing_keys[0]})")
-        if result.unexpected_keys:
-            detail.append(f"{len(result.unexpected_keys)} unexpected keys (e.g. {result.unexpected_keys[0]})")
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [k for k in state if k in expected and state[k].shape != expected[k].shape]
+    if missing or unexpected or mismatched:
+        detail = [f"{len(keys)} {label} (e.g. {keys[0]})" for label, keys in
+                  (("missing keys", missing), ("unexpected keys", unexpected),
+                   ("tensors of another shape", mismatched)) if keys]
         raise DataError(f"{str(weights_file)!r} does not fit {backbone.name}: {', '.join(detail)}")
+    model.load_state_dict(state)
     replace_head(model, backbone.head, num_classes)
     _check_head(backbone, model, num_classes)
     return model

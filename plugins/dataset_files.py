@@ -122,6 +122,13 @@ def _download_archive(url: str, root: Path, md5: str) -> None:
     safe_extract(root / filename, root)
 
 
+def _str_keys(entry: Any) -> Any:
+    """Python 2 pickles give str keys under latin1; Python 3 writers may have used bytes."""
+    if isinstance(entry, dict):
+        return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
+    return entry
+
+
 def load_cifar(name: str, split: str, root: Path, download: bool) -> ImageSplit:
     """Read CIFAR-10/100 python batches from ``root`` (downloading them if allowed)."""
     import numpy as np
@@ -139,7 +146,7 @@ def load_cifar(name: str, split: str, root: Path, download: bool) -> ImageSplit:
     for filename, md5 in files:
         path = folder / filename
         warn_if_modified(path, md5)
-        entry = safe_unpickle(path)
+        entry = _str_keys(safe_unpickle(path))
         if not isinstance(entry, dict) or "data" not in entry or spec["labels_key"] not in entry:
             raise DataError(f"{path} is not a {name} batch (no 'data'/{spec['labels_key']!r} keys)")
         data.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
@@ -149,7 +156,8 @@ def load_cifar(name: str, split: str, root: Path, download: bool) -> ImageSplit:
     meta_path = folder / meta_name
     class_names: tuple[str, ...] = ()
     if meta_path.is_file():
-        class_names = tuple(str(c) for c in safe_unpickle(meta_path)[meta_key])
+        names = _str_keys(safe_unpickle(meta_path)).get(meta_key, [])
+        class_names = tuple(c.decode() if isinstance(c, bytes) else str(c) for c in names)
     images = torch.from_numpy(np.concatenate(data))
     return ImageSplit(images, torch.tensor(labels, dtype=torch.int64), class_names)
 

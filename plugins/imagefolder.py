@@ -1,7 +1,8 @@
 """A user's own images: ``<root>/<split>/<class>/<image>``, decoded once into memory.
 
-Images are decoded with ``torchvision.io`` (no PIL in the loop), converted to RGB, resized so the
-shorter side is ``image_size`` and centre-cropped to a square, so every split is one uint8 tensor.
+Each image is decoded once (Pillow), converted to RGB, resized so the shorter side is
+``image_size`` and centre-cropped to a square, so a whole split becomes one uint8 tensor and the
+training loop never touches an image file again.
 """
 
 from __future__ import annotations
@@ -17,10 +18,27 @@ def class_folders(split_dir: Path) -> list[str]:
     return sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _decode(path: Path, size: int):
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            w, h = img.size
+            scale = size / min(w, h)
+            img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))),
+                             Image.Resampling.BILINEAR)
+            left, top = (img.width - size) // 2, (img.height - size) // 2
+            img = img.crop((left, top, left + size, top + size))
+            return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"imagefolder: cannot decode {path} ({exc})") from None
+
+
 def load_imagefolder(split: str, root: Path, download: bool = False, image_size: int | None = None) -> ImageSplit:
+    import numpy as np
     import torch
-    from torchvision.io import ImageReadMode, decode_image
-    from torchvision.transforms.v2 import functional as F
 
     size = image_size or 224
     split_dir = root / split
@@ -39,15 +57,10 @@ def load_imagefolder(split: str, root: Path, download: bool = False, image_size:
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
-            if path.suffix.lower() not in EXTENSIONS:
-                continue
-            try:
-                img = decode_image(str(path), mode=ImageReadMode.RGB)
-            except RuntimeError as exc:
-                raise DataError(f"imagefolder: cannot decode {path} ({exc})") from None
-            img = F.center_crop(F.resize(img, [size], antialias=True), [size, size])
-            images.append(img)
-            labels.append(label)
+            if path.suffix.lower() in EXTENSIONS and path.is_file():
+                images.append(_decode(path, size))
+                labels.append(label)
     if not images:
         raise DataError(f"imagefolder: no images ({', '.join(sorted(EXTENSIONS))}) under {split_dir}")
-    return ImageSplit(torch.stack(images), torch.tensor(labels, dtype=torch.int64), tuple(class_names))
+    return ImageSplit(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64),
+                      tuple(class_names))

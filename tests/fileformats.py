@@ -23,12 +23,12 @@ def write_cifar10(root: Path, n_per_batch: int = 20) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
         data = _images(n_per_batch, 32, 32, 3, i).reshape(n_per_batch, -1)
-        batch = {b"batch_label": name.encode(), b"labels": [int(x) % 10 for x in range(n_per_batch)],
-                 b"data": data, b"filenames": [f"{k}.png".encode() for k in range(n_per_batch)]}
+        batch = {"batch_label": name, "labels": [int(x) % 10 for x in range(n_per_batch)],
+                 "data": data, "filenames": [f"{k}.png" for k in range(n_per_batch)]}
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-    meta = {b"label_names": [n.encode() for n in ("airplane", "automobile", "bird", "cat", "deer",
-                                                     "dog", "frog", "horse", "ship", "truck")],
-            b"num_cases_per_batch": n_per_batch, b"num_vis": 3072}
+    meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                            "ship", "truck"],
+            "num_cases_per_batch": n_per_batch, "num_vis": 3072}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
 
 
@@ -36,11 +36,11 @@ def write_cifar100(root: Path, n: int = 50) -> None:
     folder = root / "cifar-100-python"
     folder.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(("train", "test")):
-        batch = {b"data": _images(n, 32, 32, 3, 10 + i).reshape(n, -1),
-                 b"fine_labels": [k % 100 for k in range(n)], b"coarse_labels": [k % 20 for k in range(n)]}
+        batch = {"data": _images(n, 32, 32, 3, 10 + i).reshape(n, -1),
+                 "fine_labels": [k % 100 for k in range(n)], "coarse_labels": [k % 20 for k in range(n)]}
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-    meta = {b"fine_label_names": [f"c{k}".encode() for k in range(100)],
-            b"coarse_label_names": [f"s{k}".encode() for k in range(20)]}
+    meta = {"fine_label_names": [f"c{k}" for k in range(100)],
+            "coarse_label_names": [f"s{k}" for k in range(20)]}
     (folder / "meta").write_bytes(pickle.dumps(meta, protocol=2))
 
 
@@ -85,8 +85,8 @@ def write_svhn(root: Path, n: int = 20) -> None:
 
 def write_imagefolder(root: Path, classes=("cat", "dog", "emu"), per_class: int = 3) -> None:
     """PNG files of varying sizes in ``<root>/<split>/<class>/``."""
-    import torch
-    from torchvision.io import write_png
+    import numpy as np
+    from PIL import Image
 
     for s, split in enumerate(("train", "test")):
         for c, name in enumerate(classes):
@@ -94,5 +94,5 @@ def write_imagefolder(root: Path, classes=("cat", "dog", "emu"), per_class: int 
             folder.mkdir(parents=True, exist_ok=True)
             for k in range(per_class):
                 h, w = 20 + 4 * k, 30 - 2 * k
-                img = torch.full((3, h, w), 40 * c + 10 * s, dtype=torch.uint8)
-                write_png(img, str(folder / f"{k}.png"))
+                img = np.full((h, w, 3), 40 * c + 10 * s, dtype=np.uint8)
+                Image.fromarray(img).save(folder / f"{k}.png")
