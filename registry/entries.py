@@ -163,10 +163,10 @@ class Dataset:
         _check_name("dataset", self.name, _PLAIN_NAME)
         if not callable(self.loader):
             raise ValueError(f"dataset {self.name!r}: loader must be callable")
-        if self.class_names is not None and self.num_classes is not None:
-            if len(self.class_names) != self.num_classes:
-                raise ValueError(f"dataset {self.name!r}: {len(self.class_names)} class names "
-                                 f"for {self.num_classes} classes")
+        if (self.class_names is not None and self.num_classes is not None
+                and len(self.class_names) != self.num_classes):
+            raise ValueError(f"dataset {self.name!r}: {len(self.class_names)} class names "
+                             f"for {self.num_classes} classes")
 
 
 MetricKind = Literal["quality", "efficiency"]

@@ -127,7 +127,7 @@ def test_wrong_architecture_truncated_and_missing_files(catalogue, tmp_path):
 
 def test_flops_follow_two_per_multiply_add(catalogue):
     """Our count at 224 px equals twice torchvision's published multiply-adds for ResNet-18."""
-    backbone, tag = catalogue.backbone("resnet18.tv_in1k")
+    _, tag = catalogue.backbone("resnet18.tv_in1k")
     model = build_model(catalogue, "resnet18", num_classes=1000)
     assert count_params(model) == tag.num_params
     assert count_flops(model, 224) == pytest.approx(tag.flops, rel=1e-3)

@@ -48,7 +48,7 @@ def test_dataset_loads_train_and_test(catalogue, tmp_path, name):
         assert data.images.dtype == torch.uint8 and tuple(data.images.shape[1:]) == shape
         assert data.labels.dtype == torch.int64 and len(data) == data.images.shape[0] > 0
         classes = entry.num_classes or len(data.class_names)
-        assert 0 <= int(data.labels.min()) and int(data.labels.max()) < classes
+        assert int(data.labels.min()) >= 0 and int(data.labels.max()) < classes
         if entry.class_names:
             assert tuple(data.class_names) == entry.class_names
     assert len(load_split(catalogue, name, "train", data_dir=tmp_path, image_size=24)) == n_train

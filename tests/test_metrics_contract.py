@@ -14,7 +14,7 @@ def _hand_macro():
     # per class: tp, fp, fn -> class0: tp1 fp1 fn0; class1: tp2 fp1 fn1; class2: tp1 fp0 fn1
     precision = [1 / 2, 2 / 3, 1 / 1]
     recall = [1 / 1, 2 / 3, 1 / 2]
-    f1 = [2 * p * r / (p + r) for p, r in zip(precision, recall)]
+    f1 = [2 * p * r / (p + r) for p, r in zip(precision, recall, strict=True)]
     return sum(precision) / 3, sum(recall) / 3, sum(f1) / 3
 
 

@@ -1,0 +1,46 @@
+"""Meta-tests: every hook is documented (docstring and README, exact signature) and tested."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from harness import hookspecs
+from harness.plugins import HOOK_NAMES
+
+README = (ROOT / "README.md").read_text()
+TESTS = {p: p.read_text() for p in (ROOT / "tests").glob("test_*.py") if p.name != "test_meta.py"}
+
+
+def test_hook_list_is_not_empty():
+    assert HOOK_NAMES == ["register_backbones", "register_commands", "register_datasets",
+                          "register_metrics", "register_tasks"]
+
+
+@pytest.mark.parametrize("name", HOOK_NAMES)
+def test_hook_docstring_says_when_arguments_and_return(name):
+    doc = inspect.getdoc(getattr(hookspecs, name)) or ""
+    assert "Called:" in doc and ":param" in doc and "Return" in doc, name
+
+
+@pytest.mark.parametrize("name", HOOK_NAMES)
+def test_hook_is_documented_in_readme_with_exact_signature(name):
+    params = ", ".join(inspect.signature(getattr(hookspecs, name)).parameters)
+    assert f"{name}({params})" in README, f"README lacks `{name}({params})`"
+
+
+@pytest.mark.parametrize("name", HOOK_NAMES)
+def test_hook_has_a_test(name):
+    users = [p.name for p, text in TESTS.items() if f"def {name}(" in text or f'"{name}"' in text]
+    assert users, f"no test implements or checks {name}"
+
+
+def test_builtin_plugins_are_entry_points_not_imports():
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    for module in sorted(Path(ROOT / "plugins").glob("*.py")):
+        text = module.read_text()
+        if "@harness.hookimpl" in text:
+            assert f'"plugins.{module.stem}"' in pyproject, f"{module.name} is not an entry point"

@@ -1,0 +1,32 @@
+"""Real data: Debian's dataset-fashion-mnist, read through the real loader (CI installs it)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from harness.data import load_split
+from plugins.dataset_files import DEBIAN_FASHION_MNIST
+
+pytestmark = pytest.mark.realdata
+
+# CI sets HARNESS_REQUIRE_REAL_DATA=1 so that a missing package fails instead of skipping.
+needs_debian = pytest.mark.skipif(
+    not (DEBIAN_FASHION_MNIST / "t10k-images-idx3-ubyte.gz").is_file()
+    and os.environ.get("HARNESS_REQUIRE_REAL_DATA") != "1",
+    reason="apt-get install dataset-fashion-mnist",
+)
+
+
+@needs_debian
+def test_real_fashion_mnist_loads_both_splits(catalogue, tmp_path):
+    test = load_split(catalogue, "fashion-mnist", "test", data_dir=tmp_path)
+    assert test.images.shape == (10_000, 1, 28, 28)
+    assert torch.bincount(test.labels).tolist() == [1000] * 10
+    assert test.class_names[0] == "T-shirt/top" and test.class_names[9] == "Ankle boot"
+    train = load_split(catalogue, "fashion-mnist", "train", data_dir=tmp_path)
+    assert train.images.shape == (60_000, 1, 28, 28)
+    # real images, not noise: mean intensity of Fashion-MNIST is about 0.286
+    assert abs(train.images.float().mean().item() / 255 - 0.286) < 0.01
