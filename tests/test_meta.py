@@ -44,3 +44,30 @@ def test_builtin_plugins_are_entry_points_not_imports():
         text = module.read_text()
         if "@harness.hookimpl" in text:
             assert f'"plugins.{module.stem}"' in pyproject, f"{module.name} is not an entry point"
+
+
+def test_readme_plugin_example_works():
+    """The plugin author's guide's complete example, run as a real plugin (strict mode)."""
+    import re
+    import types
+
+    from click.testing import CliRunner
+
+    from harness.cli import HarnessGroup, cli
+    from harness.data import load_split
+    from harness.models import build_model
+    from harness.plugins import load_plugins
+
+    code = re.search(r"```python\n(# harness_yourthing/__init__.py\n.*?)```", README, re.S).group(1)
+    module = types.ModuleType("harness_yourthing")
+    exec(compile(code, "README.md", "exec"), module.__dict__)
+    plugins = load_plugins([module], entry_points=False, strict=True)
+    cat = plugins.catalogue
+    split = load_split(cat, "darklight", "train")
+    model = build_model(cat, "mynet_s", num_classes=2)
+    logits = model(split.images.float() / 255)
+    assert logits.shape == (64, 2)
+    assert cat.metrics.get("error_rate").compute(logits, split.labels, 2) <= 1.0
+    assert cat.tasks.get("darklight").protocol.candidates == ("mynet_s",)
+    group = HarnessGroup(name="harness", commands=dict(cli.commands))
+    assert CliRunner().invoke(group, ["darklight-info"], obj=plugins).output.strip() == "dark or light?"
