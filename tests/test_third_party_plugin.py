@@ -20,8 +20,17 @@ EXAMPLE = ROOT / "examples" / "harness-tiny"
 
 
 def _pip_install(source: Path, target: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(source)], check=True, capture_output=True, text=True)
+    """Build from a clean copy: setuptools leaves build/ in the source tree, which breaks rebuilds."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / source.name
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+        proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                               "--no-build-isolation", "--target", str(target), str(copy)],
+                              capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def _write_broken_package(folder: Path) -> Path:
