@@ -1,0 +1,141 @@
+"""Atomic file writes and a content-addressed artifact folder.
+
+Every write goes to a temporary file in the destination folder, is fsynced, then renamed over the
+target with ``os.replace``: a reader sees the old file or the new one, never half of one. Temporary
+names carry the writer's pid, so files left by a killed process can be recognised and swept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+TMP_PREFIX = ".tmp-"
+
+
+def _tmp_name(folder: Path) -> Path:
+    return folder / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
+
+
+@contextlib.contextmanager
+def atomic_writer(target: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """Open a temporary file next to ``target``; on success it replaces ``target`` atomically."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(target.parent)
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_writer(target) as f:
+        f.write(data)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_temporaries(folder: Path) -> int:
+    """Delete temporary files whose writing process is gone; returns how many were removed."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for path in folder.rglob(f"{TMP_PREFIX}*"):
+        try:
+            pid = int(path.name[len(TMP_PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if not _pid_alive(pid):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+class BlobStore:
+    """Files named by their sha256 under ``root/ab/abcdef...``; identical content is stored once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256
+
+    def put(self, source: str | os.PathLike[str]) -> tuple[str, int]:
+        """Copy ``source`` in (atomically); returns ``(sha256, size)``."""
+        source = Path(source)
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_name(self.root)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(source, "rb") as src, open(tmp, "wb") as dst:
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                    size += len(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+            sha = digest.hexdigest()
+            final = self.path(sha)
+            if final.exists() and final.stat().st_size == size:
+                return sha, size
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+            _fsync_dir(final.parent)
+            return sha, size
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    def verify(self, sha256: str) -> bool:
+        path = self.path(sha256)
+        return path.is_file() and sha256_file(path) == sha256
+
+    def remove(self, sha256: str) -> None:
+        self.path(sha256).unlink(missing_ok=True)
+
+    def export(self, sha256: str, destination: str | os.PathLike[str]) -> None:
+        with open(self.path(sha256), "rb") as src, atomic_writer(destination) as dst:
+            shutil.copyfileobj(src, dst)

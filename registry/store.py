@@ -1,0 +1,428 @@
+"""The model store: every model version, its lineage, aliases, tags, metrics and artifact files.
+
+SQLite in WAL mode with a busy timeout; every write is one ``BEGIN IMMEDIATE`` transaction (plain
+deferred transactions make concurrent writers fail with "database is locked" despite the timeout).
+Artifact files go into a content-addressed folder *before* the transaction that references them,
+so a process killed at any point leaves either a complete version or none; the only possible
+leftovers are unreferenced blobs (``gc`` removes them) and temporaries of dead writers (swept
+whenever the store opens).
+
+A model *name* groups versions made for one purpose (``fashion-mnist`` holds every model trained
+for that task); versions are numbered 1, 2, 3... per name without gaps. References:
+``name`` (latest), ``name@3``, ``name:alias``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from registry.errors import UnknownNameError, UsageError
+from registry.files import BlobStore, sweep_temporaries
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+REF_RE = re.compile(r"^(?P<name>[^@:]+)(?:@(?P<version>\d+)|:(?P<alias>[^@:]+))?$")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS versions (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    backbone TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    parent_id INTEGER REFERENCES versions(id) ON DELETE SET NULL,
+    task TEXT,
+    dataset TEXT,
+    num_classes INTEGER,
+    class_names TEXT,
+    recipe TEXT NOT NULL DEFAULT '{}',
+    metrics TEXT NOT NULL DEFAULT '{}',
+    environment TEXT NOT NULL DEFAULT '{}',
+    seed INTEGER,
+    device TEXT,
+    created_at REAL NOT NULL,
+    UNIQUE (name, version)
+);
+CREATE TABLE IF NOT EXISTS aliases (
+    name TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+    PRIMARY KEY (name, alias)
+);
+CREATE TABLE IF NOT EXISTS tags (
+    version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (version_id, key)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+    role TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (version_id, role)
+);
+CREATE INDEX IF NOT EXISTS artifacts_sha ON artifacts(sha256);
+"""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    role: str
+    sha256: str
+    size: int
+    path: Path
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered model version (immutable apart from metrics, tags and aliases)."""
+
+    id: int
+    name: str
+    version: int
+    backbone: str
+    kind: str
+    parent_id: int | None
+    parent_ref: str | None
+    task: str | None
+    dataset: str | None
+    num_classes: int | None
+    class_names: tuple[str, ...] | None
+    recipe: Mapping[str, Any]
+    metrics: Mapping[str, Any]
+    environment: Mapping[str, Any]
+    seed: int | None
+    device: str | None
+    created_at: float
+    aliases: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    artifacts: Mapping[str, Artifact] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref, "name": self.name, "version": self.version, "backbone": self.backbone,
+            "kind": self.kind, "parent": self.parent_ref, "task": self.task, "dataset": self.dataset,
+            "num_classes": self.num_classes,
+            "class_names": list(self.class_names) if self.class_names else None,
+            "aliases": list(self.aliases), "tags": dict(self.tags), "recipe": dict(self.recipe),
+            "metrics": dict(self.metrics), "environment": dict(self.environment), "seed": self.seed,
+            "device": self.device,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created_at)),
+            "artifacts": {r: {"sha256": a.sha256, "size": a.size, "path": str(a.path), **a.meta}
+                          for r, a in self.artifacts.items()},
+        }
+
+
+def default_home() -> Path:
+    """``$HARNESS_HOME``, else the user data dir (``~/.local/share/harness`` on Linux)."""
+    if os.environ.get("HARNESS_HOME"):
+        return Path(os.environ["HARNESS_HOME"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("harness"))
+
+
+def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
+    match = REF_RE.match(ref)
+    if not match:
+        raise UsageError(f"bad model reference {ref!r}; use NAME, NAME@VERSION or NAME:ALIAS")
+    version = match.group("version")
+    return match.group("name"), int(version) if version else None, match.group("alias")
+
+
+class ModelStore:
+    """The persistent store under ``home``: ``store.db`` and ``artifacts/``."""
+
+    def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
+        self.home = Path(home) if home is not None else default_home()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.blobs = BlobStore(self.home / "artifacts")
+        self.db_path = self.home / "store.db"
+        self._conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA busy_timeout = 60000")
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._conn.execute("PRAGMA synchronous = FULL")
+        for _ in range(50):  # switching to WAL needs a moment without other writers
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError:
+                time.sleep(0.1)
+        with self.transaction() as conn:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        sweep_temporaries(self.blobs.root)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ModelStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken with BEGIN IMMEDIATE so writers queue instead of failing."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def register(self, name: str, *, backbone: str, kind: str, files: Mapping[str, str | os.PathLike[str]],
+                 parent: str | int | None = None, task: str | None = None, dataset: str | None = None,
+                 num_classes: int | None = None, class_names: tuple[str, ...] | None = None,
+                 recipe: Mapping[str, Any] | None = None, metrics: Mapping[str, Any] | None = None,
+                 environment: Mapping[str, Any] | None = None, seed: int | None = None,
+                 device: str | None = None, tags: Mapping[str, str] | None = None,
+                 alias: str | None = None,
+                 artifact_meta: Mapping[str, Mapping[str, Any]] | None = None) -> ModelVersion:
+        """Add the next version of ``name``: copy ``files`` in, then record it in one transaction."""
+        if not NAME_RE.match(name):
+            raise UsageError(f"bad model name {name!r}: use letters, digits, '.', '_' and '-'")
+        if alias is not None:
+            self._check_alias(alias)
+        parent_id = self._parent_id(parent)
+        stored = {role: self.blobs.put(path) for role, path in files.items()}
+        with self.transaction() as conn:
+            row = conn.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?",
+                               (name,)).fetchone()
+            version = int(row[0])
+            cur = conn.execute(
+                "INSERT INTO versions (name, version, backbone, kind, parent_id, task, dataset, num_classes,"
+                " class_names, recipe, metrics, environment, seed, device, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, version, backbone, kind, parent_id, task, dataset, num_classes,
+                 json.dumps(list(class_names)) if class_names else None, json.dumps(recipe or {}),
+                 json.dumps(metrics or {}), json.dumps(environment or {}), seed, device, time.time()),
+            )
+            version_id = int(cur.lastrowid)
+            for role, (sha, size) in stored.items():
+                meta = json.dumps(dict((artifact_meta or {}).get(role, {})))
+                conn.execute("INSERT INTO artifacts (version_id, role, sha256, size, meta) VALUES (?, ?, ?, ?, ?)",
+                             (version_id, role, sha, size, meta))
+            for key, value in (tags or {}).items():
+                conn.execute("INSERT INTO tags (version_id, key, value) VALUES (?, ?, ?)", (version_id, key, value))
+            if alias is not None:
+                conn.execute("INSERT OR REPLACE INTO aliases (name, alias, version_id) VALUES (?, ?, ?)",
+                             (name, alias, version_id))
+        return self.get(f"{name}@{version}")
+
+    def _parent_id(self, parent: str | int | None) -> int | None:
+        if parent is None:
+            return None
+        if isinstance(parent, int):
+            return parent
+        return self.get(parent).id
+
+    def _check_alias(self, alias: str) -> None:
+        if not ALIAS_RE.match(alias) or alias.isdigit():
+            raise UsageError(f"bad alias {alias!r}: start with a letter; letters, digits, '_' and '-'")
+
+    def set_alias(self, ref: str, alias: str) -> ModelVersion:
+        """Point ``name:alias`` at ``ref`` (moving it if it pointed elsewhere)."""
+        self._check_alias(alias)
+        mv = self.get(ref)
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO aliases (name, alias, version_id) VALUES (?, ?, ?)",
+                         (mv.name, alias, mv.id))
+        return self.get(mv.ref)
+
+    def remove_alias(self, name: str, alias: str) -> None:
+        with self.transaction() as conn:
+            cur = conn.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", (name, alias))
+        if cur.rowcount == 0:
+            raise UnknownNameError(f"alias of {name}", alias, self._aliases_of(name))
+
+    def set_tags(self, ref: str, tags: Mapping[str, str | None]) -> ModelVersion:
+        """Set (or, with a ``None`` value, delete) free-form tags."""
+        mv = self.get(ref)
+        with self.transaction() as conn:
+            for key, value in tags.items():
+                if value is None:
+                    conn.execute("DELETE FROM tags WHERE version_id = ? AND key = ?", (mv.id, key))
+                else:
+                    conn.execute("INSERT OR REPLACE INTO tags (version_id, key, value) VALUES (?, ?, ?)",
+                                 (mv.id, key, value))
+        return self.get(mv.ref)
+
+    def update_metrics(self, ref: str, metrics: Mapping[str, Any]) -> ModelVersion:
+        """Merge ``metrics`` into the version's metrics (evaluation results arrive later)."""
+        mv = self.get(ref)
+        with self.transaction() as conn:
+            row = conn.execute("SELECT metrics FROM versions WHERE id = ?", (mv.id,)).fetchone()
+            merged = {**json.loads(row[0]), **metrics}
+            conn.execute("UPDATE versions SET metrics = ? WHERE id = ?", (json.dumps(merged), mv.id))
+        return self.get(mv.ref)
+
+    def add_artifact(self, ref: str, role: str, path: str | os.PathLike[str],
+                     meta: Mapping[str, Any] | None = None) -> ModelVersion:
+        """Attach (or replace) one artifact file of an existing version."""
+        mv = self.get(ref)
+        sha, size = self.blobs.put(path)
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO artifacts (version_id, role, sha256, size, meta) "
+                         "VALUES (?, ?, ?, ?, ?)", (mv.id, role, sha, size, json.dumps(dict(meta or {}))))
+        return self.get(mv.ref)
+
+    def remove(self, ref: str, force: bool = False) -> ModelVersion:
+        """Delete a version (its blobs go when nothing else uses them). Children need ``force``."""
+        mv = self.get(ref)
+        children = self._conn.execute("SELECT name, version FROM versions WHERE parent_id = ?", (mv.id,)).fetchall()
+        if children and not force:
+            names = ", ".join(f"{r['name']}@{r['version']}" for r in children)
+            raise UsageError(f"{mv.ref} is the parent of {names}; pass --force to remove it anyway")
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM versions WHERE id = ?", (mv.id,))
+        self.gc()
+        return mv
+
+    def gc(self) -> int:
+        """Delete blobs no version references; returns how many."""
+        used = {r[0] for r in self._conn.execute("SELECT sha256 FROM artifacts")}
+        removed = 0
+        if self.blobs.root.is_dir():
+            for path in self.blobs.root.glob("??/*"):
+                if path.name not in used and not path.name.startswith("."):
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _aliases_of(self, name: str) -> list[str]:
+        return [r[0] for r in self._conn.execute("SELECT alias FROM aliases WHERE name = ?", (name,))]
+
+    def names(self) -> list[str]:
+        return [r[0] for r in self._conn.execute("SELECT DISTINCT name FROM versions ORDER BY name")]
+
+    def exists(self, ref: str) -> bool:
+        try:
+            self.get(ref)
+        except (UnknownNameError, UsageError):
+            return False
+        return True
+
+    def get(self, ref: str) -> ModelVersion:
+        """Resolve ``name``, ``name@version`` or ``name:alias``."""
+        name, version, alias = parse_ref(ref)
+        if alias is not None:
+            row = self._conn.execute(
+                "SELECT v.* FROM versions v JOIN aliases a ON a.version_id = v.id WHERE a.name = ? AND a.alias = ?",
+                (name, alias)).fetchone()
+            if row is None:
+                self._unknown_name(name)
+                raise UnknownNameError(f"alias of {name}", alias, self._aliases_of(name),
+                                       hint=f"{name} has aliases: {', '.join(self._aliases_of(name)) or 'none'}")
+        elif version is not None:
+            row = self._conn.execute("SELECT * FROM versions WHERE name = ? AND version = ?",
+                                     (name, version)).fetchone()
+            if row is None:
+                self._unknown_name(name)
+                versions = [str(r[0]) for r in self._conn.execute(
+                    "SELECT version FROM versions WHERE name = ? ORDER BY version", (name,))]
+                raise UnknownNameError(f"version of {name}", str(version), versions,
+                                       hint=f"{name} has versions {', '.join(versions)}")
+        else:
+            row = self._conn.execute("SELECT * FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1",
+                                     (name,)).fetchone()
+            if row is None:
+                self._unknown_name(name)
+        return self._load(row)
+
+    def _unknown_name(self, name: str) -> None:
+        if not self._conn.execute("SELECT 1 FROM versions WHERE name = ? LIMIT 1", (name,)).fetchone():
+            raise UnknownNameError("model", name, self.names(),
+                                   hint="run 'harness registry list' to see registered models")
+
+    def list(self, name: str | None = None, task: str | None = None) -> list[ModelVersion]:
+        query, args = "SELECT * FROM versions WHERE 1=1", []
+        if name:
+            query += " AND name = ?"
+            args.append(name)
+        if task:
+            query += " AND task = ?"
+            args.append(task)
+        rows = self._conn.execute(query + " ORDER BY name, version", args).fetchall()
+        return [self._load(r) for r in rows]
+
+    def find_by_sha256(self, sha256: str, role: str = "weights") -> ModelVersion | None:
+        row = self._conn.execute(
+            "SELECT v.* FROM versions v JOIN artifacts a ON a.version_id = v.id WHERE a.sha256 = ? AND a.role = ?"
+            " ORDER BY v.id LIMIT 1", (sha256, role)).fetchone()
+        return self._load(row) if row else None
+
+    def lineage(self, ref: str) -> list[ModelVersion]:
+        """The version and its ancestors, newest first."""
+        chain = [self.get(ref)]
+        while chain[-1].parent_id is not None and len(chain) < 100:
+            row = self._conn.execute("SELECT * FROM versions WHERE id = ?", (chain[-1].parent_id,)).fetchone()
+            if row is None:
+                break
+            chain.append(self._load(row))
+        return chain
+
+    def check(self) -> list[str]:
+        """Problems found: database integrity, missing or altered artifact files."""
+        problems = []
+        result = self._conn.execute("PRAGMA integrity_check").fetchone()[0]
+        if result != "ok":
+            problems.append(f"database: {result}")
+        for row in self._conn.execute(
+                "SELECT v.name, v.version, a.role, a.sha256, a.size"
+                " FROM artifacts a JOIN versions v ON v.id = a.version_id"):
+            path = self.blobs.path(row["sha256"])
+            if not path.is_file():
+                problems.append(f"{row['name']}@{row['version']}: {row['role']} file is missing")
+            elif path.stat().st_size != row["size"] or not self.blobs.verify(row["sha256"]):
+                problems.append(f"{row['name']}@{row['version']}: {row['role']} file does not match its sha256")
+        return problems
+
+    def _load(self, row: sqlite3.Row) -> ModelVersion:
+        vid = row["id"]
+        parent_ref = None
+        if row["parent_id"] is not None:
+            p = self._conn.execute("SELECT name, version FROM versions WHERE id = ?", (row["parent_id"],)).fetchone()
+            parent_ref = f"{p[0]}@{p[1]}" if p else None
+        artifacts = {
+            r["role"]: Artifact(r["role"], r["sha256"], r["size"], self.blobs.path(r["sha256"]),
+                                json.loads(r["meta"]))
+            for r in self._conn.execute("SELECT * FROM artifacts WHERE version_id = ? ORDER BY role", (vid,))
+        }
+        return ModelVersion(
+            id=vid, name=row["name"], version=row["version"], backbone=row["backbone"], kind=row["kind"],
+            parent_id=row["parent_id"], parent_ref=parent_ref, task=row["task"], dataset=row["dataset"],
+            num_classes=row["num_classes"],
+            class_names=tuple(json.loads(row["class_names"])) if row["class_names"] else None,
+            recipe=json.loads(row["recipe"]), metrics=json.loads(row["metrics"]),
+            environment=json.loads(row["environment"]), seed=row["seed"], device=row["device"],
+            created_at=row["created_at"],
+            aliases=tuple(sorted(r[0] for r in self._conn.execute(
+                "SELECT alias FROM aliases WHERE version_id = ?", (vid,)))),
+            tags={r[0]: r[1] for r in self._conn.execute("SELECT key, value FROM tags WHERE version_id = ?", (vid,))},
+            artifacts=artifacts,
+        )
