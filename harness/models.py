@@ -84,6 +84,13 @@ def weights_cache_path(tag: WeightTag) -> Path | None:
     return Path(torch.hub.get_dir()) / "checkpoints" / file_name
 
 
+def is_safetensors(path: Path) -> bool:
+    """Sniff the safetensors layout: an 8-byte little-endian header length, then a JSON object."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000
+
+
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Read a state dict from ``.safetensors`` or ``.pth``/``.pt``, never executing pickled code."""
     import torch
@@ -92,7 +99,7 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
     if not path.is_file():
         raise DataError(f"weights file {str(path)!r} does not exist; pass an existing .safetensors or .pth file")
     try:
-        if path.suffix == ".safetensors":
+        if path.suffix == ".safetensors" or is_safetensors(path):
             from safetensors.torch import load_file
 
             state = load_file(str(path))

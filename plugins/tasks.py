@@ -33,6 +33,15 @@ def register_tasks(register: Any) -> None:
         ("fashion-mnist", "fashion-mnist", 28, ("random_crop", "hflip"), "Fashion-MNIST clothing"),
         ("svhn", "svhn", 32, ("random_crop",), "SVHN house-number digits"),
     ]
+    register(Task(
+        name="synthetic", dataset="synthetic", metrics=QUALITY,
+        protocol=Protocol(input_size=32, augmentation=("random_crop",), crop_padding=2,
+                          budgets={"quick": Budget(epochs=2, batch_size=64, lr=0.05),
+                                   "standard": Budget(epochs=5, batch_size=64, lr=0.05),
+                                   "full": Budget(epochs=10, batch_size=64, lr=0.05)},
+                          candidates=("cifar_convnet_s", "cifar_resnet20")),
+        description="generated stripes: a seconds-long task for demos and tests",
+    ))
     for name, dataset, size, augmentation, text in specs:
         register(Task(
             name=name, dataset=dataset, metrics=QUALITY,

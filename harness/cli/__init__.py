@@ -82,6 +82,7 @@ def main() -> None:
     cli()
 
 
-from harness.cli import catalogue_cmds, plugins_cmd  # noqa: E402  (commands attach to cli)
+from harness.cli import catalogue_cmds, plugins_cmd, registry_cmds, train_cmds  # noqa: E402  (attach to cli)
 
-__all__ = ["CliError", "catalogue_cmds", "cli", "format_option", "main", "plugins_cmd", "plugins_from"]
+__all__ = ["CliError", "catalogue_cmds", "cli", "format_option", "main", "plugins_cmd", "plugins_from",
+           "registry_cmds", "train_cmds"]

@@ -1,0 +1,127 @@
+"""``harness registry list|show|tag|remove|import|check``: the persistent model store."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from harness.cli import cli, format_option, plugins_from
+from harness.output import render_record, render_rows
+
+
+def _store():
+    from registry.store import ModelStore
+
+    return ModelStore()
+
+
+def _row(v) -> dict:
+    test = v.metrics.get("test", {})
+    return {"model": v.ref, "aliases": list(v.aliases), "backbone": v.backbone, "kind": v.kind,
+            "task": v.task, "parent": v.parent_ref, "accuracy": test.get("accuracy"),
+            "created": v.as_dict()["created_at"]}
+
+
+@cli.group("registry")
+def registry_group() -> None:
+    """The model store: every imported, pretrained and fine-tuned model version, with lineage."""
+
+
+@registry_group.command("list")
+@click.argument("name", required=False)
+@click.option("--task", help="Only versions trained for this task.")
+@format_option
+def registry_list(name: str | None, task: str | None, fmt: str) -> None:
+    """List model versions (all, or those of NAME)."""
+    with _store() as store:
+        rows = [_row(v) for v in store.list(name, task)]
+    click.echo(render_rows(rows, fmt))
+
+
+@registry_group.command("show")
+@click.argument("ref")
+@format_option
+def registry_show(ref: str, fmt: str) -> None:
+    """Show one version (NAME, NAME@VERSION or NAME:ALIAS): recipe, metrics, artifacts, lineage."""
+    with _store() as store:
+        version = store.get(ref)
+        record = version.as_dict()
+        record["lineage"] = [v.ref for v in store.lineage(ref)]
+    if fmt == "json":
+        click.echo(json.dumps(record, indent=2))
+    elif fmt == "csv":
+        click.echo(render_rows([record], "csv"))
+    else:
+        record["metrics"] = {k: v for k, v in record["metrics"].items() if k != "history"}
+        click.echo(render_record(record))
+
+
+@registry_group.command("tag")
+@click.argument("ref")
+@click.option("--alias", "aliases", multiple=True, help="Point NAME:ALIAS at this version (moves it).")
+@click.option("--remove-alias", "removed", multiple=True, help="Delete NAME:ALIAS.")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Set a tag (KEY= deletes it).")
+def registry_tag(ref: str, aliases: tuple[str, ...], removed: tuple[str, ...], tags: tuple[str, ...]) -> None:
+    """Set aliases and tags on a version."""
+    from registry import UsageError
+
+    parsed: dict[str, str | None] = {}
+    for item in tags:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--tag {item!r}: use KEY=VALUE")
+        parsed[key] = value or None
+    with _store() as store:
+        version = store.get(ref)
+        for alias in aliases:
+            store.set_alias(version.ref, alias)
+        for alias in removed:
+            store.remove_alias(version.name, alias)
+        if parsed:
+            store.set_tags(version.ref, parsed)
+        version = store.get(version.ref)
+    click.echo(f"{version.ref}: aliases {', '.join(version.aliases) or '-'}; "
+               f"tags {', '.join(f'{k}={v}' for k, v in version.tags.items()) or '-'}")
+
+
+@registry_group.command("remove")
+@click.argument("ref")
+@click.option("--force", is_flag=True, help="Also when other versions descend from it.")
+def registry_remove(ref: str, force: bool) -> None:
+    """Remove a version and (when unused) its artifact files."""
+    with _store() as store:
+        version = store.remove(ref, force=force)
+    click.echo(f"removed {version.ref}")
+
+
+@registry_group.command("import")
+@click.argument("backbone")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--name", help="Registry name (default: BACKBONE-FILESTEM).")
+@click.option("--alias")
+@format_option
+@click.pass_context
+def registry_import(ctx, backbone: str, path: str, name: str | None, alias: str | None, fmt: str) -> None:
+    """Import a .safetensors or .pth state dict for BACKBONE (read with weights_only=True)."""
+    from harness.registry_ops import import_weights
+
+    catalogue = plugins_from(ctx).catalogue
+    with _store() as store:
+        version = import_weights(catalogue, store, backbone, path, name=name, alias=alias)
+        row = {**_row(version), "sha256": version.artifacts["weights"].sha256,
+               "source_sha256": version.recipe.get("source_sha256"), "num_classes": version.num_classes}
+    click.echo(json.dumps(row, indent=2) if fmt == "json" else render_rows([row], fmt))
+
+
+@registry_group.command("check")
+def registry_check() -> None:
+    """Verify the database and every artifact's sha256; exit 1 on problems."""
+    with _store() as store:
+        problems = store.check()
+        count = len(store.list())
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise SystemExit(1)
+    click.echo(f"ok: {count} versions, all artifacts present and matching their sha256")

@@ -1,0 +1,38 @@
+"""Store operations that need the catalogue (``registry`` itself knows nothing of backbones)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from harness.environment import library_versions
+from harness.models import build_model, count_params, load_state_dict_file
+from harness.weights import save_weights
+from registry import Catalogue, UsageError
+from registry.files import sha256_file
+from registry.store import ModelStore, ModelVersion
+
+
+def import_weights(catalogue: Catalogue, store: ModelStore, backbone: str, path: str | Path, *,
+                   name: str | None = None, alias: str | None = None) -> ModelVersion:
+    """Check a state dict against ``backbone`` (strictly), then register it as a new version."""
+    entry = catalogue.backbones.get(backbone)
+    path = Path(path)
+    state = load_state_dict_file(path)
+    head = state.get(f"{entry.head}.weight")
+    if head is None:
+        raise UsageError(f"{path} has no {entry.head}.weight: it is not a {backbone} state dict")
+    num_classes = int(head.shape[0])
+    model = build_model(catalogue, backbone, num_classes, weights_file=path)
+    name = name or f"{backbone}-{path.stem}"
+    if name.partition(".")[0] in catalogue.backbones and name != backbone:
+        raise UsageError(f"name {name!r} looks like a backbone reference; pick another --name")
+    with tempfile.TemporaryDirectory() as tmp:
+        stored = save_weights(model, Path(tmp) / "weights.safetensors",
+                              {"backbone": backbone, "num_classes": num_classes})
+        return store.register(
+            name, backbone=backbone, kind="import", files={"weights": stored}, num_classes=num_classes,
+            recipe={"source": str(path.resolve()), "source_sha256": sha256_file(path)},
+            metrics={"params": count_params(model)}, environment=library_versions(), alias=alias,
+            artifact_meta={"weights": {"format": "safetensors"}},
+        )

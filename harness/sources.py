@@ -1,0 +1,114 @@
+"""Resolve a MODEL argument: a backbone[.tag], a registry reference, or a weights file path.
+
+Order: an existing file path; then a catalogue backbone (``resnet18``, ``resnet18.tv_in1k``);
+then a store reference (``name``, ``name@3``, ``name:alias``). The answer says which backbone to
+build, where its weights come from and which registry version (if any) it descends from.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.weights import read_metadata, save_weights
+from registry import Backbone, Catalogue, UnknownNameError, UsageError, WeightTag
+from registry.store import ModelStore, ModelVersion
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from."""
+
+    ref: str
+    backbone: Backbone
+    tag: WeightTag | None = None
+    weights_file: Path | None = None
+    version: ModelVersion | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int | None:
+        if self.version is not None:
+            return self.version.num_classes
+        return self.metadata.get("num_classes")
+
+    @property
+    def preprocess(self) -> dict[str, Any] | None:
+        if self.version is not None:
+            return self.version.recipe.get("preprocess")
+        return self.metadata.get("preprocess")
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        if self.version is not None:
+            return self.version.class_names
+        names = self.metadata.get("class_names")
+        return tuple(names) if names else None
+
+    def build(self, catalogue: Catalogue, num_classes: int):
+        from harness.models import build_model
+
+        name = f"{self.backbone.name}.{self.tag.tag}" if self.tag else self.backbone.name
+        return build_model(catalogue, name, num_classes, weights_file=self.weights_file)
+
+
+def resolve_model(catalogue: Catalogue, store: ModelStore | None, ref: str,
+                  backbone: str | None = None) -> ModelSource:
+    """Turn a MODEL argument into a :class:`ModelSource` (see the module docstring)."""
+    path = Path(ref).expanduser()
+    if path.suffix in (".safetensors", ".pth", ".pt") or path.is_file():
+        if not path.is_file():
+            raise UsageError(f"weights file {ref!r} does not exist")
+        meta = read_metadata(path) if path.suffix == ".safetensors" else {}
+        name = backbone or meta.get("backbone")
+        if not name:
+            raise UsageError(f"{ref} does not say which backbone it holds; pass --backbone NAME")
+        return ModelSource(ref, catalogue.backbones.get(name), weights_file=path, metadata=meta)
+    base = ref.partition(".")[0]
+    if "@" not in ref and ":" not in ref and base in catalogue.backbones:
+        entry, tag = catalogue.backbone(ref)
+        return ModelSource(ref, entry, tag=tag)
+    if store is not None:
+        try:
+            version = store.get(ref)
+        except UnknownNameError as exc:
+            if "@" in ref or ":" in ref:
+                raise
+            known = catalogue.backbones.names() + store.names()
+            raise UnknownNameError("model", ref, known,
+                                   hint="give a backbone (harness list backbones), a registry model "
+                                        "(harness registry list) or a weights file") from exc
+        weights = version.artifacts.get("weights")
+        if weights is None:
+            raise UsageError(f"{version.ref} has no weights artifact")
+        return ModelSource(ref, catalogue.backbones.get(version.backbone), weights_file=weights.path,
+                           version=version)
+    return ModelSource(ref, catalogue.backbones.get(base))
+
+
+def pretrained_version(catalogue: Catalogue, store: ModelStore, source: ModelSource) -> ModelVersion | None:
+    """Register a catalogue weight tag as a store version (once per distinct file), for lineage."""
+    if source.tag is None:
+        return None
+    from harness.environment import library_versions
+    from registry.files import sha256_file
+
+    tag = source.tag
+    name = f"{source.backbone.name}.{tag.tag}"
+    num_classes = tag.num_classes or 1000
+    model = source.build(catalogue, num_classes)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_weights(model, Path(tmp) / "weights.safetensors",
+                            {"backbone": source.backbone.name, "num_classes": num_classes, "tag": tag.tag})
+        existing = store.find_by_sha256(sha256_file(path))
+        if existing is not None:
+            return existing
+        return store.register(
+            name, backbone=source.backbone.name, kind="pretrained", files={"weights": path},
+            dataset=tag.dataset, num_classes=num_classes,
+            recipe={"source": tag.url or tag.file_name, "license": tag.license, "tag": tag.tag},
+            metrics={"published": dict(tag.accuracy)}, environment=library_versions(),
+            artifact_meta={"weights": {"format": "safetensors"}},
+        )

@@ -1,0 +1,177 @@
+"""The training loop: epochs of in-memory batches, validation, best-checkpoint selection,
+early stopping, NaN detection, and per-epoch checkpoints that make ``--resume`` exact.
+
+A checkpoint holds the model, optimiser, scheduler, both RNG states (global torch and the data
+generator), the best weights so far and the history, written atomically and read back with
+``torch.load(weights_only=True)``. Resuming replays exactly the batches, augmentations and dropout
+masks an uninterrupted run would have drawn, so on CPU it ends with identical weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.train.batches import TensorBatches
+from registry import HarnessError
+from registry.files import atomic_writer
+
+
+class TrainingError(HarnessError):
+    """The run itself failed (diverged); nothing was registered."""
+
+    exit_code = 1
+
+
+@dataclass
+class FitState:
+    epoch: int = 0
+    step: int = 0
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def log(message: str, quiet: bool) -> None:
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def save_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any, state: FitState,
+                    generator: torch.Generator, fingerprint: str) -> None:
+    payload = {
+        "fingerprint": fingerprint, "epoch": state.epoch, "step": state.step,
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "rng": torch.get_rng_state(), "data_rng": generator.get_state(),
+        "best_metric": state.best_metric, "best_epoch": state.best_epoch, "best_state": state.best_state,
+        "bad_epochs": state.bad_epochs, "history": state.history,
+    }
+    if torch.cuda.is_available():
+        payload["cuda_rng"] = torch.cuda.get_rng_state_all()
+    with atomic_writer(path) as f:
+        torch.save(payload, f)
+
+
+def load_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any,
+                    generator: torch.Generator, fingerprint: str) -> FitState:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("fingerprint") != fingerprint:
+        raise HarnessError(f"checkpoint {path} belongs to another run; remove it or drop --resume")
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    torch.set_rng_state(payload["rng"])
+    generator.set_state(payload["data_rng"])
+    if "cuda_rng" in payload and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(payload["cuda_rng"])
+    return FitState(epoch=payload["epoch"], step=payload["step"], best_metric=payload["best_metric"],
+                    best_epoch=payload["best_epoch"], best_state=payload["best_state"],
+                    bad_epochs=payload["bad_epochs"], history=list(payload["history"]))
+
+
+@dataclass
+class FitConfig:
+    epochs: int
+    higher_is_better: bool = True
+    patience: int | None = None
+    label_smoothing: float = 0.0
+    amp_dtype: torch.dtype | None = None
+    quiet: bool = False
+    checkpoint: Path | None = None
+    fingerprint: str = ""
+    stop_after_epoch: int | None = None
+
+
+def fit(model: nn.Module, batches: TensorBatches, optimizer: Any, scheduler: Any, config: FitConfig,
+        validate: Callable[[nn.Module], float] | None, frozen: list[nn.Module] = (),
+        state: FitState | None = None, loss_fn: Callable[..., torch.Tensor] | None = None) -> FitState:
+    """Train ``model``; returns the final state (``best_state`` holds the best weights)."""
+    from tqdm import tqdm
+
+    state = state or FitState()
+    criterion = loss_fn or nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    device = batches.device
+    for epoch in range(state.epoch, config.epochs):
+        model.train()
+        for module in frozen:
+            module.eval()
+        started = time.perf_counter()
+        seen, loss_sum, correct = 0, 0.0, 0
+        bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
+                   file=sys.stderr, disable=True if config.quiet else None, leave=False,
+                   dynamic_ncols=True)
+        for inputs, labels in batches:
+            with torch.autocast(device.type, dtype=config.amp_dtype or torch.bfloat16,
+                                enabled=config.amp_dtype is not None):
+                outputs = model(inputs)
+                loss = criterion(outputs.float(), labels) if loss_fn is None else criterion(outputs, inputs, labels)
+            if not torch.isfinite(loss):
+                bar.close()
+                raise TrainingError(f"loss became {loss.item()} at step {state.step + 1} (epoch {epoch + 1}); "
+                                    "stopped, nothing registered. Lower --lr or check the data")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            state.step += 1
+            n = labels.shape[0]
+            seen += n
+            loss_sum += loss.item() * n
+            if outputs.dim() == 2 and loss_fn is None:
+                correct += int((outputs.argmax(1) == labels).sum())
+            elapsed = time.perf_counter() - started
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / max(elapsed, 1e-9):.0f}")
+            bar.update()
+        bar.close()
+        seconds = time.perf_counter() - started
+        record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
+                                  "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3),
+                                  "images_per_s": round(seen / max(seconds, 1e-9), 1)}
+        if loss_fn is None:
+            record["train_accuracy"] = correct / max(seen, 1)
+        improved = True
+        if validate is not None:
+            metric = validate(model)
+            record["val_metric"] = metric
+            improved = state.best_metric is None or (
+                metric > state.best_metric if config.higher_is_better else metric < state.best_metric)
+        elif loss_fn is not None:
+            metric = record["train_loss"]
+            improved = state.best_metric is None or metric < state.best_metric
+        else:
+            metric = record.get("train_accuracy", 0.0)
+        if improved and not (isinstance(metric, float) and math.isnan(metric)):
+            state.best_metric, state.best_epoch, state.bad_epochs = metric, epoch + 1, 0
+            state.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        else:
+            state.bad_epochs += 1
+        state.history.append(record)
+        state.epoch = epoch + 1
+        summary = (f"epoch {epoch + 1}/{config.epochs}: loss {record['train_loss']:.4f}"
+                   + (f", train acc {record['train_accuracy']:.4f}" if "train_accuracy" in record else "")
+                   + (f", val {record['val_metric']:.4f}" if "val_metric" in record else "")
+                   + f", {record['images_per_s']:.0f} img/s, {seconds:.1f}s")
+        log(summary, config.quiet)
+        if config.checkpoint is not None:
+            save_checkpoint(config.checkpoint, model, optimizer, scheduler, state, batches.generator,
+                            config.fingerprint)
+        if config.stop_after_epoch is not None and state.epoch >= config.stop_after_epoch:
+            break
+        if config.patience is not None and state.bad_epochs >= config.patience:
+            log(f"early stop: no improvement for {config.patience} epochs (best epoch {state.best_epoch})",
+                config.quiet)
+            break
+    if state.best_state is None:
+        state.best_state = copy.deepcopy(model.state_dict())
+    return state
