@@ -127,3 +127,41 @@ def evaluate_command(ctx, model, task_name, tta, test_limit, backbone, save, dat
                   for n, r in zip(names, report["confusion_matrix"], strict=True)]
         click.echo("confusion matrix (rows: true class, columns: predicted class index)")
         click.echo(render_rows(matrix, "table"))
+
+
+@cli.command("pretrain")
+@click.argument("backbone")
+@click.option("--dataset", "dataset_name", required=True, help="Source dataset (harness list datasets).")
+@click.option("--method", type=click.Choice(["supervised", "autoencoder"]), default="supervised", show_default=True,
+              help="supervised: train on the labels; autoencoder: reconstruct the images (labels unused).")
+@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--lr", type=float, default=0.05, show_default=True)
+@click.option("--train-limit", type=int)
+@click.option("--input-size", type=int)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--name", help="Registry name (default: BACKBONE-METHOD-DATASET).")
+@click.option("--resume", is_flag=True)
+@data_options
+@format_option
+@click.pass_context
+def pretrain_command(ctx, backbone, dataset_name, method, epochs, batch_size, lr, train_limit, input_size, seed,
+                     name, resume, data_dir, download, device, quiet, fmt):
+    """Pretrain BACKBONE on a dataset and register the weights as a new model version.
+
+    \b
+    Example (offline: no pretrained weights needed):
+      harness pretrain cifar_resnet20 --dataset cifar10 --method autoencoder --epochs 5
+      harness finetune cifar_resnet20-autoencoder-cifar10 --task fashion-mnist
+    """
+    from harness.train.pretrain import pretrain
+    from harness.train.recipe import Recipe
+
+    recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr, train_limit=train_limit, input_size=input_size,
+                    seed=seed, budget="pretrain", label_smoothing=0.0)
+    catalogue = plugins_from(ctx).catalogue
+    with open_store() as store:
+        result = pretrain(catalogue, store, backbone, dataset_name, method, recipe, name=name, data_dir=data_dir,
+                          download=download, device=device, quiet=quiet, resume=resume)
+    row = {"model": result.version.ref, **{k: v for k, v in result.metrics.items() if k != "dataset"}}
+    click.echo(json.dumps(row, indent=2) if fmt == "json" else render_rows([row], fmt))

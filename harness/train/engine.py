@@ -90,7 +90,6 @@ class FitConfig:
     quiet: bool = False
     checkpoint: Path | None = None
     fingerprint: str = ""
-    stop_after_epoch: int | None = None
 
 
 def fit(model: nn.Module, batches: TensorBatches, optimizer: Any, scheduler: Any, config: FitConfig,
@@ -166,8 +165,6 @@ def fit(model: nn.Module, batches: TensorBatches, optimizer: Any, scheduler: Any
         if config.checkpoint is not None:
             save_checkpoint(config.checkpoint, model, optimizer, scheduler, state, batches.generator,
                             config.fingerprint)
-        if config.stop_after_epoch is not None and state.epoch >= config.stop_after_epoch:
-            break
         if config.patience is not None and state.bad_epochs >= config.patience:
             log(f"early stop: no improvement for {config.patience} epochs (best epoch {state.best_epoch})",
                 config.quiet)

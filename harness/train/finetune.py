@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +47,17 @@ def subset(split: ImageSplit, limit: int | None, seed: int) -> ImageSplit:
     return ImageSplit(split.images[index], split.labels[index], split.class_names)
 
 
+def split_train_val(train: ImageSplit, recipe: Recipe) -> tuple[ImageSplit, ImageSplit | None]:
+    """Carve ``recipe.val_fraction`` of train off as validation (seeded; test is never touched)."""
+    n_val = int(len(train) * recipe.val_fraction)
+    if n_val == 0:
+        return train, None
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(recipe.seed + 2))
+    val_idx, train_idx = order[:n_val].sort()[0], order[n_val:].sort()[0]
+    return (ImageSplit(train.images[train_idx], train.labels[train_idx], train.class_names),
+            ImageSplit(train.images[val_idx], train.labels[val_idx], train.class_names))
+
+
 def task_data(catalogue: Catalogue, task: Task, recipe: Recipe, *, data_dir: str | None = None,
               download: bool = False, image_size: int | None = None, need_train: bool = True) -> TaskData:
     """Load the task's splits once; limit them; carve validation from train with the recipe's seed."""
@@ -59,14 +69,7 @@ def task_data(catalogue: Catalogue, task: Task, recipe: Recipe, *, data_dir: str
     if not need_train:
         return TaskData(test, None, test, tuple(class_names), num_classes)
     train = load_split(catalogue, task.dataset, "train", data_dir=data_dir, download=download, image_size=image_size)
-    train = subset(train, recipe.train_limit, recipe.seed)
-    val = None
-    n_val = int(len(train) * recipe.val_fraction)
-    if n_val > 0:
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(recipe.seed + 2))
-        val_idx, train_idx = order[:n_val].sort()[0], order[n_val:].sort()[0]
-        val = ImageSplit(train.images[val_idx], train.labels[val_idx], train.class_names)
-        train = ImageSplit(train.images[train_idx], train.labels[train_idx], train.class_names)
+    train, val = split_train_val(subset(train, recipe.train_limit, recipe.seed), recipe)
     if len(train) == 0:
         raise UsageError(f"task {task.name}: no training images left after the limit and validation split")
     return TaskData(train, val, test, tuple(class_names), num_classes)
@@ -154,13 +157,9 @@ def finetune(catalogue: Catalogue, store: ModelStore, model_ref: str, task_name:
         log(f"no checkpoint for run {run_id}; starting from the beginning", quiet)
     config = FitConfig(epochs=recipe.epochs, higher_is_better=primary.higher_is_better, patience=recipe.patience,
                        label_smoothing=recipe.label_smoothing, amp_dtype=amp, quiet=quiet, checkpoint=checkpoint,
-                       fingerprint=run_id,
-                       stop_after_epoch=int(os.environ["HARNESS_STOP_AFTER_EPOCH"])
-                       if os.environ.get("HARNESS_STOP_AFTER_EPOCH") else None)
+                       fingerprint=run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = fit(forward, batches, optimizer, scheduler, config, validate if data.val else None, frozen, state)
-    if config.stop_after_epoch is not None and state.epoch < recipe.epochs:
-        raise UsageError(f"stopped after epoch {state.epoch} as HARNESS_STOP_AFTER_EPOCH asked; rerun with --resume")
     model.load_state_dict(state.best_state)
     logits = predict(model, data.test.images, data.test.labels, pre, dev, tta_flip=tta_flip, amp_dtype=amp)
     test = score(catalogue, task, logits, data.test.labels, data.class_names)
