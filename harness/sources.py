@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.weights import read_metadata, save_weights
-from registry import Backbone, Catalogue, UnknownNameError, UsageError, WeightTag
+from registry import Backbone, Catalogue, DataError, UnknownNameError, UsageError, WeightTag
 from registry.store import ModelStore, ModelVersion
 
 
@@ -83,6 +83,9 @@ def resolve_model(catalogue: Catalogue, store: ModelStore | None, ref: str,
         weights = version.artifacts.get("weights")
         if weights is None:
             raise UsageError(f"{version.ref} has no weights artifact")
+        if not store.blobs.verify(weights.sha256):
+            raise DataError(f"the weights of {version.ref} are missing or do not match their sha256 "
+                            f"({weights.path}); run 'harness registry check'")
         return ModelSource(ref, catalogue.backbones.get(version.backbone), weights_file=weights.path,
                            version=version)
     return ModelSource(ref, catalogue.backbones.get(base))

@@ -21,8 +21,21 @@ def save_weights(model, path: str | os.PathLike[str], metadata: dict[str, Any]) 
     meta = {"format": FORMAT, **{k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}}
     path = Path(path)
     with atomic_writer(path) as f:
-        f.write(save(state, metadata=meta))
+        f.write(canonical(save(state, metadata=meta)))
     return path
+
+
+def canonical(blob: bytes) -> bytes:
+    """Rewrite a safetensors header with sorted keys, so equal weights give equal bytes (and sha256).
+
+    safetensors serialises its metadata from a hash map, so key order (and the file hash) varies
+    between runs; content addressing and fingerprints need one byte sequence per content.
+    """
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + blob[8 + n:]
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
