@@ -15,10 +15,13 @@ QUALITY = ("accuracy", "macro_f1", "top5_accuracy", "ece")
 CANDIDATES = ("cifar_resnet20", "cifar_convnet_s", "resnet18.tv_in1k", "mobilenet_v3_small.tv_in1k")
 
 
-def _budgets(input_size: int) -> dict[str, Budget]:
+def _budgets(input_size: int, flip: bool) -> dict[str, Budget]:
+    # quick: minutes on a 2-core CPU. Measured on Fashion-MNIST (cifar_convnet_s): flip-only
+    # augmentation, batch 64 and lr 0.1 reach 0.88 in 3 epochs of 12k images, where the full
+    # crop+flip recipe at batch 128 reached 0.84: short schedules want less regularisation.
     return {
-        "quick": Budget(epochs=3, batch_size=128, lr=0.05, train_limit=10_000, test_limit=2_000,
-                        input_size=input_size),
+        "quick": Budget(epochs=3, batch_size=64, lr=0.1, train_limit=12_000, test_limit=2_000,
+                        input_size=input_size, augmentation=("hflip",) if flip else ()),
         "standard": Budget(epochs=30, batch_size=128, lr=0.1),
         "full": Budget(epochs=100, batch_size=128, lr=0.1),
     }
@@ -45,7 +48,8 @@ def register_tasks(register: Any) -> None:
     for name, dataset, size, augmentation, text in specs:
         register(Task(
             name=name, dataset=dataset, metrics=QUALITY,
-            protocol=Protocol(input_size=size, budgets=_budgets(size), augmentation=augmentation,
+            protocol=Protocol(input_size=size, budgets=_budgets(size, "hflip" in augmentation),
+                              augmentation=augmentation,
                               crop_padding=4 if size == 32 else 2, candidates=CANDIDATES),
             description=text,
         ))

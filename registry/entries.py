@@ -210,6 +210,7 @@ class Budget:
     train_limit: int | None = None
     test_limit: int | None = None
     input_size: int | None = None
+    augmentation: tuple[str, ...] | None = None  # None: the protocol's; short budgets use less
 
 
 @dataclass(frozen=True)

@@ -208,7 +208,7 @@ def test_resume_after_kill_ends_with_the_same_weights(tmp_path):
 def test_recipe_validation_and_budgets(catalogue):
     task = catalogue.tasks.get("fashion-mnist")
     quick = recipe_for(task, "quick")
-    assert quick.train_limit == 10_000 and quick.epochs == 3
+    assert quick.train_limit == 12_000 and quick.epochs == 3 and quick.augmentation == ("hflip",)
     assert recipe_for(task, "quick", epochs=7, lr=None).epochs == 7
     with pytest.raises(Exception, match="--epochs must be at least 1"):
         recipe_for(task, "quick", epochs=0)

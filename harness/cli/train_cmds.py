@@ -41,7 +41,8 @@ def open_store():
 @click.option("--epochs", type=int)
 @click.option("--batch-size", type=int)
 @click.option("--lr", type=float, help="Head learning rate (the backbone gets lr x --backbone-lr-mult).")
-@click.option("--backbone-lr-mult", type=float)
+@click.option("--backbone-lr-mult", type=float,
+              help="Backbone lr = lr x this (default 0.1 from pretrained weights, 1.0 from scratch).")
 @click.option("--optimizer", type=click.Choice(["sgd", "adamw"]))
 @click.option("--schedule", type=click.Choice(["cosine", "step"]))
 @click.option("--warmup-epochs", type=float)

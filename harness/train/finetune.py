@@ -7,6 +7,7 @@ the task's primary metric, evaluate on test, and register a new model version wi
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -86,7 +87,8 @@ def preprocess_for(source: ModelSource, task: Task, recipe: Recipe, augment: boo
     mean = previous.get("mean") or (tag.mean if tag and tag.mean else None) or backbone.mean
     std = previous.get("std") or (tag.std if tag and tag.std else None) or backbone.std
     return Preprocess(input_size=size, channels=backbone.channels, mean=tuple(mean), std=tuple(std),
-                      augmentation=task.protocol.augmentation if augment else (),
+                      augmentation=(recipe.augmentation if recipe.augmentation is not None
+                                    else task.protocol.augmentation) if augment else (),
                       crop_padding=task.protocol.crop_padding)
 
 
@@ -124,6 +126,9 @@ def finetune(catalogue: Catalogue, store: ModelStore, model_ref: str, task_name:
     if pre.channels_last:
         model = model.to(memory_format=torch.channels_last)
     frozen = apply_strategy(model, source.backbone.head, recipe.strategy, recipe.partial_blocks)
+    pretrained = source.tag is not None or source.weights_file is not None
+    if recipe.backbone_lr_mult is None:
+        recipe = dataclasses.replace(recipe, backbone_lr_mult=0.1 if pretrained else 1.0)
     groups = param_groups(model, source.backbone.head, recipe.lr, recipe.backbone_lr_mult, recipe.weight_decay)
     if recipe.optimizer == "sgd":
         optimizer = torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=True)

@@ -21,7 +21,7 @@ class Recipe:
     partial_blocks: int = 1
     optimizer: str = "sgd"
     lr: float = 0.05
-    backbone_lr_mult: float = 0.1
+    backbone_lr_mult: float | None = None  # None: 0.1 for pretrained weights, 1.0 from scratch
     momentum: float = 0.9
     weight_decay: float = 5e-4
     epochs: int = 3
@@ -34,6 +34,7 @@ class Recipe:
     train_limit: int | None = None
     test_limit: int | None = None
     input_size: int | None = None
+    augmentation: tuple[str, ...] | None = None
     seed: int = 0
     budget: str = "quick"
 
@@ -67,7 +68,7 @@ def recipe_for(task: Task, budget: str = "quick", **overrides: Any) -> Recipe:
     base: dict[str, Any] = {
         "epochs": b.epochs, "batch_size": b.batch_size, "lr": b.lr, "weight_decay": b.weight_decay,
         "train_limit": b.train_limit, "test_limit": b.test_limit, "input_size": b.input_size,
-        "budget": budget,
+        "augmentation": b.augmentation, "budget": budget,
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
     if base.get("optimizer") == "adamw" and "lr" not in {k for k, v in overrides.items() if v is not None}:
