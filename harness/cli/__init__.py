@@ -82,7 +82,23 @@ def main() -> None:
     cli()
 
 
-from harness.cli import catalogue_cmds, plugins_cmd, registry_cmds, train_cmds  # noqa: E402  (attach to cli)
+from harness.cli import (  # noqa: E402  (commands attach to cli)
+    catalogue_cmds,
+    onnx_cmds,
+    plugins_cmd,
+    registry_cmds,
+    train_cmds,
+)
 
-__all__ = ["CliError", "catalogue_cmds", "cli", "format_option", "main", "plugins_cmd", "plugins_from",
-           "registry_cmds", "train_cmds"]
+__all__ = [
+    "CliError",
+    "catalogue_cmds",
+    "cli",
+    "format_option",
+    "main",
+    "onnx_cmds",
+    "plugins_cmd",
+    "plugins_from",
+    "registry_cmds",
+    "train_cmds",
+]
