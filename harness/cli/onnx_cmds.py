@@ -58,3 +58,43 @@ def check_onnx_command(ctx, model_or_onnx, task_name, samples, atol, rtol, batch
         click.echo(f"parity FAILED: top-1 agreement {report['top1_agreement']:.4f}, max |diff| "
                    f"{report['max_abs_diff']:.3g} (atol {atol}, rtol {rtol})", err=True)
         ctx.exit(1)
+
+
+@cli.command("bench")
+@click.argument("model")
+@click.option("--batch-sizes", default="1,32", show_default=True)
+@click.option("--runtimes", default="torch,onnxruntime,onnxruntime-int8", show_default=True)
+@click.option("--threads", type=int, help="Threads for every runtime (default: all cores).")
+@click.option("--rounds", type=int, default=3, show_default=True, help="Interleaved rounds, one process each.")
+@click.option("--iters", type=int, default=10, show_default=True, help="Timed iterations per round.")
+@click.option("--task", "task_name", help="Task for INT8 calibration and accuracy (default: the model's).")
+@click.option("--data-dir", type=click.Path(file_okay=False))
+@format_option
+@click.pass_context
+def bench_command(ctx, model, batch_sizes, runtimes, threads, rounds, iters, task_name, data_dir, fmt):
+    """Latency (median, p90) and throughput per runtime and batch size, with ORT/eager and INT8/FP32 ratios."""
+    from harness.bench import bench
+    from registry import UsageError
+
+    try:
+        sizes = tuple(int(b) for b in batch_sizes.split(",") if b.strip())
+    except ValueError:
+        raise UsageError(f"--batch-sizes {batch_sizes!r}: use comma-separated integers like 1,32") from None
+    catalogue = plugins_from(ctx).catalogue
+    with open_store() as store:
+        report = bench(catalogue, store, model, batch_sizes=sizes, runtimes=tuple(runtimes.split(",")),
+                       threads=threads, rounds=rounds, iters=iters, task_name=task_name, data_dir=data_dir)
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2))
+        return
+    if fmt == "csv":
+        click.echo(render_rows(report["rows"], "csv"))
+        return
+    click.echo(f"{report['model']}: input {report['input']}, {report['params']:,} params, "
+               f"{report['flops'] / 1e9:.3f} GFLOPs (2 per multiply-add), {report['threads']} threads")
+    click.echo(render_rows(report["rows"], "table"))
+    click.echo("speedups: " + ", ".join(f"{k} {v}x" for k, v in report["speedups"].items()))
+    if "accuracy" in report:
+        acc = report["accuracy"]
+        click.echo(f"accuracy on {acc['samples']} test images: FP32 {acc['onnxruntime']:.4f}, "
+                   f"INT8 {acc['onnxruntime-int8']:.4f} ({acc['int8_change_points']:+.2f} points)")
