@@ -77,7 +77,7 @@ def _worker(runtime: str, model: str, batches: list[int], shape: tuple[int, ...]
 def bench(catalogue: Catalogue, store: ModelStore, model_ref: str, *, batch_sizes: tuple[int, ...] = (1, 32),
           runtimes: tuple[str, ...] = RUNTIMES, threads: int | None = None, rounds: int = 3, iters: int = 10,
           warmup: int = 3, task_name: str | None = None, samples: int = 500, data_dir: str | None = None,
-          record: bool = True) -> dict[str, Any]:
+          record: bool = True, input_size: int | None = None) -> dict[str, Any]:
     """Benchmark MODEL; returns rows per runtime and batch size plus ratios and model figures."""
     import torch
 
@@ -90,7 +90,7 @@ def bench(catalogue: Catalogue, store: ModelStore, model_ref: str, *, batch_size
     source = resolve_model(catalogue, store, model_ref)
     version = source.version
     num_classes = source.num_classes or (source.tag.num_classes if source.tag else None) or 1000
-    pre = _source_preprocess(source, catalogue)
+    pre = _source_preprocess(source, catalogue, input_size)
     shape = (pre.channels, pre.input_size, pre.input_size)
     model = source.build(catalogue, num_classes).eval()
     report: dict[str, Any] = {
@@ -102,7 +102,7 @@ def bench(catalogue: Catalogue, store: ModelStore, model_ref: str, *, batch_size
         tmp_path = Path(tmp)
         files: dict[str, str] = {"torch": version.ref if version else model_ref}
         if any(r.startswith("onnxruntime") for r in runtimes):
-            info, _ = export_model(catalogue, store, model_ref, tmp_path, register=record)
+            info, _ = export_model(catalogue, store, model_ref, tmp_path, register=record, input_size=input_size)
             files["onnxruntime"] = str(info.path)
             report["onnx_size_mb"] = round(info.size / 1e6, 3)
         if "onnxruntime-int8" in runtimes:
@@ -145,6 +145,6 @@ def bench(catalogue: Catalogue, store: ModelStore, model_ref: str, *, batch_size
             ratios[f"int8_vs_fp32_b{b}"] = round(medians[("onnxruntime", b)] / medians[("onnxruntime-int8", b)], 2)
     report["rows"] = rows
     report["speedups"] = ratios
-    if record and version is not None:
+    if record and version is not None and input_size is None:
         store.update_metrics(version.ref, {"bench": {k: v for k, v in report.items() if k != "model"}})
     return report

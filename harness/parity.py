@@ -24,7 +24,14 @@ from registry import Catalogue, UsageError
 from registry.store import ModelStore, ModelVersion
 
 
-def _source_preprocess(source: ModelSource, catalogue: Catalogue) -> Preprocess:
+def _source_preprocess(source: ModelSource, catalogue: Catalogue, input_size: int | None = None) -> Preprocess:
+    if input_size is not None:
+        b = source.backbone
+        if b.fixed_input_size and input_size != b.input_size:
+            raise UsageError(f"{b.name} only accepts {b.input_size}px inputs")
+        base = _source_preprocess(source, catalogue)
+        return Preprocess(input_size=max(input_size, b.min_input_size), channels=base.channels, mean=base.mean,
+                          std=base.std, channels_last=False)
     if source.preprocess:
         p = source.preprocess
         return Preprocess(input_size=p["input_size"], channels=p.get("channels", 3), mean=tuple(p["mean"]),
@@ -36,13 +43,15 @@ def _source_preprocess(source: ModelSource, catalogue: Catalogue) -> Preprocess:
 
 
 def export_model(catalogue: Catalogue, store: ModelStore | None, model_ref: str, out_dir: str | Path | None = None,
-                 opset: int = 18, register: bool = True) -> tuple[ExportInfo, ModelVersion | None]:
+                 opset: int = 18, register: bool = True,
+                 input_size: int | None = None) -> tuple[ExportInfo, ModelVersion | None]:
     """Export MODEL to ONNX (``out_dir`` or a temporary folder) and attach it to its registry version."""
     source = resolve_model(catalogue, store, model_ref)
     num_classes = source.num_classes or (source.tag.num_classes if source.tag else None) or 1000
-    pre = _source_preprocess(source, catalogue)
+    pre = _source_preprocess(source, catalogue, input_size)
     model = source.build(catalogue, num_classes)
     version = source.version
+    register = register and input_size is None  # the registered artifact is at the model's own size
     stem = f"{version.name}-v{version.version}" if version else model_ref.replace("/", "_").replace(".", "_")
     metadata = {"backbone": source.backbone.name, "num_classes": num_classes, "mean": list(pre.mean),
                 "std": list(pre.std), "class_names": list(source.class_names or ()),

@@ -68,10 +68,11 @@ def check_onnx_command(ctx, model_or_onnx, task_name, samples, atol, rtol, batch
 @click.option("--rounds", type=int, default=3, show_default=True, help="Interleaved rounds, one process each.")
 @click.option("--iters", type=int, default=10, show_default=True, help="Timed iterations per round.")
 @click.option("--task", "task_name", help="Task for INT8 calibration and accuracy (default: the model's).")
+@click.option("--input-size", type=int, help="Benchmark at this input size (default: the model's).")
 @click.option("--data-dir", type=click.Path(file_okay=False))
 @format_option
 @click.pass_context
-def bench_command(ctx, model, batch_sizes, runtimes, threads, rounds, iters, task_name, data_dir, fmt):
+def bench_command(ctx, model, batch_sizes, runtimes, threads, rounds, iters, task_name, input_size, data_dir, fmt):
     """Latency (median, p90) and throughput per runtime and batch size, with ORT/eager and INT8/FP32 ratios."""
     from harness.bench import bench
     from registry import UsageError
@@ -83,7 +84,8 @@ def bench_command(ctx, model, batch_sizes, runtimes, threads, rounds, iters, tas
     catalogue = plugins_from(ctx).catalogue
     with open_store() as store:
         report = bench(catalogue, store, model, batch_sizes=sizes, runtimes=tuple(runtimes.split(",")),
-                       threads=threads, rounds=rounds, iters=iters, task_name=task_name, data_dir=data_dir)
+                       threads=threads, rounds=rounds, iters=iters, task_name=task_name, data_dir=data_dir,
+                       input_size=input_size)
     if fmt == "json":
         click.echo(json.dumps(report, indent=2))
         return
