@@ -87,6 +87,7 @@ from harness.cli import (  # noqa: E402  (commands attach to cli)
     onnx_cmds,
     plugins_cmd,
     registry_cmds,
+    select_cmds,
     train_cmds,
 )
 
@@ -100,5 +101,6 @@ __all__ = [
     "plugins_cmd",
     "plugins_from",
     "registry_cmds",
+    "select_cmds",
     "train_cmds",
 ]

@@ -1,0 +1,1 @@
+"""Model selection: candidates, prescreens, the protocol runner and leaderboards."""

@@ -1,0 +1,70 @@
+"""Which candidates a selection runs: expand names and wildcards, and check their weights exist.
+
+A candidate is a backbone (trained from scratch), a backbone with a weight tag (its file must be
+in the torch hub cache or downloadable), or a registry version (``name@v``, ``name:alias``).
+Unavailable candidates are skipped with the reason and the exact place to put the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.models import weights_cache_path
+from registry import Catalogue, UnknownNameError, UsageError
+from registry.store import ModelStore
+
+
+@dataclass(frozen=True)
+class Candidate:
+    ref: str
+    available: bool = True
+    reason: str | None = None
+    place: str | None = None
+
+
+def expand(catalogue: Catalogue, store: ModelStore, patterns: list[str]) -> list[str]:
+    """Names, wildcards over backbones and weight tags (``resnet*``, ``*.tv_in1k``), registry refs."""
+    refs: list[str] = []
+    for pattern in patterns:
+        pattern = pattern.strip()
+        if not pattern:
+            continue
+        if any(c in pattern for c in "*?["):
+            if "." in pattern:
+                found = [f"{b.name}.{w.tag}" for b, w in catalogue.list_weights(pattern)]
+            else:
+                found = [b.name for b in catalogue.backbones.list(pattern)]
+            if not found:
+                raise UsageError(f"--candidates pattern {pattern!r} matches no backbone")
+            refs.extend(found)
+        elif "@" in pattern or ":" in pattern or pattern.partition(".")[0] not in catalogue.backbones:
+            try:
+                refs.append(store.get(pattern).ref)
+            except UnknownNameError:
+                catalogue.backbone(pattern)  # raises the backbone suggestion if it is neither
+        else:
+            catalogue.backbone(pattern)  # validates the tag
+            refs.append(pattern)
+    return list(dict.fromkeys(refs))
+
+
+def check_available(catalogue: Catalogue, store: ModelStore, ref: str, offline: bool) -> Candidate:
+    """Whether ``ref``'s weights can be had now (cached, stored, or downloadable when online)."""
+    base, _, tag_name = ref.partition(".")
+    if "@" in ref or ":" in ref or base not in catalogue.backbones:
+        version = store.get(ref)
+        artifact = version.artifacts.get("weights")
+        if artifact is None or not store.blobs.verify(artifact.sha256):
+            return Candidate(ref, False, "its weights file is missing or altered ('harness registry check')")
+        return Candidate(ref)
+    if not tag_name:
+        return Candidate(ref)
+    _, tag = catalogue.backbone(ref)
+    path = weights_cache_path(tag)
+    if path is not None and path.is_file():
+        return Candidate(ref)
+    if offline:
+        return Candidate(ref, False, "pretrained weights are not cached and --offline was given",
+                         f"{tag.url} -> {path}")
+    return Candidate(ref, True, None, f"{tag.url} -> {path}")
+
