@@ -62,11 +62,11 @@ def _accuracy(path: Path, inputs: np.ndarray, labels: np.ndarray, threads: int) 
 
 
 def _worker(runtime: str, model: str, batches: list[int], shape: tuple[int, ...], threads: int, iters: int,
-            warmup: int, num_classes: int) -> dict[str, Any]:
+            warmup: int, num_classes: int, home: Path) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "harness.bench_worker", "--runtime", runtime, "--model", model,
            "--batch-sizes", ",".join(map(str, batches)), "--shape", ",".join(map(str, shape)),
            "--threads", str(threads), "--iters", str(iters), "--warmup", str(warmup),
-           "--num-classes", str(num_classes)]
+           "--num-classes", str(num_classes), "--home", str(home)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -126,7 +126,8 @@ def bench(catalogue: Catalogue, store: ModelStore, model_ref: str, *, batch_size
         peak: dict[str, float] = {}
         for _ in range(rounds):
             for runtime in runtimes:
-                out = _worker(runtime, files[runtime], list(batch_sizes), shape, threads, iters, warmup, num_classes)
+                out = _worker(runtime, files[runtime], list(batch_sizes), shape, threads, iters, warmup, num_classes,
+                              store.home)
                 peak[runtime] = max(peak.get(runtime, 0.0), out["peak_rss_mb"])
                 for b, values in out["latencies_ms"].items():
                     samples_ms.setdefault((runtime, int(b)), []).extend(values)

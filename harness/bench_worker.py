@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--num-classes", type=int, default=1000)
+    parser.add_argument("--home", help="model store folder (torch runtime)")
     args = parser.parse_args(argv)
     shape = tuple(int(v) for v in args.shape.split(","))
     batches = [int(b) for b in args.batch_sizes.split(",")]
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         from registry.store import ModelStore
 
         torch.set_num_threads(args.threads)
-        with ModelStore() as store:
+        with ModelStore(args.home) as store:
             source = resolve_model(get_plugins().catalogue, store, args.model)
             model = source.build(get_plugins().catalogue, args.num_classes).eval()
 

@@ -12,7 +12,10 @@ import harness
 from registry import Budget, Protocol, Task
 
 QUALITY = ("accuracy", "macro_f1", "top5_accuracy", "ece")
-CANDIDATES = ("cifar_resnet20", "cifar_convnet_s", "resnet18.tv_in1k", "mobilenet_v3_small.tv_in1k")
+# Two small CIFAR-style nets, two torchvision architectures from scratch, and the same two from
+# ImageNet weights (skipped, with the file to place, where the weights cannot be had).
+CANDIDATES = ("cifar_convnet_s", "cifar_resnet20", "resnet18", "mobilenet_v3_small", "resnet18.tv_in1k",
+              "mobilenet_v3_small.tv_in1k")
 
 
 def _budgets(input_size: int, flip: bool) -> dict[str, Budget]:

@@ -48,7 +48,7 @@ def test_list_each_kind_in_each_format(run_cli):
 
 def test_list_tasks_includes_required_tasks(run_cli):
     names = {r["name"] for r in json.loads(run_cli("list", "tasks", "--format", "json").output)}
-    assert {"cifar10", "cifar100", "mnist", "fashion-mnist", "svhn"} <= names
+    assert {"cifar10", "cifar100", "mnist", "fashion-mnist", "svhn", "synthetic"} <= names
 
 
 def test_show_backbone_measures_params_and_flops(run_cli):

@@ -63,8 +63,24 @@ def check_available(catalogue: Catalogue, store: ModelStore, ref: str, offline: 
     path = weights_cache_path(tag)
     if path is not None and path.is_file():
         return Candidate(ref)
+    place = f"{tag.url} -> {path}"
     if offline:
-        return Candidate(ref, False, "pretrained weights are not cached and --offline was given",
-                         f"{tag.url} -> {path}")
-    return Candidate(ref, True, None, f"{tag.url} -> {path}")
+        return Candidate(ref, False, "pretrained weights are not cached and --offline was given", place)
+    problem = _unreachable(tag.url) if tag.url else "no download URL"
+    if problem:
+        return Candidate(ref, False, f"pretrained weights are not cached and cannot be downloaded ({problem})",
+                         place)
+    return Candidate(ref, True, None, place)
+
+
+def _unreachable(url: str, timeout: float = 5.0) -> str | None:
+    """``None`` when ``url`` answers a HEAD request, else the reason (no network, 404...)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return str(getattr(exc, "reason", exc))
+    return None
 
