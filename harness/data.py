@@ -20,6 +20,23 @@ def data_root(data_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(platformdirs.user_cache_dir("harness")) / "data"
 
 
+_CACHE: dict[tuple, ImageSplit] = {}
+_CACHE_BYTES = 2_000_000_000
+
+
+def _cached(key: tuple, load) -> ImageSplit:
+    """Decoded splits, kept per process: select fine-tunes several candidates on the same data."""
+    if key in _CACHE:
+        return _CACHE[key]
+    result = load()
+    size = result.images.numel() if hasattr(result, "images") and hasattr(result.images, "numel") else 0
+    if size and size <= _CACHE_BYTES // 4:
+        while _CACHE and sum(v.images.numel() for v in _CACHE.values()) + size > _CACHE_BYTES:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = result
+    return result
+
+
 def load_split(catalogue: Catalogue, dataset: str, split: str, *,
                data_dir: str | os.PathLike[str] | None = None, download: bool = False,
                image_size: int | None = None) -> ImageSplit:
@@ -31,7 +48,9 @@ def load_split(catalogue: Catalogue, dataset: str, split: str, *,
         close = difflib.get_close_matches(split, entry.splits, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise UsageError(f"dataset {dataset} has no split {split!r}; {hint}splits: {', '.join(entry.splits)}")
-    result = entry.loader(split, data_root(data_dir), download=download, image_size=image_size)
+    root = data_root(data_dir)
+    result = _cached((dataset, split, str(root.resolve()), image_size, id(entry.loader)),
+                     lambda: entry.loader(split, root, download=download, image_size=image_size))
     if not isinstance(result, ImageSplit):
         raise DataError(f"dataset {dataset}'s loader returned {type(result).__name__}, not an ImageSplit")
     images, labels = result.images, result.labels

@@ -132,6 +132,13 @@ def test_bad_labels_and_empty_split_are_refused(tmp_path):
         load_split(cat, "four-channels", "train")
 
 
+def test_decoded_splits_are_reused_within_a_process(catalogue, tmp_path):
+    write_cifar10(tmp_path)
+    first = load_split(catalogue, "cifar10", "test", data_dir=tmp_path)
+    assert load_split(catalogue, "cifar10", "test", data_dir=tmp_path) is first
+    assert load_split(catalogue, "cifar10", "test", data_dir=tmp_path, image_size=64) is not first
+
+
 def test_data_root_precedence(tmp_path, monkeypatch):
     assert data_root(tmp_path / "x") == tmp_path / "x"
     monkeypatch.setenv("HARNESS_DATA", str(tmp_path / "env"))
@@ -141,9 +148,12 @@ def test_data_root_precedence(tmp_path, monkeypatch):
 
 
 def test_synthetic_is_deterministic(catalogue):
-    a = load_split(catalogue, "synthetic", "train")
-    b = load_split(catalogue, "synthetic", "train")
+    from plugins.synthetic import load_synthetic
+
+    a, b = load_synthetic("train"), load_synthetic("train")
+    assert a.images is not b.images
     assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    a = load_split(catalogue, "synthetic", "train")
     assert torch.bincount(a.labels).tolist() == [100] * 10
 
 
