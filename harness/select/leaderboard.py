@@ -15,7 +15,7 @@ from registry.store import ModelStore
 FORMATS = ("github", "pipe", "latex", "html", "csv", "json")
 COLUMNS = ["candidate", "model", "status", "{primary}", "{primary}_ci95", "macro_f1", "top5_accuracy", "ece",
            "ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "ort_b32_img_s", "params_m", "gflops",
-           "size_mb", "parity", "prescreen", "pareto", "chosen", "fingerprint", "excluded", "reason"]
+           "size_mb", "parity", "prescreen", "pareto", "chosen", "fingerprint", "excluded", "reason", "place"]
 UNITS_NOTE = "gflops: 2 FLOPs per multiply-add, batch 1; latencies: median ms; size: ONNX MB"
 
 
