@@ -50,6 +50,7 @@ def test_select_with_prescreen_cache_leaderboard_and_plot(run_cli, tmp_path):
     assert {r["model"] for r in again["rows"]} == {r["model"] for r in first["rows"]}
 
     board = _json(run_cli("leaderboard", "--task", "synthetic", "--format", "json"))
+    assert {r["candidate"]: r["prescreen"] for r in board} == {r["candidate"]: r["prescreen"] for r in first["rows"]}
     assert [r["candidate"] for r in board] == [r["candidate"] for r in
                                               sorted(first["rows"], key=lambda r: -r["accuracy"])]
     assert board[0]["chosen"] is True or any(r["chosen"] for r in board)

@@ -31,6 +31,8 @@ def rows_from_store(catalogue: Catalogue, store: ModelStore, task_name: str) -> 
     for candidate, v in latest.items():
         row: dict[str, Any] = {"candidate": candidate, "model": v.ref, "status": "ok", **v.metrics.get("test", {}),
                                "fingerprint": v.tags.get("fingerprint"), "chosen": "best" in v.aliases}
+        if "prescreen" in v.metrics:
+            row["prescreen"] = v.metrics["prescreen"]["score"]
         parity = v.metrics.get("parity")
         row["parity"] = None if parity is None else ("passed" if parity["passed"] else "FAILED")
         report = v.metrics.get("bench")

@@ -170,6 +170,9 @@ def select(catalogue: Catalogue, store: ModelStore, task_name: str, *, budget: s
                                                                   "select": "1"})
                 runs.append(version)
                 say(f"{label}: seed {seed} {primary.name} {version.metrics['test'][primary.name]:.4f}", quiet)
+            if prescore is not None:
+                for v in runs:
+                    store.update_metrics(v.ref, {"prescreen": {"method": prescreen, "score": round(prescore, 4)}})
             values = [v.metrics["test"][primary.name] for v in runs]
             mean, half = mean_ci(values)
             best = max(runs, key=lambda v: v.metrics["test"][primary.name] * (1 if primary.higher_is_better else -1))
