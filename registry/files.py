@@ -133,9 +133,6 @@ class BlobStore:
         path = self.path(sha256)
         return path.is_file() and sha256_file(path) == sha256
 
-    def remove(self, sha256: str) -> None:
-        self.path(sha256).unlink(missing_ok=True)
-
     def export(self, sha256: str, destination: str | os.PathLike[str]) -> None:
         with open(self.path(sha256), "rb") as src, atomic_writer(destination) as dst:
             shutil.copyfileobj(src, dst)
