@@ -106,6 +106,17 @@ def test_failing_candidate_is_a_row_and_constraints_exclude(tmp_path):
         assert fine.winner["candidate"] == "cifar_convnet_s" and fine.rows[0]["status"] == "cached"
 
 
+def test_empty_leaderboard_says_why_and_bad_sort_key_suggests(run_cli):
+    empty = run_cli("leaderboard", "--task", "synthetic", "--format", "csv")
+    assert empty.exit_code == 0 and empty.stdout.strip() == "candidate,model,status,accuracy"
+    assert "harness select --task synthetic" in empty.stderr
+    table = run_cli("leaderboard", "--task", "synthetic", "--format", "table")
+    assert table.exit_code == 0 and "| candidate" in table.stdout
+    bad = run_cli("leaderboard", "--task", "synthetic", "--sort", "ort_b1")
+    assert bad.exit_code == 2 and "did you mean 'ort_b1_ms'" in bad.output
+    assert run_cli("leaderboard", "--task", "synthetic", "--sort", "ece").exit_code == 0
+
+
 def test_offline_fails_fast_naming_the_files(run_cli):
     result = run_cli("select", "--task", "synthetic", "--candidates", "resnet18.tv_in1k,cifar_convnet_s", "--offline")
     assert result.exit_code == 2

@@ -8,7 +8,15 @@ import click
 
 from harness.cli import cli, plugins_from
 from harness.cli.train_cmds import data_options, open_store
-from harness.select.leaderboard import FORMATS, UNITS_NOTE, plot, render, rows_from_store, sort_rows
+from harness.select.leaderboard import (
+    FORMATS,
+    UNITS_NOTE,
+    plot,
+    render,
+    rows_from_store,
+    sort_key_direction,
+    sort_rows,
+)
 
 
 @cli.command("select")
@@ -78,7 +86,8 @@ def select_command(ctx, task_name, budget, candidates, prescreen, top_k, max_lat
 
 @cli.command("leaderboard")
 @click.option("--task", "task_name", required=True)
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="github", show_default=True)
+@click.option("--format", "fmt", type=click.Choice((*FORMATS, "table")), default="table", show_default=True,
+              help="table is github; csv and json are for machines.")
 @click.option("--sort", "sort_by", help="Metric or column to sort by (default: the task's primary metric).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write accuracy vs latency PNG.")
 @click.pass_context
@@ -87,13 +96,15 @@ def leaderboard_command(ctx, task_name, fmt, sort_by, plot_path):
     catalogue = plugins_from(ctx).catalogue
     task = catalogue.tasks.get(task_name)
     primary = catalogue.metrics.get(task.primary_metric)
+    higher_first = sort_key_direction(catalogue, primary.name, sort_by) if sort_by else True
     with open_store() as store:
         rows = rows_from_store(catalogue, store, task_name)
+        home = store.home
+    if not rows:
+        click.echo(f"no select results for task {task.name!r} in {home}; run 'harness select --task {task.name}' "
+                   "(or point HARNESS_HOME at the store that has them)", err=True)
     if sort_by:
-        lower_better = sort_by.endswith("_ms") or sort_by in ("params_m", "gflops", "size_mb", "ece")
-        if sort_by in catalogue.metrics:
-            lower_better = not catalogue.metrics.get(sort_by).higher_is_better
-        rows = sort_rows(rows, sort_by, not lower_better)
-    click.echo(render(rows, fmt, primary.name))
+        rows = sort_rows(rows, sort_by, higher_first)
+    click.echo(render(rows, "github" if fmt == "table" else fmt, primary.name))
     if plot_path:
         plot(rows, primary.name, primary.higher_is_better, plot_path, f"{task.name} leaderboard")

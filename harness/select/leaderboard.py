@@ -58,9 +58,26 @@ def sort_rows(rows: list[dict[str, Any]], metric: str, higher_is_better: bool) -
 
 
 def columns_for(rows: list[dict[str, Any]], primary: str) -> list[str]:
+    """The columns some row fills, in a fixed order; an empty board still names its key columns."""
     wanted = [c.format(primary=primary) for c in COLUMNS]
+    if not rows:
+        return wanted[:4]
     present = {k for r in rows for k, v in r.items() if v is not None and v != ""}
     return [c for c in dict.fromkeys(wanted) if c in present]
+
+
+def sort_key_direction(catalogue: Catalogue, primary: str, key: str) -> bool:
+    """Whether ``--sort key`` ranks high values first; unknown keys are a usage error with suggestions."""
+    from registry import UnknownNameError
+
+    if key in catalogue.metrics:
+        return catalogue.metrics.get(key).higher_is_better
+    numeric = [c.format(primary=primary) for c in COLUMNS if c.endswith(("_ms", "_m", "_mb", "_s")) or c in
+               ("{primary}", "gflops", "prescreen", "macro_f1", "top5_accuracy", "ece")]
+    if key not in numeric:
+        raise UnknownNameError("sort column", key, [*numeric, *catalogue.metrics.names()],
+                               hint="sort by a metric or by one of: " + ", ".join(numeric))
+    return not (key.endswith("_ms") or key in ("params_m", "gflops", "size_mb", "ece"))
 
 
 def render(rows: list[dict[str, Any]], fmt: str, primary: str) -> str:
