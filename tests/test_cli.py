@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 
+import pytest
 from conftest import harness_exe
 
 import harness
@@ -75,6 +76,17 @@ def test_unknown_names_exit_2_with_suggestion(run_cli):
     assert result.exit_code == 2 and "tv_in1k" in result.output
     result = run_cli("list", "backbonez")
     assert result.exit_code == 2 and "backbones" in result.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--batch-sizes", "0"], "--batch-sizes '0': give positive integers"),
+    (["--batch-sizes", "1,x"], "use comma-separated integers"),
+    (["--threads", "0"], "--threads must be at least 1"),
+    (["--runtimes", "tensorrt"], "unknown runtime 'tensorrt'"),
+])
+def test_bench_flags_are_checked_before_any_work(run_cli, args, message):
+    result = run_cli("bench", "cifar_convnet_s", *args)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
 
 
 def test_real_console_script_json_on_stdout_logs_on_stderr():

@@ -81,6 +81,11 @@ def bench_command(ctx, model, batch_sizes, runtimes, threads, rounds, iters, tas
         sizes = tuple(int(b) for b in batch_sizes.split(",") if b.strip())
     except ValueError:
         raise UsageError(f"--batch-sizes {batch_sizes!r}: use comma-separated integers like 1,32") from None
+    if not sizes or min(sizes) < 1:
+        raise UsageError(f"--batch-sizes {batch_sizes!r}: give positive integers like 1,32")
+    for flag, value in (("--threads", threads), ("--rounds", rounds), ("--iters", iters)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be at least 1")
     catalogue = plugins_from(ctx).catalogue
     with open_store() as store:
         report = bench(catalogue, store, model, batch_sizes=sizes, runtimes=tuple(runtimes.split(",")),
