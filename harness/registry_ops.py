@@ -14,8 +14,12 @@ from registry.store import ModelStore, ModelVersion
 
 
 def import_weights(catalogue: Catalogue, store: ModelStore, backbone: str, path: str | Path, *,
-                   name: str | None = None, alias: str | None = None) -> ModelVersion:
-    """Check a state dict against ``backbone`` (strictly), then register it as a new version."""
+                   name: str | None = None, alias: str | None = None, reuse: bool = False) -> ModelVersion:
+    """Check a state dict against ``backbone`` (strictly), then register it as a new version.
+
+    With ``reuse`` an identical earlier import (same canonical weights bytes) is returned instead,
+    so fine-tuning from one file many times gives its runs one common parent.
+    """
     entry = catalogue.backbones.get(backbone)
     path = Path(path)
     state = load_state_dict_file(path)
@@ -30,6 +34,8 @@ def import_weights(catalogue: Catalogue, store: ModelStore, backbone: str, path:
     with tempfile.TemporaryDirectory() as tmp:
         stored = save_weights(model, Path(tmp) / "weights.safetensors",
                               {"backbone": backbone, "num_classes": num_classes})
+        if reuse and (existing := store.find_by_sha256(sha256_file(stored))) is not None:
+            return existing
         return store.register(
             name, backbone=backbone, kind="import", files={"weights": stored}, num_classes=num_classes,
             recipe={"source": str(path.resolve()), "source_sha256": sha256_file(path)},

@@ -64,7 +64,8 @@ def resolve_model(catalogue: Catalogue, store: ModelStore | None, ref: str,
         meta = read_metadata(path) if path.suffix == ".safetensors" else {}
         name = backbone or meta.get("backbone")
         if not name:
-            raise UsageError(f"{ref} does not say which backbone it holds; pass --backbone NAME")
+            raise UsageError(f"{ref} does not say which backbone it holds; pass --backbone NAME to finetune or "
+                             f"evaluate, or register it first: harness registry import BACKBONE {ref}")
         return ModelSource(ref, catalogue.backbones.get(name), weights_file=path, metadata=meta)
     base = ref.partition(".")[0]
     if "@" not in ref and ":" not in ref and base in catalogue.backbones:
@@ -92,7 +93,12 @@ def resolve_model(catalogue: Catalogue, store: ModelStore | None, ref: str,
 
 
 def pretrained_version(catalogue: Catalogue, store: ModelStore, source: ModelSource) -> ModelVersion | None:
-    """Register a catalogue weight tag as a store version (once per distinct file), for lineage."""
+    """Register a catalogue weight tag or a weights file as a store version (once per distinct
+    file), so a model fine-tuned from it has a parent."""
+    if source.weights_file is not None and source.version is None:
+        from harness.registry_ops import import_weights
+
+        return import_weights(catalogue, store, source.backbone.name, source.weights_file, reuse=True)
     if source.tag is None:
         return None
     from harness.environment import library_versions

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -140,6 +141,22 @@ def test_nan_loss_stops_with_step_and_registers_nothing(run_cli):
     assert "at step" in result.output and "nothing registered" in result.output
     with ModelStore() as store:
         assert store.list() == []
+
+
+def test_finetune_from_a_plain_state_dict_file_records_it_as_parent(run_cli, catalogue, tmp_path):
+    from harness.models import build_model
+
+    path = tmp_path / "mine.pth"
+    torch.save(build_model(catalogue, "cifar_convnet_s", num_classes=1000).state_dict(), path)
+    args = ("finetune", str(path), "--task", "synthetic", "--epochs", "1", "--train-limit", "200", "--quiet",
+            "--format", "json")
+    unknown = run_cli(*args)
+    assert unknown.exit_code == 2 and "--backbone NAME" in unknown.output and "registry import" in unknown.output
+    parents = {json.loads(run_cli(*args, "--backbone", "cifar_convnet_s").stdout)["parent"] for _ in range(2)}
+    assert parents == {"cifar_convnet_s-mine@1"}  # imported once, reused by the second run
+    with ModelStore() as store:
+        assert store.get("cifar_convnet_s-mine@1").kind == "import"
+        assert [v.version for v in store.list("synthetic")] == [1, 2]
 
 
 def test_bad_inputs_exit_2_and_leave_the_store_untouched(run_cli, tmp_path):

@@ -59,13 +59,14 @@ def open_store():
 @click.option("--resume", is_flag=True, help="Continue the same run from its last epoch checkpoint.")
 @click.option("--compile", "use_compile", is_flag=True, help="torch.compile the model.")
 @click.option("--tta", is_flag=True, help="Average test predictions with horizontally flipped images.")
+@click.option("--backbone", help="For a weights file without harness metadata (a torchvision .pth): its backbone.")
 @data_options
 @format_option
 @click.pass_context
 def finetune_command(ctx, model, task_name, strategy, partial_blocks, budget, epochs, batch_size, lr,
                      backbone_lr_mult, optimizer, schedule, warmup_epochs, weight_decay, label_smoothing,
                      val_fraction, patience, train_limit, test_limit, input_size, seed, name, alias, resume,
-                     use_compile, tta, data_dir, download, device, quiet, fmt):
+                     use_compile, tta, backbone, data_dir, download, device, quiet, fmt):
     """Fine-tune MODEL (backbone[.tag], registry NAME[@V|:ALIAS] or weights file) on a task.
 
     \b
@@ -73,6 +74,7 @@ def finetune_command(ctx, model, task_name, strategy, partial_blocks, budget, ep
       harness finetune cifar_resnet20 --task fashion-mnist
       harness finetune resnet18.tv_in1k --task cifar10 --strategy linear --budget standard
       harness finetune fashion-mnist:best --task fashion-mnist --epochs 2 --lr 0.01
+      harness finetune resnet18-f37072fd.pth --backbone resnet18 --task cifar10
     """
     from harness.train.finetune import finetune
     from harness.train.recipe import recipe_for
@@ -87,7 +89,7 @@ def finetune_command(ctx, model, task_name, strategy, partial_blocks, budget, ep
     with open_store() as store:
         result = finetune(catalogue, store, model, task_name, recipe, name=name, data_dir=data_dir,
                           download=download, device=device, resume=resume, quiet=quiet, compile=use_compile,
-                          alias=alias, tta_flip=tta)
+                          alias=alias, tta_flip=tta, backbone=backbone)
     row = {"model": result.version.ref, "parent": result.version.parent_ref, **result.test.metrics,
            "seconds": result.version.metrics["train"]["seconds"]}
     click.echo(json.dumps(row, indent=2) if fmt == "json" else render_rows([row], fmt))

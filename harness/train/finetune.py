@@ -107,13 +107,13 @@ class FinetuneResult:
 def finetune(catalogue: Catalogue, store: ModelStore, model_ref: str, task_name: str, recipe: Recipe, *,
              name: str | None = None, data_dir: str | None = None, download: bool = False,
              device: str = "auto", resume: bool = False, quiet: bool = False, compile: bool = False,
-             alias: str | None = None, tta_flip: bool = False) -> FinetuneResult:
+             alias: str | None = None, tta_flip: bool = False, backbone: str | None = None) -> FinetuneResult:
     """Fine-tune ``model_ref`` on ``task_name``; returns the registered version and its test scores."""
     task = catalogue.tasks.get(task_name)
     metrics = [catalogue.metrics.get(m) for m in task.metrics]
     primary = metrics[0]
     dev = select_device(device)
-    source = resolve_model(catalogue, store, model_ref)
+    source = resolve_model(catalogue, store, model_ref, backbone=backbone)
     pre = preprocess_for(source, task, recipe)
     data = task_data(catalogue, task, recipe, data_dir=data_dir, download=download, image_size=pre.input_size)
     log(f"{model_ref} on {task.name}: {len(data.train)} train / {len(data.val) if data.val else 0} val / "
