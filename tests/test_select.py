@@ -117,6 +117,18 @@ def test_empty_leaderboard_says_why_and_bad_sort_key_suggests(run_cli):
     assert run_cli("leaderboard", "--task", "synthetic", "--sort", "ece").exit_code == 0
 
 
+def test_recipe_flags_reach_every_candidate_and_the_fingerprint(run_cli):
+    args = ("select", "--task", "synthetic", "--candidates", "cifar_convnet_s", "--epochs", "1", "--train-limit", "300",
+            "--strategy", "partial", "--batch-size", "32", "--lr", "0.02", "--test-limit", "100", "--quiet",
+            "--format", "json")
+    first = _json(run_cli(*args))
+    with ModelStore() as store:
+        recipe = store.get(first["rows"][0]["model"]).recipe
+    assert (recipe["strategy"], recipe["batch_size"], recipe["lr"], recipe["test_limit"]) == ("partial", 32, 0.02, 100)
+    changed = _json(run_cli(*[a if a != "0.02" else "0.03" for a in args]))
+    assert changed["rows"][0]["status"] == "ok" and changed["rows"][0]["model"] != first["rows"][0]["model"]
+
+
 def test_offline_fails_fast_naming_the_files(run_cli):
     result = run_cli("select", "--task", "synthetic", "--candidates", "resnet18.tv_in1k,cifar_convnet_s", "--offline")
     assert result.exit_code == 2

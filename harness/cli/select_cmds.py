@@ -31,15 +31,22 @@ from harness.select.leaderboard import (
 @click.option("--seeds", type=int, default=1, show_default=True, help="Runs per candidate (mean ± 95% CI).")
 @click.option("--no-cache", is_flag=True, help="Retrain even when an identical run is in the store.")
 @click.option("--offline", is_flag=True, help="Fail fast, listing pretrained files to place, instead of downloading.")
-@click.option("--epochs", type=int)
-@click.option("--train-limit", type=int)
+@click.option("--strategy", type=click.Choice(["linear", "partial", "full"]),
+              help="Fine-tuning strategy for every candidate (default: full).")
+@click.option("--epochs", type=int, help="Override the budget's epochs.")
+@click.option("--batch-size", type=int, help="Override the budget's batch size.")
+@click.option("--lr", type=float, help="Override the budget's head learning rate.")
+@click.option("--train-limit", type=int, help="Seeded subset of N training images.")
+@click.option("--test-limit", type=int, help="Seeded subset of N test images.")
+@click.option("--input-size", type=int, help="Override the protocol's input size.")
 @click.option("--threads", type=int, help="Threads for the latency benchmark.")
 @click.option("--format", "fmt", type=click.Choice((*FORMATS, "table")), default="table", show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write accuracy vs latency PNG.")
 @data_options
 @click.pass_context
 def select_command(ctx, task_name, budget, candidates, prescreen, top_k, max_latency_ms, max_params, max_size_mb,
-                   seeds, no_cache, offline, epochs, train_limit, threads, fmt, plot_path, data_dir, download, device,
+                   seeds, no_cache, offline, strategy, epochs, batch_size, lr, train_limit, test_limit, input_size,
+                   threads, fmt, plot_path, data_dir, download, device,
                    quiet):
     """Fine-tune, evaluate, export, check and benchmark candidates on TASK; choose one to ship.
 
@@ -57,7 +64,9 @@ def select_command(ctx, task_name, budget, candidates, prescreen, top_k, max_lat
                         max_latency_ms=max_latency_ms, max_params=max_params, max_size_mb=max_size_mb, seeds=seeds,
                         no_cache=no_cache, offline=offline, data_dir=data_dir, download=download, device=device,
                         quiet=quiet, threads=threads,
-                        recipe_overrides={"epochs": epochs, "train_limit": train_limit})
+                        recipe_overrides={"strategy": strategy, "epochs": epochs, "batch_size": batch_size,
+                                          "lr": lr, "train_limit": train_limit, "test_limit": test_limit,
+                                          "input_size": input_size})
     rows = sort_rows(result.rows, result.primary, result.higher_is_better) + result.skipped
     if fmt == "json":
         click.echo(json.dumps({"task": result.task, "primary_metric": result.primary, "rows": rows,
