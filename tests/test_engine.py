@@ -158,6 +158,19 @@ def test_finetune_from_a_plain_state_dict_file_records_it_as_parent(run_cli, cat
         assert store.get("cifar_convnet_s-mine@1").kind == "import"
         assert [v.version for v in store.list("synthetic")] == [1, 2]
 
+    # BACKBONE --weights FILE is the same thing, for finetune, pretrain and evaluate
+    again = run_cli("finetune", "cifar_convnet_s", "--weights", str(path), *args[2:])
+    assert json.loads(again.stdout)["parent"] == "cifar_convnet_s-mine@1"
+    pre = run_cli("pretrain", "cifar_convnet_s", "--weights", str(path), "--dataset", "synthetic", "--epochs", "1",
+                  "--train-limit", "200", "--quiet", "--format", "json")
+    assert pre.exit_code == 0, pre.output
+    with ModelStore() as store:
+        assert store.get(json.loads(pre.stdout)["model"]).parent_ref == "cifar_convnet_s-mine@1"
+    wrong = run_cli("evaluate", "cifar_convnet_s", "--weights", str(path), "--task", "synthetic")
+    assert wrong.exit_code == 2 and "predicts 1000 classes but task synthetic has 10" in wrong.output
+    tagged = run_cli("finetune", "resnet18.tv_in1k", "--weights", str(path), "--task", "synthetic")
+    assert tagged.exit_code == 2 and "plain backbone name" in tagged.output
+
 
 def test_bad_inputs_exit_2_and_leave_the_store_untouched(run_cli, tmp_path):
     import pickle

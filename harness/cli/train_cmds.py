@@ -24,6 +24,25 @@ def data_options(f):
     return f
 
 
+def weights_option(f):
+    return click.option("--weights", "weights_file", type=click.Path(dir_okay=False),
+                        help="Start from this local state dict (.safetensors, or .pth read with weights_only=True) "
+                             "instead of the backbone's own weights; MODEL names its backbone.")(f)
+
+
+def with_weights(model: str, weights_file: str | None, backbone: str | None) -> tuple[str, str | None]:
+    """``BACKBONE --weights FILE`` is ``FILE --backbone BACKBONE``: the form the issue tracker's users type."""
+    from registry import UsageError
+
+    if weights_file is None:
+        return model, backbone
+    if backbone is not None and backbone != model:
+        raise UsageError(f"--backbone {backbone} contradicts MODEL {model}; with --weights, MODEL is the backbone")
+    if "." in model or "@" in model or ":" in model:
+        raise UsageError(f"with --weights FILE, MODEL must be a plain backbone name (not {model!r})")
+    return weights_file, model
+
+
 def open_store():
     from registry.store import ModelStore
 
@@ -60,13 +79,14 @@ def open_store():
 @click.option("--compile", "use_compile", is_flag=True, help="torch.compile the model.")
 @click.option("--tta", is_flag=True, help="Average test predictions with horizontally flipped images.")
 @click.option("--backbone", help="For a weights file without harness metadata (a torchvision .pth): its backbone.")
+@weights_option
 @data_options
 @format_option
 @click.pass_context
 def finetune_command(ctx, model, task_name, strategy, partial_blocks, budget, epochs, batch_size, lr,
                      backbone_lr_mult, optimizer, schedule, warmup_epochs, weight_decay, label_smoothing,
                      val_fraction, patience, train_limit, test_limit, input_size, seed, name, alias, resume,
-                     use_compile, tta, backbone, data_dir, download, device, quiet, fmt):
+                     use_compile, tta, backbone, weights_file, data_dir, download, device, quiet, fmt):
     """Fine-tune MODEL (backbone[.tag], registry NAME[@V|:ALIAS] or weights file) on a task.
 
     \b
@@ -74,11 +94,12 @@ def finetune_command(ctx, model, task_name, strategy, partial_blocks, budget, ep
       harness finetune cifar_resnet20 --task fashion-mnist
       harness finetune resnet18.tv_in1k --task cifar10 --strategy linear --budget standard
       harness finetune fashion-mnist:best --task fashion-mnist --epochs 2 --lr 0.01
-      harness finetune resnet18-f37072fd.pth --backbone resnet18 --task cifar10
+      harness finetune resnet18 --weights resnet18-f37072fd.pth --task cifar10
     """
     from harness.train.finetune import finetune
     from harness.train.recipe import recipe_for
 
+    model, backbone = with_weights(model, weights_file, backbone)
     catalogue = plugins_from(ctx).catalogue
     task = catalogue.tasks.get(task_name)
     recipe = recipe_for(task, budget, strategy=strategy, partial_blocks=partial_blocks, epochs=epochs,
@@ -101,16 +122,18 @@ def finetune_command(ctx, model, task_name, strategy, partial_blocks, budget, ep
 @click.option("--tta", is_flag=True, help="Test-time augmentation: average with horizontally flipped images.")
 @click.option("--test-limit", type=int, help="Evaluate on a seeded random subset of N test images.")
 @click.option("--backbone", help="For a weights file without harness metadata: its backbone.")
+@weights_option
 @click.option("--save/--no-save", default=True, show_default=True,
               help="Record the scores with the registry version.")
 @data_options
 @format_option
 @click.pass_context
-def evaluate_command(ctx, model, task_name, tta, test_limit, backbone, save, data_dir, download, device, quiet,
-                     fmt):
+def evaluate_command(ctx, model, task_name, tta, test_limit, backbone, weights_file, save, data_dir, download, device,
+                     quiet, fmt):
     """Evaluate MODEL on a task's test split: every metric, per-class scores, confusion matrix."""
     from harness.train.evaluate_model import evaluate_model
 
+    model, backbone = with_weights(model, weights_file, backbone)
     catalogue = plugins_from(ctx).catalogue
     with open_store() as store:
         report = evaluate_model(catalogue, store, model, task_name, tta_flip=tta, test_limit=test_limit,
@@ -145,11 +168,12 @@ def evaluate_command(ctx, model, task_name, tta, test_limit, backbone, save, dat
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--name", help="Registry name (default: BACKBONE-METHOD-DATASET).")
 @click.option("--resume", is_flag=True)
+@weights_option
 @data_options
 @format_option
 @click.pass_context
 def pretrain_command(ctx, backbone, dataset_name, method, epochs, batch_size, lr, train_limit, input_size, seed,
-                     name, resume, data_dir, download, device, quiet, fmt):
+                     name, resume, weights_file, data_dir, download, device, quiet, fmt):
     """Pretrain BACKBONE on a dataset and register the weights as a new model version.
 
     \b
@@ -164,7 +188,8 @@ def pretrain_command(ctx, backbone, dataset_name, method, epochs, batch_size, lr
                     seed=seed, budget="pretrain", label_smoothing=0.0)
     catalogue = plugins_from(ctx).catalogue
     with open_store() as store:
-        result = pretrain(catalogue, store, backbone, dataset_name, method, recipe, name=name, data_dir=data_dir,
-                          download=download, device=device, quiet=quiet, resume=resume)
+        ref, entry = with_weights(backbone, weights_file, None)
+        result = pretrain(catalogue, store, ref, dataset_name, method, recipe, name=name, data_dir=data_dir,
+                          download=download, device=device, quiet=quiet, resume=resume, backbone_name=entry)
     row = {"model": result.version.ref, **{k: v for k, v in result.metrics.items() if k != "dataset"}}
     click.echo(json.dumps(row, indent=2) if fmt == "json" else render_rows([row], fmt))

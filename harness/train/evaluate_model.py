@@ -23,6 +23,11 @@ def evaluate_model(catalogue: Catalogue, store: ModelStore, model_ref: str, task
         raise UsageError(f"{model_ref} was not trained for a task; pass --task")
     task = catalogue.tasks.get(task_name)
     num_classes = source.num_classes
+    if num_classes is None and source.weights_file is not None:
+        from harness.models import load_state_dict_file
+
+        head = load_state_dict_file(source.weights_file).get(f"{source.backbone.head}.weight")
+        num_classes = None if head is None else int(head.shape[0])
     if num_classes is None:
         raise UsageError(f"{model_ref} is not a classifier for a task (no class count); fine-tune it first")
     recipe = Recipe(test_limit=test_limit)

@@ -68,12 +68,16 @@ class PretrainResult:
 
 def pretrain(catalogue: Catalogue, store: ModelStore, backbone_ref: str, dataset_name: str, method: str,
              recipe: Recipe, *, name: str | None = None, data_dir: str | None = None, download: bool = False,
-             device: str = "auto", quiet: bool = False, resume: bool = False) -> PretrainResult:
-    """Pretrain ``backbone_ref`` on ``dataset_name`` and register the weights."""
+             device: str = "auto", quiet: bool = False, resume: bool = False,
+             backbone_name: str | None = None) -> PretrainResult:
+    """Pretrain ``backbone_ref`` on ``dataset_name`` and register the weights.
+
+    ``backbone_ref`` may be a weights file; ``backbone_name`` then names its architecture.
+    """
     if method not in METHODS:
         raise UsageError(f"--method must be one of {', '.join(METHODS)}")
     dataset = catalogue.datasets.get(dataset_name)
-    source = resolve_model(catalogue, store, backbone_ref)
+    source = resolve_model(catalogue, store, backbone_ref, backbone=backbone_name)
     backbone = source.backbone
     size = recipe.input_size or dataset.image_size or backbone.input_size
     if backbone.fixed_input_size:
