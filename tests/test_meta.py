@@ -71,3 +71,31 @@ def test_readme_plugin_example_works():
     assert cat.tasks.get("darklight").protocol.candidates == ("mynet_s",)
     group = HarnessGroup(name="harness", commands=dict(cli.commands))
     assert CliRunner().invoke(group, ["darklight-info"], obj=plugins).output.strip() == "dark or light?"
+
+
+def _readme_command_rows() -> list[tuple[list[str], list[str]]]:
+    """(command words, flags) for each row of the README's command table."""
+    import re
+
+    rows = []
+    for line in README.splitlines():
+        match = re.match(r"\| `harness ([^`]*)`", line)
+        if not match:
+            continue
+        usage = match.group(1)
+        words = []
+        for word in usage.split():
+            if not re.fullmatch(r"[a-z][a-z-]*", word):
+                break
+            words.append(word)
+        rows.append((words, sorted(set(re.findall(r"--[a-z][a-z0-9-]*", usage)))))
+    return rows
+
+
+@pytest.mark.parametrize(("words", "flags"), _readme_command_rows(), ids=lambda v: " ".join(v) or "-")
+def test_readme_command_table_matches_the_cli(run_cli, words, flags):
+    """Keeps the README true: every command and flag it documents exists."""
+    result = run_cli(*words, "--help")
+    assert result.exit_code == 0, result.output
+    missing = [f for f in flags if f not in result.output]
+    assert not missing, f"README documents {missing} for 'harness {' '.join(words)}'"
