@@ -99,3 +99,34 @@ def test_readme_command_table_matches_the_cli(run_cli, words, flags):
     assert result.exit_code == 0, result.output
     missing = [f for f in flags if f not in result.output]
     assert not missing, f"README documents {missing} for 'harness {' '.join(words)}'"
+
+
+def _readme_example_commands() -> list[str]:
+    """Every ``harness ...`` command line in the README's bash blocks (comments and ``&&`` split off)."""
+    commands, in_bash = [], False
+    for line in README.splitlines():
+        if line.startswith("```"):
+            in_bash = line.strip() == "```bash"
+            continue
+        if in_bash:
+            for part in line.split("#")[0].split("&&"):
+                part = part.strip()
+                if part.startswith(("harness ", ".venv/bin/harness ")):
+                    commands.append(part.removeprefix(".venv/bin/"))
+    return commands
+
+
+@pytest.mark.parametrize("command", _readme_example_commands())
+def test_readme_examples_use_real_commands_and_flags(run_cli, command):
+    import re
+    import shlex
+
+    words = []
+    for word in shlex.split(command)[1:]:
+        if not re.fullmatch(r"[a-z][a-z-]*", word):
+            break
+        words.append(word)
+    result = run_cli(*words, "--help")
+    assert result.exit_code == 0, result.output
+    missing = [f for f in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", command) if f not in result.output]
+    assert not missing, f"{command!r}: no {missing} in 'harness {' '.join(words)} --help'"
