@@ -186,9 +186,9 @@ def pretrain_command(ctx, backbone, dataset_name, method, epochs, batch_size, lr
 
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr, train_limit=train_limit, input_size=input_size,
                     seed=seed, budget="pretrain", label_smoothing=0.0)
+    ref, entry = with_weights(backbone, weights_file, None)
     catalogue = plugins_from(ctx).catalogue
     with open_store() as store:
-        ref, entry = with_weights(backbone, weights_file, None)
         result = pretrain(catalogue, store, ref, dataset_name, method, recipe, name=name, data_dir=data_dir,
                           download=download, device=device, quiet=quiet, resume=resume, backbone_name=entry)
     row = {"model": result.version.ref, **{k: v for k, v in result.metrics.items() if k != "dataset"}}

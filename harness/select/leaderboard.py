@@ -16,6 +16,8 @@ FORMATS = ("github", "pipe", "latex", "html", "csv", "json")
 COLUMNS = ["candidate", "model", "status", "{primary}", "{primary}_ci95", "macro_f1", "top5_accuracy", "ece",
            "ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "ort_b32_img_s", "params_m", "gflops",
            "size_mb", "parity", "prescreen", "pareto", "chosen", "fingerprint", "excluded", "reason", "place"]
+SORTABLE = ("{primary}", "macro_f1", "top5_accuracy", "ece", "ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms",
+            "ort_b32_img_s", "params_m", "gflops", "size_mb", "prescreen")
 UNITS_NOTE = "gflops: 2 FLOPs per multiply-add, batch 1; latencies: median ms; size: ONNX MB"
 
 
@@ -72,12 +74,11 @@ def sort_key_direction(catalogue: Catalogue, primary: str, key: str) -> bool:
 
     if key in catalogue.metrics:
         return catalogue.metrics.get(key).higher_is_better
-    numeric = [c.format(primary=primary) for c in COLUMNS if c.endswith(("_ms", "_m", "_mb", "_s")) or c in
-               ("{primary}", "gflops", "prescreen", "macro_f1", "top5_accuracy", "ece")]
-    if key not in numeric:
-        raise UnknownNameError("sort column", key, [*numeric, *catalogue.metrics.names()],
-                               hint="sort by a metric or by one of: " + ", ".join(numeric))
-    return not (key.endswith("_ms") or key in ("params_m", "gflops", "size_mb", "ece"))
+    sortable = [c.format(primary=primary) for c in SORTABLE]
+    if key not in sortable:
+        raise UnknownNameError("sort column", key, [*sortable, *catalogue.metrics.names()],
+                               hint="sort by a metric or by one of: " + ", ".join(sortable))
+    return not (key.endswith("_ms") or key in ("params_m", "gflops", "size_mb"))
 
 
 def render(rows: list[dict[str, Any]], fmt: str, primary: str) -> str:
