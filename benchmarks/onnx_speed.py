@@ -17,9 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from harness.bench import bench
-from harness.plugins import get_plugins
-from registry.store import ModelStore
+from harness.context import Context
+from harness.onnx.bench import bench
 
 
 def main() -> None:
@@ -32,17 +31,16 @@ def main() -> None:
     parser.add_argument("--trained", nargs="*", default=[], help="fine-tuned registry versions for INT8 accuracy")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    catalogue = get_plugins().catalogue
     results = []
-    with ModelStore() as store:
+    with Context(quiet=True) as ctx:
         for model in args.models:
             for size in args.sizes:
-                report = bench(catalogue, store, model, batch_sizes=(1, 32), rounds=args.rounds, iters=args.iters,
+                report = bench(ctx, model, batch_sizes=(1, 32), rounds=args.rounds, iters=args.iters,
                                threads=args.threads, task_name="synthetic", samples=100, input_size=size,
                                record=False)
-                results.append({"model": model, "size": size, **report})
-        trained = [bench(catalogue, store, ref, batch_sizes=(1, 32), rounds=args.rounds, iters=args.iters,
-                         threads=args.threads, record=False) for ref in args.trained]
+                results.append({"model": model, "size": size, **report.as_dict()})
+        trained = [bench(ctx, ref, batch_sizes=(1, 32), rounds=args.rounds, iters=args.iters,
+                         threads=args.threads, record=False).as_dict() for ref in args.trained]
     if args.json:
         print(json.dumps({"architectures": results, "trained": trained}, indent=2))
         return

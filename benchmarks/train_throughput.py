@@ -6,7 +6,7 @@ with random-crop-with-padding and horizontal-flip augmentation), same optimiser,
 - classic: a torchvision-style Dataset returning PIL images, torchvision transforms
   (RandomCrop, RandomHorizontalFlip, ToTensor, Normalize) and a DataLoader;
 - hand-written: the smallest in-memory loop one would write by hand (index, crop, flip, normalise);
-- harness: ``harness.train.batches.TensorBatches`` feeding ``harness.train.engine.fit``.
+- harness: ``harness.data.batches.TensorBatches`` feeding ``harness.train.engine.fit``.
 
 Rounds are interleaved and medians reported, with ratios computed within this run.
 
@@ -24,7 +24,9 @@ import torch
 import torch.nn.functional as F
 from torchvision import models, transforms
 
-from harness.train.batches import Preprocess, TensorBatches
+from harness.data.batches import TensorBatches
+from harness.data.preprocess import Preprocess
+from harness.progress import QUIET
 from harness.train.engine import FitConfig, fit
 from harness.train.schedule import WarmupSchedule
 
@@ -114,7 +116,7 @@ def run_harness(model_name: str, images, labels, batch: int, steps: int) -> floa
     batches = TensorBatches(images[:n], labels[:n], batch, pre, torch.device("cpu"), train=True,
                             generator=torch.Generator().manual_seed(0))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupSchedule(steps + 1, 0))
-    config = FitConfig(epochs=1, quiet=True)
+    config = FitConfig(epochs=1, progress=QUIET)
     # one warm-up step outside the timing, like the others
     step(model, opt, *next(iter(batches)))
     start = time.perf_counter()

@@ -1,11 +1,14 @@
 """harness: a plugin-based model registry and evaluation harness for image classification.
 
 Plugin authors need only :data:`hookimpl` from here and the entry types from ``registry``.
+Library users start from :class:`harness.Context` (imported on first use, so ``import harness``
+stays as cheap as the CLI's ``--version``).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+from typing import Any
 
 import pluggy
 
@@ -19,4 +22,13 @@ try:
 except importlib.metadata.PackageNotFoundError:  # running from a source tree without install
     __version__ = "0+unknown"
 
-__all__ = ["DISTRIBUTION", "__version__", "hookimpl"]
+_LAZY = {"Context": "harness.context", "DataOptions": "harness.context", "load_plugins": "harness.plugins"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'harness' has no attribute {name!r}")
+
+
+__all__ = ["DISTRIBUTION", "Context", "DataOptions", "__version__", "hookimpl", "load_plugins"]

@@ -1,14 +1,22 @@
-"""Render rows as a table (tabulate), JSON or CSV on stdout. Logs never go here."""
+"""The one function that prints results: rows as a text table, JSON or CSV on stdout.
+
+Every command renders through :func:`render`, so ``--format`` means the same everywhere; JSON is
+strict (NaN and infinities become ``null``), CSV has a header row even when there are no rows.
+Logs and progress never come here (they go to stderr through :mod:`harness.progress`).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
 FORMATS = ("table", "json", "csv")
+TABLE_FORMATS = ("github", "pipe", "latex", "html")
+"""Extra tabulate styles that leaderboards offer (``table`` is the plain one)."""
 
 
 def _cell(value: Any) -> Any:
@@ -16,29 +24,56 @@ def _cell(value: Any) -> Any:
         return ", ".join(str(v) for v in value)
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "n/a"
     return "" if value is None else value
 
 
-def render_rows(rows: Sequence[dict[str, Any]], fmt: str) -> str:
-    """A list of flat-ish dicts as ``table``, ``json`` (a list) or ``csv`` (with a header)."""
-    if fmt == "json":
-        return json.dumps(list(rows), indent=2, default=str)
+def strict(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (what strict JSON parsers accept)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(v) for v in value]
+    return value
+
+
+def to_json(data: Any) -> str:
+    """Strict, indented JSON."""
+    return json.dumps(strict(data), indent=2, default=str, allow_nan=False)
+
+
+def columns_of(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Every key some row has, in first-seen order."""
     columns: list[str] = []
     for row in rows:
         columns.extend(k for k in row if k not in columns)
+    return columns
+
+
+def render(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str] | None = None) -> str:
+    """``rows`` as ``table`` (or a tabulate style from :data:`TABLE_FORMATS`), ``json`` or ``csv``.
+
+    ``columns`` picks and orders the columns of tables and CSV (JSON always keeps every key).
+    """
+    if fmt == "json":
+        return to_json(list(rows))
+    columns = list(columns) if columns is not None else columns_of(rows)
     if fmt == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(columns)
         for row in rows:
-            writer.writerow({k: _cell(row.get(k)) for k in columns})
+            writer.writerow([_cell(row.get(c)) for c in columns])
         return buf.getvalue().rstrip("\n")
     from tabulate import tabulate
 
-    if not rows:
+    if not rows and fmt == "table":
         return "(nothing matched)"
     return tabulate([[_cell(r.get(c)) for c in columns] for r in rows], headers=columns,
-                    tablefmt="simple", disable_numparse=True)
+                    tablefmt="simple" if fmt == "table" else fmt, disable_numparse=True)
 
 
 def render_record(record: dict[str, Any]) -> str:

@@ -17,7 +17,9 @@ Environment variables:
 from __future__ import annotations
 
 import difflib
+import importlib
 import importlib.metadata
+import inspect
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -83,6 +85,9 @@ class Plugins:
         self.strict = strict
         self._report = report
         self._catalogue: Catalogue | None = None
+        self.entry_points = False
+        self.allow: set[str] | None = None
+        self.in_code: list[tuple[str, str | None]] = []  # (plugin name, import reference) of add()ed plugins
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -100,7 +105,7 @@ class Plugins:
     def add(self, plugin: object, name: str | None = None, distribution: str | None = None,
             version: str | None = None) -> bool:
         """Register one plugin object or module; report instead of raising when it is broken."""
-        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        name = name or default_name(plugin)
         record = PluginRecord(name, distribution, version, getattr(plugin, "__name__", None))
         if name in self.records and self.records[name].status == "loaded":
             self.fail(record, f"plugin name {name!r} is already used by "
@@ -139,8 +144,19 @@ class Plugins:
                     problems.append(f"unknown hook {hook_name!r}{hint}")
         return problems
 
+    def spec(self) -> PluginsSpec:
+        """How to build this same plugin set in another process (a benchmark or executor worker)."""
+        missing = [name for name, reference in self.in_code if reference is None]
+        if missing:
+            raise PluginError(f"plugin {missing[0]!r} was passed in code as an object that another process "
+                              "cannot import; define it at the top level of an importable module (a module, "
+                              "a module-level object, or a class that takes no arguments)")
+        return PluginsSpec(self.entry_points, None if self.allow is None else tuple(sorted(self.allow)),
+                           self.strict, tuple(reference for _, reference in self.in_code if reference))
+
     def load_entry_points(self, allow: set[str] | None = None) -> None:
         """Load every plugin of the ``harness`` entry-point group (subject to ``allow``)."""
+        self.entry_points, self.allow = True, allow
         seen: set[tuple[str, str]] = set()
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             if (ep.name, ep.value) in seen:
@@ -198,7 +214,9 @@ class Plugins:
         return fill
 
     def add_commands(self, cli: Any) -> None:
-        """Let every plugin add subcommands to ``cli``; refuse a taken command name."""
+        """Let every plugin add subcommands to ``cli``; refuse a taken command name (including the
+        built-in commands ``cli`` imports lazily, listed in its ``reserved_names``)."""
+        reserved = set(getattr(cli, "reserved_names", ()))
         for impl in self.manager.hook.register_commands.get_hookimpls():
             before = dict(cli.commands)
             record = self.records.get(impl.plugin_name) or PluginRecord(impl.plugin_name)
@@ -210,9 +228,76 @@ class Plugins:
                 self.fail(record, f"register_commands raised {type(exc).__name__}: {exc}")
                 continue
             for name, command in list(cli.commands.items()):
-                if name in before and before[name] is not command:
-                    cli.commands[name] = before[name]
+                if before.get(name, command) is not command or (name in reserved and name not in before):
+                    if name in before:
+                        cli.commands[name] = before[name]
+                    else:
+                        del cli.commands[name]
                     self.fail(record, f"command {name!r} is already taken; it was not replaced")
+
+
+@dataclass(frozen=True)
+class PluginsSpec:
+    """A plugin set as data: entry points (with the allow-list) plus plugins added in code, each as
+    an import reference (``package.module``, ``module:object`` or ``module:Class()``)."""
+
+    entry_points: bool
+    allow: tuple[str, ...] | None
+    strict: bool
+    in_code: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"entry_points": self.entry_points, "allow": None if self.allow is None else list(self.allow),
+                "strict": self.strict, "in_code": list(self.in_code)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PluginsSpec:
+        allow = data.get("allow")
+        return cls(bool(data["entry_points"]), None if allow is None else tuple(allow), bool(data["strict"]),
+                   tuple(data.get("in_code", ())))
+
+    def load(self, report: Callable[[str], None] = _stderr_report) -> Plugins:
+        """Build the plugin set this spec describes."""
+        result = Plugins(strict=self.strict, report=report)
+        if self.entry_points:
+            result.load_entry_points(None if self.allow is None else set(self.allow))
+        for reference in self.in_code:
+            result.add(import_reference(reference))
+        return result
+
+
+def default_name(plugin: object) -> str:
+    """A plugin's name when none is given: its module name, or its class name."""
+    return getattr(plugin, "__name__", None) or type(plugin).__name__
+
+
+def plugin_reference(plugin: object) -> str | None:
+    """An import reference that re-creates ``plugin`` in another process, or ``None``."""
+    if inspect.ismodule(plugin):
+        return plugin.__name__
+    module = sys.modules.get(type(plugin).__module__)
+    for attr, value in vars(module).items() if module is not None else ():
+        if value is plugin:
+            return f"{module.__name__}:{attr}"
+    cls = type(plugin)
+    if module is not None and "<locals>" not in cls.__qualname__ and getattr(module, cls.__qualname__, None) is cls:
+        try:
+            inspect.signature(cls).bind()
+        except (TypeError, ValueError):
+            return None
+        return f"{module.__name__}:{cls.__qualname__}()"
+    return None
+
+
+def import_reference(reference: str) -> object:
+    """The object an import reference names (see :class:`PluginsSpec`)."""
+    module_name, _, attr = reference.partition(":")
+    module = importlib.import_module(module_name)
+    if not attr:
+        return module
+    if attr.endswith("()"):
+        return getattr(module, attr[:-2])()
+    return getattr(module, attr)
 
 
 def _call(impl: Any, **kwargs: Any) -> Any:
@@ -241,7 +326,8 @@ def load_plugins(plugins: Iterable[object] = (), *, entry_points: bool | None = 
         allow = None if allow_env is None else {p.strip() for p in allow_env.split(",") if p.strip()}
         result.load_entry_points(allow)
     for plugin in plugins:
-        result.add(plugin)
+        if result.add(plugin):
+            result.in_code.append((default_name(plugin), plugin_reference(plugin)))
     return result
 
 

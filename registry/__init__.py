@@ -3,6 +3,7 @@
 This package imports nothing from ``harness``: plugins and tools can depend on it alone.
 """
 
+from registry import keys
 from registry.catalogue import KINDS, Catalogue, Table
 from registry.entries import (
     IMAGENET_MEAN,
@@ -19,17 +20,23 @@ from registry.entries import (
     to_dict,
 )
 from registry.errors import (
+    BenchmarkError,
     DataError,
     DuplicateNameError,
+    EntryError,
+    ExportError,
     HarnessError,
     PluginError,
+    StoreError,
+    TrainingError,
     UnknownNameError,
     UsageError,
+    first_line,
 )
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "KINDS", "Backbone", "Budget", "Catalogue", "DataError",
-    "Dataset", "DuplicateNameError", "HarnessError", "ImageSplit", "Metric", "PluginError",
-    "PluginInfo", "Protocol", "Table", "Task", "UnknownNameError", "UsageError", "WeightTag",
-    "to_dict",
+    "IMAGENET_MEAN", "IMAGENET_STD", "KINDS", "Backbone", "BenchmarkError", "Budget", "Catalogue",
+    "DataError", "Dataset", "DuplicateNameError", "EntryError", "ExportError", "HarnessError",
+    "ImageSplit", "Metric", "PluginError", "PluginInfo", "Protocol", "StoreError", "Table", "Task",
+    "TrainingError", "UnknownNameError", "UsageError", "WeightTag", "first_line", "keys", "to_dict",
 ]

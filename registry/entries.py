@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from registry.errors import EntryError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -22,7 +24,7 @@ _PLAIN_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
 def _check_name(kind: str, name: str, pattern: re.Pattern[str]) -> None:
     if not isinstance(name, str) or not pattern.match(name):
-        raise ValueError(f"invalid {kind} name {name!r}: must match {pattern.pattern}")
+        raise EntryError(f"invalid {kind} name {name!r}: must match {pattern.pattern}")
 
 
 @dataclass(frozen=True)
@@ -105,12 +107,12 @@ class Backbone:
     def __post_init__(self) -> None:
         _check_name("backbone", self.name, _BACKBONE_NAME)
         if not callable(self.builder):
-            raise ValueError(f"backbone {self.name!r}: builder must be callable")
+            raise EntryError(f"backbone {self.name!r}: builder must be callable")
         tags = [w.tag for w in self.weights]
         if len(tags) != len(set(tags)):
-            raise ValueError(f"backbone {self.name!r}: duplicate weight tags {tags}")
+            raise EntryError(f"backbone {self.name!r}: duplicate weight tags {tags}")
         if self.default_tag is not None and self.default_tag not in tags:
-            raise ValueError(f"backbone {self.name!r}: default_tag {self.default_tag!r} not in {tags}")
+            raise EntryError(f"backbone {self.name!r}: default_tag {self.default_tag!r} not in {tags}")
 
     def tag(self, tag: str) -> WeightTag | None:
         """The weight tag called ``tag``, or ``None``."""
@@ -162,10 +164,10 @@ class Dataset:
     def __post_init__(self) -> None:
         _check_name("dataset", self.name, _PLAIN_NAME)
         if not callable(self.loader):
-            raise ValueError(f"dataset {self.name!r}: loader must be callable")
+            raise EntryError(f"dataset {self.name!r}: loader must be callable")
         if (self.class_names is not None and self.num_classes is not None
                 and len(self.class_names) != self.num_classes):
-            raise ValueError(f"dataset {self.name!r}: {len(self.class_names)} class names "
+            raise EntryError(f"dataset {self.name!r}: {len(self.class_names)} class names "
                              f"for {self.num_classes} classes")
 
 
@@ -192,11 +194,11 @@ class Metric:
     def __post_init__(self) -> None:
         _check_name("metric", self.name, _PLAIN_NAME)
         if self.kind not in ("quality", "efficiency"):
-            raise ValueError(f"metric {self.name!r}: kind must be 'quality' or 'efficiency'")
+            raise EntryError(f"metric {self.name!r}: kind must be 'quality' or 'efficiency'")
         if not isinstance(self.higher_is_better, bool):
-            raise ValueError(f"metric {self.name!r}: higher_is_better must be True or False")
+            raise EntryError(f"metric {self.name!r}: higher_is_better must be True or False")
         if not callable(self.compute):
-            raise ValueError(f"metric {self.name!r}: compute must be callable")
+            raise EntryError(f"metric {self.name!r}: compute must be callable")
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,7 @@ class Protocol:
     def __post_init__(self) -> None:
         missing = {"quick", "standard", "full"} - set(self.budgets)
         if missing:
-            raise ValueError(f"protocol is missing budgets {sorted(missing)}")
+            raise EntryError(f"protocol is missing budgets {sorted(missing)}")
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,7 @@ class Task:
     def __post_init__(self) -> None:
         _check_name("task", self.name, _PLAIN_NAME)
         if not self.metrics:
-            raise ValueError(f"task {self.name!r}: needs at least one metric")
+            raise EntryError(f"task {self.name!r}: needs at least one metric")
 
     @property
     def primary_metric(self) -> str:

@@ -1,21 +1,49 @@
-"""Typed errors raised by the catalogue and the store.
+"""The one error hierarchy of harness, with the exit code each error gives on the command line.
 
-They live here, not in ``harness``, because ``registry`` must not import ``harness``; the core
-re-exports them as ``harness.errors``. Only the CLI turns them into messages and exit codes: every
-error carries the exit code the CLI should use, and its message is one line naming the problem
-and the fix.
+It lives here, not in ``harness``, because ``registry`` must not import ``harness``; the core
+re-exports it as ``harness.errors``. Library code raises these; only the CLI turns them into one
+``Error: ...`` line and an exit code. Messages name the problem and the fix in one line.
+
+A message about a parameter names it with a ``{param}`` placeholder and ``param=`` (the Python
+parameter name, ``batch_size``): ``str(error)`` reads ``batch_size must be at least 1`` in a
+notebook, and the CLI renders the same error as ``--batch-size must be at least 1``.
+
+========================  =====  ==========================================================
+error                     exit   raised when
+========================  =====  ==========================================================
+``UsageError``            2      a bad name, value, option or file given by the user
+``UnknownNameError``      2      a name nothing registered (suggests close matches)
+``DataError``             2      data or a file is missing, corrupt or in the wrong format
+``PluginError``           2      a plugin is broken or conflicts with another one
+``EntryError``            2      a plugin built an invalid entry (also a ``ValueError``)
+``TrainingError``         1      a run failed on its own (diverged); nothing registered
+``ExportError``           1      a model could not be exported to ONNX
+``BenchmarkError``        1      a benchmark worker failed or measured nothing usable
+``StoreError``            1      the model store is damaged or unwritable
+========================  =====  ==========================================================
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
 class HarnessError(Exception):
     """Base of every error the harness raises on purpose (as opposed to a bug)."""
 
     exit_code = 2
+
+    def __init__(self, message: str = "", *, param: str | None = None) -> None:
+        self.template = message
+        self.param = param
+        super().__init__(self.render())
+
+    def render(self, name: Callable[[str], str] | None = None) -> str:
+        """The message with ``{param}`` filled in by ``name(param)`` (default: the name itself)."""
+        if self.param is None or "{param}" not in self.template:
+            return self.template
+        return self.template.replace("{param}", name(self.param) if name else self.param)
 
 
 class UsageError(HarnessError):
@@ -40,8 +68,16 @@ class UnknownNameError(UsageError, LookupError):
         super().__init__(f"{message} ({hint})")
 
 
+class DataError(UsageError):
+    """A dataset or file is missing, corrupt or not in the expected format."""
+
+
 class PluginError(HarnessError):
     """A plugin is broken or conflicts with another one (duplicate name, bad registration)."""
+
+
+class EntryError(PluginError, ValueError):
+    """An entry a plugin built is invalid (bad name, missing callable); raised by its constructor."""
 
 
 class DuplicateNameError(PluginError):
@@ -58,10 +94,39 @@ class DuplicateNameError(PluginError):
         )
 
 
-class DataError(UsageError):
-    """A dataset or file is missing, corrupt or not in the expected format."""
+class TrainingError(HarnessError):
+    """The run itself failed (diverged, produced no usable model); nothing was registered."""
+
+    exit_code = 1
+
+
+class ExportError(HarnessError):
+    """The model could not be exported to ONNX (an unsupported operator, a crashing exporter)."""
+
+    exit_code = 1
+
+
+class BenchmarkError(HarnessError):
+    """A benchmark could not measure (a worker process crashed, a runtime fell back)."""
+
+    exit_code = 1
+
+
+class StoreError(HarnessError):
+    """The model store cannot be used as it is (damaged database, unwritable folder)."""
+
+    exit_code = 1
 
 
 def kind_plural(kind: str) -> str:
     """'backbone' -> 'backbones' (for messages that point at `harness list`)."""
     return kind if kind.endswith("s") else kind + "s"
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """``Type: first line of the message``, for an error that becomes one line of a report."""
+    text = str(exc).strip()
+    line = text.splitlines()[0][:limit] if text else ""
+    if isinstance(exc, HarnessError):
+        return line or type(exc).__name__
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__

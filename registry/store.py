@@ -202,10 +202,7 @@ class ModelStore:
                  alias: str | None = None,
                  artifact_meta: Mapping[str, Mapping[str, Any]] | None = None) -> ModelVersion:
         """Add the next version of ``name``: copy ``files`` in, then record it in one transaction."""
-        if not NAME_RE.match(name):
-            raise UsageError(f"bad model name {name!r}: use letters, digits, '.', '_' and '-'")
-        if alias is not None:
-            self._check_alias(alias)
+        self.check_name_and_alias(name, alias)
         parent_id = self._parent_id(parent)
         stored = {role: self.blobs.put(path) for role, path in files.items()}
         with self.transaction() as conn:
@@ -239,9 +236,17 @@ class ModelStore:
             return parent
         return self.get(parent).id
 
+    def check_name_and_alias(self, name: str | None, alias: str | None) -> None:
+        """Refuse a bad model name or alias (before hours of training, not after)."""
+        if name is not None and not NAME_RE.match(name):
+            raise UsageError(f"bad model {{param}} {name!r}: use letters, digits, '.', '_' and '-'", param="name")
+        if alias is not None:
+            self._check_alias(alias)
+
     def _check_alias(self, alias: str) -> None:
         if not ALIAS_RE.match(alias) or alias.isdigit():
-            raise UsageError(f"bad alias {alias!r}: start with a letter; letters, digits, '_' and '-'")
+            raise UsageError(f"bad {{param}} {alias!r}: start with a letter; letters, digits, '_' and '-'",
+                             param="alias")
 
     def set_alias(self, ref: str, alias: str) -> ModelVersion:
         """Point ``name:alias`` at ``ref`` (moving it if it pointed elsewhere)."""

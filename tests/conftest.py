@@ -1,18 +1,19 @@
-"""Shared fixtures: a fresh plugin set with only the plugins a test names, and a CLI runner."""
+"""Fixtures shared by every test (helpers to import are in helpers.py and fileformats.py).
+
+Lanes: ``pytest -m "not slow"`` is the fast lane (no test that trains for long); the whole suite
+is the README's test command. Tests that need a trained model share ``trained`` (one fine-tune per
+worker process) instead of training their own.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-ROOT = Path(__file__).resolve().parents[1]
-BUILTIN_MODULES = ("plugins.torchvision_backbones", "plugins.cifar_nets", "plugins.datasets",
-                   "plugins.metrics", "plugins.tasks")
+from helpers import make_plugins
 
 
 @pytest.fixture(autouse=True)
@@ -22,20 +23,9 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("HARNESS_DATA", str(base / "data"))
     monkeypatch.setenv("HARNESS_HOME", str(base / "home"))
     monkeypatch.setenv("TORCH_HOME", str(base / "torch"))
-    for name in ("HARNESS_LOAD_PLUGINS", "HARNESS_STRICT_PLUGINS", "HARNESS_DISABLE_PLUGIN_AUTOLOAD"):
+    for name in ("HARNESS_LOAD_PLUGINS", "HARNESS_STRICT_PLUGINS", "HARNESS_DISABLE_PLUGIN_AUTOLOAD",
+                 "HARNESS_DEBUG"):
         monkeypatch.delenv(name, raising=False)
-
-
-def make_plugins(modules: Iterable[object] = (), *, builtins: bool = True, strict: bool = False,
-                 reports: list[str] | None = None):
-    """Plugins with the built-ins (imported by module, not entry points) plus ``modules``."""
-    import importlib
-
-    from harness.plugins import load_plugins
-
-    chosen = [importlib.import_module(m) for m in BUILTIN_MODULES] if builtins else []
-    sink = reports.append if reports is not None else (lambda message: None)
-    return load_plugins([*chosen, *modules], entry_points=False, strict=strict, report=sink)
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +39,15 @@ def catalogue(builtin_plugins):
 
 
 @pytest.fixture
+def ctx(builtin_plugins, tmp_path: Path) -> Iterator:
+    """A quiet library Context with the built-in plugins and a fresh store."""
+    from harness.context import Context
+
+    with Context(builtin_plugins, home=tmp_path / "home", quiet=True) as context:
+        yield context
+
+
+@pytest.fixture
 def run_cli(builtin_plugins) -> Callable[..., object]:
     """Invoke the CLI in-process with the built-in plugins; returns click's Result."""
     from harness.cli import cli
@@ -59,14 +58,33 @@ def run_cli(builtin_plugins) -> Callable[..., object]:
     return run
 
 
-def harness_exe() -> list[str]:
-    """The installed ``harness`` console script of this interpreter's environment."""
-    exe = Path(sys.executable).with_name("harness")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "harness"]
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory: pytest.TempPathFactory, builtin_plugins) -> Path:
+    """A store holding ``synthetic@1``: cifar_convnet_s fine-tuned one epoch on the synthetic task
+    (made once per worker; tests copy the store before changing it)."""
+    from harness.context import Context
+    from harness.train.finetune import finetune
+    from harness.train.recipe import Recipe
+
+    home = tmp_path_factory.mktemp("trained") / "home"
+    with Context(builtin_plugins, home=home, quiet=True) as context:
+        finetune(context, "cifar_convnet_s", "synthetic", Recipe(epochs=1, batch_size=64, budget="quick"))
+    return home
 
 
 @pytest.fixture
-def subprocess_env(tmp_path: Path) -> dict[str, str]:
+def trained(trained_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``synthetic@1`` in a private copy of the shared trained store, which HARNESS_HOME points at."""
+    import shutil
+
+    home = tmp_path / "trained-home"
+    shutil.copytree(trained_home, home)
+    monkeypatch.setenv("HARNESS_HOME", str(home))
+    return "synthetic@1"
+
+
+@pytest.fixture
+def subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     return env

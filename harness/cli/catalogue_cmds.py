@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from harness.cli import cli, format_option, plugins_from
-from harness.describe import describe, list_entries
-from harness.output import render_record, render_rows
+from harness.cli.app import HarnessCommand, plugins_from
+from harness.cli.options import format_option
+from harness.output import render, render_record, to_json
+from registry import KINDS
 
-KIND_CHOICE = click.Choice(["backbones", "datasets", "metrics", "tasks"])
+KIND_CHOICE = click.Choice([k + "s" for k in KINDS])
 
 
-@cli.command("list")
+@click.command("list", cls=HarnessCommand)
 @click.argument("kind", type=KIND_CHOICE)
 @click.argument("pattern", required=False)
 @click.option("--tags", is_flag=True, help="Backbones: one row per pretrained weight tag.")
@@ -28,14 +27,15 @@ def list_command(ctx: click.Context, kind: str, pattern: str | None, tags: bool,
       harness list backbones '*.tv_in1k'     (one row per weight tag)
       harness list tasks --format json
     """
-    rows = list_entries(plugins_from(ctx).catalogue, kind, pattern, tags=tags)
-    click.echo(render_rows(rows, fmt))
+    from harness.describe import list_entries
+
+    click.echo(render(list_entries(plugins_from(ctx).catalogue, kind, pattern, tags=tags), fmt))
 
 
-@cli.command("show")
+@click.command("show", cls=HarnessCommand)
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["backbone", "dataset", "metric", "task"]),
-              help="Only look among this kind (cifar10 is both a dataset and a task).")
+@click.option("--kind", type=click.Choice(list(KINDS)), help="Only look among this kind (cifar10 is both a dataset "
+                                                               "and a task).")
 @click.option("--measure/--no-measure", default=True, show_default=True,
               help="Backbones: build once (randomly initialised) to count params and FLOPs.")
 @format_option
@@ -45,10 +45,12 @@ def show_command(ctx: click.Context, name: str, kind: str | None, measure: bool,
 
     JSON output is always a list: one record per kind that has the name.
     """
+    from harness.describe import describe
+
     records = describe(plugins_from(ctx).catalogue, name, kind, measure=measure)
     if fmt == "json":
-        click.echo(json.dumps(records, indent=2, default=str))
+        click.echo(to_json(records))
     elif fmt == "csv":
-        click.echo(render_rows(records, "csv"))
+        click.echo(render(records, "csv"))
     else:
         click.echo("\n\n".join(render_record(r) for r in records))

@@ -2,106 +2,106 @@
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 import click
 
-from harness.cli import cli, format_option, plugins_from
-from harness.cli.train_cmds import open_store
-from harness.output import render_rows
+from harness.cli.app import HarnessCommand, make_context
+from harness.cli.options import format_option, positive_int
+from harness.output import render, to_json
+from registry import UsageError
 
 
-@cli.command("export")
+@click.command("export", cls=HarnessCommand)
 @click.argument("model")
 @click.option("--opset", type=int, default=18, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="exports", show_default=True)
 @format_option
 @click.pass_context
-def export_command(ctx, model: str, opset: int, out_dir: str, fmt: str) -> None:
+def export_command(ctx: click.Context, model: str, opset: int, out_dir: str, fmt: str) -> None:
     """Export MODEL to ONNX (dynamic batch, input 'input', output 'logits', preprocessing in metadata).
 
     The file is checked with onnx.checker (full check) and registered with the model version.
     """
-    from harness.parity import export_model
+    from harness.onnx.export import export_model
 
-    catalogue = plugins_from(ctx).catalogue
-    with open_store() as store:
-        info, version = export_model(catalogue, store, model, out_dir, opset=opset)
-    row = {"model": version.ref if version else model, **info.as_dict()}
-    if info.fallback_reason:
-        click.echo(f"harness: warning: the dynamo exporter failed ({info.fallback_reason}); "
-                   "used the legacy TorchScript exporter", err=True)
-    click.echo(json.dumps(row, indent=2) if fmt == "json" else render_rows([row], fmt))
+    with make_context(ctx) as hctx:
+        result = export_model(hctx, model, out_dir, opset=opset)
+        if result.info.fallback_reason:
+            hctx.progress.warn(f"the dynamo exporter failed ({result.info.fallback_reason}); "
+                               "used the legacy TorchScript exporter")
+    row = {"model": result.version.ref if result.version else model, **result.info.as_dict()}
+    click.echo(to_json(row) if fmt == "json" else render([row], fmt))
 
 
-@cli.command("check-onnx")
+@click.command("check-onnx", cls=HarnessCommand)
 @click.argument("model_or_onnx")
 @click.option("--task", "task_name", help="Task whose test images are used (default: the model's).")
-@click.option("--samples", type=int, default=256, show_default=True)
-@click.option("--atol", type=float, default=1e-4, show_default=True)
-@click.option("--rtol", type=float, default=1e-3, show_default=True)
-@click.option("--batch-size", type=int, default=16, show_default=True, help="The batch besides batch 1.")
-@click.option("--threads", type=int)
+@positive_int("--samples", default=256, show_default=True)
+@click.option("--atol", type=click.FloatRange(min=0), default=1e-4, show_default=True)
+@click.option("--rtol", type=click.FloatRange(min=0), default=1e-3, show_default=True)
+@positive_int("--batch-size", default=16, show_default=True, help="The batch besides batch 1.")
+@positive_int("--threads")
 @click.option("--data-dir", type=click.Path(file_okay=False))
 @format_option
 @click.pass_context
-def check_onnx_command(ctx, model_or_onnx, task_name, samples, atol, rtol, batch_size, threads, data_dir, fmt):
+def check_onnx_command(ctx: click.Context, model_or_onnx: str, task_name: str | None, samples: int, atol: float,
+                       rtol: float, batch_size: int, threads: int | None, data_dir: str | None, fmt: str) -> None:
     """Check that ONNX Runtime matches PyTorch on the task's test images; exit 1 when it does not."""
-    from harness.parity import check_parity
+    from harness.onnx.parity import check_parity
 
-    catalogue = plugins_from(ctx).catalogue
-    with open_store() as store:
-        report = check_parity(catalogue, store, model_or_onnx, task_name, samples=samples, atol=atol, rtol=rtol,
-                              batch_size=batch_size, data_dir=data_dir, threads=threads)
-    click.echo(json.dumps(report, indent=2) if fmt == "json" else render_rows([report], fmt))
-    if not report["passed"]:
-        click.echo(f"parity FAILED: top-1 agreement {report['top1_agreement']:.4f}, max |diff| "
-                   f"{report['max_abs_diff']:.3g} (atol {atol}, rtol {rtol})", err=True)
+    with make_context(ctx, data_dir=data_dir) as hctx:
+        report = check_parity(hctx, model_or_onnx, task_name, samples=samples, atol=atol, rtol=rtol,
+                              batch_size=batch_size, threads=threads)
+    click.echo(to_json(report.as_dict()) if fmt == "json" else render([report.as_dict()], fmt))
+    if not report.passed:
+        click.echo(f"parity FAILED: top-1 agreement {report.top1_agreement:.4f}, max |diff| "
+                   f"{report.max_abs_diff:.3g} (atol {atol}, rtol {rtol})", err=True)
         ctx.exit(1)
 
 
-@cli.command("bench")
+def parse_batch_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(b) for b in text.split(",") if b.strip())
+    except ValueError:
+        raise UsageError(f"{{param}} {text!r}: use comma-separated integers like 1,32", param="batch_sizes") from None
+    if not sizes or min(sizes) < 1:
+        raise UsageError(f"{{param}} {text!r}: give positive integers like 1,32", param="batch_sizes")
+    return sizes
+
+
+@click.command("bench", cls=HarnessCommand)
 @click.argument("model")
 @click.option("--batch-sizes", default="1,32", show_default=True)
 @click.option("--runtimes", default="torch,onnxruntime,onnxruntime-int8", show_default=True)
-@click.option("--threads", type=int, help="Threads for every runtime (default: all cores).")
-@click.option("--rounds", type=int, default=3, show_default=True, help="Interleaved rounds, one process each.")
-@click.option("--iters", type=int, default=10, show_default=True, help="Timed iterations per round.")
+@positive_int("--threads", help="Threads for every runtime (default: all cores).")
+@positive_int("--rounds", default=3, show_default=True, help="Interleaved rounds, one process each.")
+@positive_int("--iters", default=10, show_default=True, help="Timed iterations per round.")
 @click.option("--task", "task_name", help="Task for INT8 calibration and accuracy (default: the model's).")
-@click.option("--input-size", type=int, help="Benchmark at this input size (default: the model's).")
+@click.option("--input-size", type=click.IntRange(8, 4096), help="Benchmark at this input size (default: the model's).")
 @click.option("--data-dir", type=click.Path(file_okay=False))
 @format_option
 @click.pass_context
-def bench_command(ctx, model, batch_sizes, runtimes, threads, rounds, iters, task_name, input_size, data_dir, fmt):
+def bench_command(ctx: click.Context, model: str, batch_sizes: str, runtimes: str, data_dir: str | None, fmt: str,
+                  **options: Any) -> None:
     """Latency (median, p90) and throughput per runtime and batch size, with ORT/eager and INT8/FP32 ratios."""
-    from harness.bench import bench
-    from registry import UsageError
+    from harness.onnx.bench import bench
 
-    try:
-        sizes = tuple(int(b) for b in batch_sizes.split(",") if b.strip())
-    except ValueError:
-        raise UsageError(f"--batch-sizes {batch_sizes!r}: use comma-separated integers like 1,32") from None
-    if not sizes or min(sizes) < 1:
-        raise UsageError(f"--batch-sizes {batch_sizes!r}: give positive integers like 1,32")
-    for flag, value in (("--threads", threads), ("--rounds", rounds), ("--iters", iters)):
-        if value is not None and value < 1:
-            raise UsageError(f"{flag} must be at least 1")
-    catalogue = plugins_from(ctx).catalogue
-    with open_store() as store:
-        report = bench(catalogue, store, model, batch_sizes=sizes, runtimes=tuple(runtimes.split(",")),
-                       threads=threads, rounds=rounds, iters=iters, task_name=task_name, data_dir=data_dir,
-                       input_size=input_size)
+    sizes = parse_batch_sizes(batch_sizes)
+    with make_context(ctx, data_dir=data_dir) as hctx:
+        report = bench(hctx, model, batch_sizes=sizes, runtimes=tuple(runtimes.split(",")), **options)
+    data = report.as_dict()
     if fmt == "json":
-        click.echo(json.dumps(report, indent=2))
+        click.echo(to_json(data))
         return
     if fmt == "csv":
-        click.echo(render_rows(report["rows"], "csv"))
+        click.echo(render(data["rows"], "csv"))
         return
-    click.echo(f"{report['model']}: input {report['input']}, {report['params']:,} params, "
-               f"{report['flops'] / 1e9:.3f} GFLOPs (2 per multiply-add), {report['threads']} threads")
-    click.echo(render_rows(report["rows"], "table"))
-    click.echo("speedups: " + ", ".join(f"{k} {v}x" for k, v in report["speedups"].items()))
-    if "accuracy" in report:
-        acc = report["accuracy"]
-        click.echo(f"accuracy on {acc['samples']} test images: FP32 {acc['onnxruntime']:.4f}, "
-                   f"INT8 {acc['onnxruntime-int8']:.4f} ({acc['int8_change_points']:+.2f} points)")
+    click.echo(f"{report.model}: input {list(report.input)}, {report.params:,} params, "
+               f"{report.flops / 1e9:.3f} GFLOPs (2 per multiply-add), {report.threads} threads")
+    click.echo(render(data["rows"], "table"))
+    click.echo("speedups: " + ", ".join(f"{k} {v}x" for k, v in report.speedups.items()))
+    if report.accuracy is not None:
+        acc = report.accuracy
+        click.echo(f"accuracy on {acc.samples} test images: FP32 {acc.fp32:.4f}, INT8 {acc.int8:.4f} "
+                   f"({acc.change_points:+.2f} points)")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from harness.cli import cli, format_option, plugins_from
-from harness.output import render_rows
+from harness.cli.app import HarnessCommand, plugins_from
+from harness.cli.options import format_option
+from harness.output import render
 
 
-@cli.command("plugins")
+@click.command("plugins", cls=HarnessCommand)
 @format_option
 @click.pass_context
 def plugins_command(ctx: click.Context, fmt: str) -> None:
@@ -18,4 +19,4 @@ def plugins_command(ctx: click.Context, fmt: str) -> None:
     if fmt == "table":
         for row in rows:
             row.pop("module", None)
-    click.echo(render_rows(rows, fmt))
+    click.echo(render(rows, fmt))

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 import click
 
-from harness.cli import cli, format_option, plugins_from
-from harness.output import render_record, render_rows
+from harness.cli.app import HarnessGroup, make_context
+from harness.cli.options import format_option
+from harness.output import render, render_record, to_json
 
 
-def _store():
+def _store() -> Any:
     from registry.store import ModelStore
 
     return ModelStore()
@@ -23,7 +24,7 @@ def _row(v) -> dict:
             "created": v.as_dict()["created_at"]}
 
 
-@cli.group("registry")
+@click.group("registry", cls=HarnessGroup)
 def registry_group() -> None:
     """The model store: every imported, pretrained and fine-tuned model version, with lineage."""
 
@@ -36,7 +37,7 @@ def registry_list(name: str | None, task: str | None, fmt: str) -> None:
     """List model versions (all, or those of NAME)."""
     with _store() as store:
         rows = [_row(v) for v in store.list(name, task)]
-    click.echo(render_rows(rows, fmt))
+    click.echo(render(rows, fmt))
 
 
 @registry_group.command("show")
@@ -49,9 +50,9 @@ def registry_show(ref: str, fmt: str) -> None:
         record = version.as_dict()
         record["lineage"] = [v.ref for v in store.lineage(ref)]
     if fmt == "json":
-        click.echo(json.dumps(record, indent=2))
+        click.echo(to_json(record))
     elif fmt == "csv":
-        click.echo(render_rows([record], "csv"))
+        click.echo(render([record], "csv"))
     else:
         record["metrics"] = {k: v for k, v in record["metrics"].items() if k != "history"}
         click.echo(render_record(record))
@@ -104,14 +105,13 @@ def registry_remove(ref: str, force: bool) -> None:
 @click.pass_context
 def registry_import(ctx, backbone: str, path: str, name: str | None, alias: str | None, fmt: str) -> None:
     """Import a .safetensors or .pth state dict for BACKBONE (read with weights_only=True)."""
-    from harness.registry_ops import import_weights
+    from harness.models.imports import import_weights
 
-    catalogue = plugins_from(ctx).catalogue
-    with _store() as store:
-        version = import_weights(catalogue, store, backbone, path, name=name, alias=alias)
-        row = {**_row(version), "sha256": version.artifacts["weights"].sha256,
-               "source_sha256": version.recipe.get("source_sha256"), "num_classes": version.num_classes}
-    click.echo(json.dumps(row, indent=2) if fmt == "json" else render_rows([row], fmt))
+    with make_context(ctx) as hctx:
+        version = import_weights(hctx, backbone, path, name=name, alias=alias)
+    row = {**_row(version), "sha256": version.artifacts["weights"].sha256,
+           "source_sha256": version.recipe.get("source_sha256"), "num_classes": version.num_classes}
+    click.echo(to_json(row) if fmt == "json" else render([row], fmt))
 
 
 @registry_group.command("check")

@@ -7,23 +7,30 @@ Unavailable candidates are skipped with the reason and the exact place to put th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from harness.models import weights_cache_path
-from registry import Catalogue, UnknownNameError, UsageError
-from registry.store import ModelStore
+from harness.models.build import weights_cache_path
+from registry import UnknownNameError, UsageError, keys
+
+if TYPE_CHECKING:
+    from harness.context import Context
 
 
 @dataclass(frozen=True)
 class Candidate:
+    """A candidate reference and whether its weights can be had (else why, and where to put them)."""
+
     ref: str
     available: bool = True
     reason: str | None = None
     place: str | None = None
 
 
-def expand(catalogue: Catalogue, store: ModelStore, patterns: list[str]) -> list[str]:
+def expand(ctx: Context, patterns: Sequence[str]) -> list[str]:
     """Names, wildcards over backbones and weight tags (``resnet*``, ``*.tv_in1k``), registry refs."""
+    catalogue = ctx.catalogue
     refs: list[str] = []
     for pattern in patterns:
         pattern = pattern.strip()
@@ -35,11 +42,11 @@ def expand(catalogue: Catalogue, store: ModelStore, patterns: list[str]) -> list
             else:
                 found = [b.name for b in catalogue.backbones.list(pattern)]
             if not found:
-                raise UsageError(f"--candidates pattern {pattern!r} matches no backbone")
+                raise UsageError(f"{{param}} pattern {pattern!r} matches no backbone", param="candidates")
             refs.extend(found)
         elif "@" in pattern or ":" in pattern or pattern.partition(".")[0] not in catalogue.backbones:
             try:
-                refs.append(store.get(pattern).ref)
+                refs.append(ctx.store.get(pattern).ref)
             except UnknownNameError:
                 catalogue.backbone(pattern)  # raises the backbone suggestion if it is neither
         else:
@@ -48,13 +55,14 @@ def expand(catalogue: Catalogue, store: ModelStore, patterns: list[str]) -> list
     return list(dict.fromkeys(refs))
 
 
-def check_available(catalogue: Catalogue, store: ModelStore, ref: str, offline: bool) -> Candidate:
+def check_available(ctx: Context, ref: str, offline: bool) -> Candidate:
     """Whether ``ref``'s weights can be had now (cached, stored, or downloadable when online)."""
+    catalogue = ctx.catalogue
     base, _, tag_name = ref.partition(".")
     if "@" in ref or ":" in ref or base not in catalogue.backbones:
-        version = store.get(ref)
-        artifact = version.artifacts.get("weights")
-        if artifact is None or not store.blobs.verify(artifact.sha256):
+        version = ctx.store.get(ref)
+        artifact = version.artifacts.get(keys.ROLE_WEIGHTS)
+        if artifact is None or not ctx.store.blobs.verify(artifact.sha256):
             return Candidate(ref, False, "its weights file is missing or altered ('harness registry check')")
         return Candidate(ref)
     if not tag_name:

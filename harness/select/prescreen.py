@@ -11,15 +11,23 @@ Higher is better for all three.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-from harness.models import set_submodule
-from harness.train.batches import Preprocess, to_model_input
+from harness.data.loading import load_split
+from harness.data.preprocess import Preprocess, resolve_preprocess, to_model_input
+from harness.data.splits import subset
+from harness.models.build import set_submodule
+from harness.models.sources import resolve_model
+from harness.select.config import PRESCREEN_SAMPLES, PRESCREENS
+from registry import Task, UsageError, first_line
 
-METHODS = ("logme", "knn", "linear")
+if TYPE_CHECKING:
+    from harness.context import Context
 
 
 @torch.no_grad()
@@ -104,14 +112,25 @@ def score(method: str, features: np.ndarray, labels: np.ndarray) -> float:
         return knn_accuracy(features, labels)
     if method == "linear":
         return linear_probe(features, labels)
-    raise ValueError(f"unknown prescreen {method!r}; use {', '.join(METHODS)}")
+    raise UsageError(f"unknown {{param}} {method!r}; use {', '.join(PRESCREENS)}", param="prescreen")
 
 
-def kendall_tau(a: list[float], b: list[float]) -> float | None:
-    """Rank agreement of two orders (None with fewer than 3 candidates)."""
-    if len(a) < 3:
-        return None
-    from scipy.stats import kendalltau
+def prescreen_candidates(ctx: Context, task: Task, method: str, refs: Sequence[str], input_size: int,
+                         seed: int) -> dict[str, float]:
+    """Score each candidate by ``method`` on frozen features of a seeded sample of the training split.
 
-    tau = kendalltau(a, b).statistic
-    return None if tau is None or math.isnan(tau) else float(tau)
+    A candidate whose features cannot be extracted is reported and left without a score.
+    """
+    train = subset(load_split(ctx, task.dataset, "train", image_size=input_size), PRESCREEN_SAMPLES, seed)
+    scores: dict[str, float] = {}
+    for ref in refs:
+        try:
+            source = resolve_model(ctx, ref)
+            model = source.build(int(train.labels.max()) + 1)
+            pre = resolve_preprocess(source, input_size)
+            feats = extract_features(model, source.backbone.head, train.images, pre)
+            scores[ref] = score(method, feats, train.labels.numpy())
+            ctx.progress.info(f"  prescreen {method} {ref}: {scores[ref]:.4f}")
+        except Exception as exc:  # one candidate's failure must not stop the others' prescreen
+            ctx.progress.warn(f"prescreen of {ref} failed: {first_line(exc)}")
+    return scores

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.train.batches import TensorBatches
-from registry import HarnessError
+from harness.data.batches import TensorBatches
+from harness.progress import Progress
+from registry import DataError, TrainingError
 from registry.files import atomic_writer
-
-
-class TrainingError(HarnessError):
-    """The run itself failed (diverged); nothing was registered."""
-
-    exit_code = 1
 
 
 @dataclass
@@ -41,11 +35,6 @@ class FitState:
     best_state: dict[str, torch.Tensor] | None = None
     bad_epochs: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def log(message: str, quiet: bool) -> None:
-    if not quiet:
-        print(message, file=sys.stderr, flush=True)
 
 
 def save_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any, state: FitState,
@@ -67,7 +56,7 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any
                     generator: torch.Generator, fingerprint: str) -> FitState:
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if payload.get("fingerprint") != fingerprint:
-        raise HarnessError(f"checkpoint {path} belongs to another run; remove it or drop --resume")
+        raise DataError(f"checkpoint {path} belongs to another run; remove it or drop {{param}}", param="resume")
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])
@@ -87,87 +76,119 @@ class FitConfig:
     patience: int | None = None
     label_smoothing: float = 0.0
     amp_dtype: torch.dtype | None = None
-    quiet: bool = False
+    progress: Progress = field(default_factory=Progress)
     checkpoint: Path | None = None
     fingerprint: str = ""
 
 
-def fit(model: nn.Module, batches: TensorBatches, optimizer: Any, scheduler: Any, config: FitConfig,
-        validate: Callable[[nn.Module], float] | None, frozen: list[nn.Module] = (),
-        state: FitState | None = None, loss_fn: Callable[..., torch.Tensor] | None = None) -> FitState:
-    """Train ``model``; returns the final state (``best_state`` holds the best weights)."""
-    from tqdm import tqdm
+@dataclass
+class EpochStats:
+    """What one pass over the training batches saw."""
 
-    state = state or FitState()
-    criterion = loss_fn or nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    seen: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seconds: float = 0.0
+
+
+def _train_epoch(model: nn.Module, batches: TensorBatches, optimizer: Any, scheduler: Any, config: FitConfig,
+                 state: FitState, epoch: int, criterion: Callable[..., torch.Tensor], custom_loss: bool) -> EpochStats:
+    """One epoch of optimisation steps; stops the run on a NaN or infinite loss."""
     device = batches.device
+    stats = EpochStats()
+    started = time.perf_counter()
+    bar = config.progress.bar(len(batches), f"epoch {epoch + 1}/{config.epochs}", unit="batch")
+    for inputs, labels in batches:
+        with torch.autocast(device.type, dtype=config.amp_dtype or torch.bfloat16,
+                            enabled=config.amp_dtype is not None):
+            outputs = model(inputs)
+            loss = criterion(outputs, inputs, labels) if custom_loss else criterion(outputs.float(), labels)
+        if not torch.isfinite(loss):
+            bar.close()
+            raise TrainingError(f"loss became {loss.item()} at step {state.step + 1} (epoch {epoch + 1}); "
+                                "stopped, nothing registered. Lower {param} or check the data", param="lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        state.step += 1
+        n = labels.shape[0]
+        stats.seen += n
+        stats.loss_sum += loss.item() * n
+        if outputs.dim() == 2 and not custom_loss:
+            stats.correct += int((outputs.argmax(1) == labels).sum())
+        elapsed = time.perf_counter() - started
+        bar.set_postfix(loss=f"{stats.loss_sum / stats.seen:.4f}", img_s=f"{stats.seen / max(elapsed, 1e-9):.0f}")
+        bar.update()
+    bar.close()
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _epoch_record(epoch: int, stats: EpochStats, optimizer: Any, custom_loss: bool) -> dict[str, Any]:
+    record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": stats.loss_sum / max(stats.seen, 1),
+                              "lr": optimizer.param_groups[0]["lr"], "seconds": round(stats.seconds, 3),
+                              "images_per_s": round(stats.seen / max(stats.seconds, 1e-9), 1)}
+    if not custom_loss:
+        record["train_accuracy"] = stats.correct / max(stats.seen, 1)
+    return record
+
+
+def _keep_best(model: nn.Module, state: FitState, config: FitConfig, record: dict[str, Any],
+               validate: Callable[[nn.Module], float] | None, custom_loss: bool, epoch: int) -> None:
+    """Score the epoch (validation, else training loss or accuracy) and keep the best weights."""
+    improved = True
+    if validate is not None:
+        metric = validate(model)
+        record["val_metric"] = metric
+        improved = state.best_metric is None or (
+            metric > state.best_metric if config.higher_is_better else metric < state.best_metric)
+    elif custom_loss:
+        metric = record["train_loss"]
+        improved = state.best_metric is None or metric < state.best_metric
+    else:
+        metric = record.get("train_accuracy", 0.0)
+    if improved and not (isinstance(metric, float) and math.isnan(metric)):
+        state.best_metric, state.best_epoch, state.bad_epochs = metric, epoch + 1, 0
+        state.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    else:
+        state.bad_epochs += 1
+
+
+def _summary(record: dict[str, Any], epochs: int) -> str:
+    return (f"epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4f}"
+            + (f", train acc {record['train_accuracy']:.4f}" if "train_accuracy" in record else "")
+            + (f", val {record['val_metric']:.4f}" if "val_metric" in record else "")
+            + f", {record['images_per_s']:.0f} img/s, {record['seconds']:.1f}s")
+
+
+def fit(model: nn.Module, batches: TensorBatches, optimizer: Any, scheduler: Any, config: FitConfig,
+        validate: Callable[[nn.Module], float] | None, frozen: Sequence[nn.Module] = (),
+        state: FitState | None = None, loss_fn: Callable[..., torch.Tensor] | None = None) -> FitState:
+    """Train ``model``; returns the final state (``best_state`` holds the best weights).
+
+    ``loss_fn(outputs, inputs, labels)`` replaces cross-entropy (the autoencoder's reconstruction
+    loss); the best epoch is then the one with the lowest training loss unless ``validate`` is given.
+    """
+    state = state or FitState()
+    custom = loss_fn is not None
+    criterion = loss_fn or nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     for epoch in range(state.epoch, config.epochs):
         model.train()
         for module in frozen:
             module.eval()
-        started = time.perf_counter()
-        seen, loss_sum, correct = 0, 0.0, 0
-        bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
-                   file=sys.stderr, disable=True if config.quiet else None, leave=False,
-                   dynamic_ncols=True)
-        for inputs, labels in batches:
-            with torch.autocast(device.type, dtype=config.amp_dtype or torch.bfloat16,
-                                enabled=config.amp_dtype is not None):
-                outputs = model(inputs)
-                loss = criterion(outputs.float(), labels) if loss_fn is None else criterion(outputs, inputs, labels)
-            if not torch.isfinite(loss):
-                bar.close()
-                raise TrainingError(f"loss became {loss.item()} at step {state.step + 1} (epoch {epoch + 1}); "
-                                    "stopped, nothing registered. Lower --lr or check the data")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            state.step += 1
-            n = labels.shape[0]
-            seen += n
-            loss_sum += loss.item() * n
-            if outputs.dim() == 2 and loss_fn is None:
-                correct += int((outputs.argmax(1) == labels).sum())
-            elapsed = time.perf_counter() - started
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / max(elapsed, 1e-9):.0f}")
-            bar.update()
-        bar.close()
-        seconds = time.perf_counter() - started
-        record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
-                                  "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3),
-                                  "images_per_s": round(seen / max(seconds, 1e-9), 1)}
-        if loss_fn is None:
-            record["train_accuracy"] = correct / max(seen, 1)
-        improved = True
-        if validate is not None:
-            metric = validate(model)
-            record["val_metric"] = metric
-            improved = state.best_metric is None or (
-                metric > state.best_metric if config.higher_is_better else metric < state.best_metric)
-        elif loss_fn is not None:
-            metric = record["train_loss"]
-            improved = state.best_metric is None or metric < state.best_metric
-        else:
-            metric = record.get("train_accuracy", 0.0)
-        if improved and not (isinstance(metric, float) and math.isnan(metric)):
-            state.best_metric, state.best_epoch, state.bad_epochs = metric, epoch + 1, 0
-            state.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        else:
-            state.bad_epochs += 1
+        stats = _train_epoch(model, batches, optimizer, scheduler, config, state, epoch, criterion, custom)
+        record = _epoch_record(epoch, stats, optimizer, custom)
+        _keep_best(model, state, config, record, validate, custom, epoch)
         state.history.append(record)
         state.epoch = epoch + 1
-        summary = (f"epoch {epoch + 1}/{config.epochs}: loss {record['train_loss']:.4f}"
-                   + (f", train acc {record['train_accuracy']:.4f}" if "train_accuracy" in record else "")
-                   + (f", val {record['val_metric']:.4f}" if "val_metric" in record else "")
-                   + f", {record['images_per_s']:.0f} img/s, {seconds:.1f}s")
-        log(summary, config.quiet)
+        config.progress.info(_summary(record, config.epochs))
         if config.checkpoint is not None:
             save_checkpoint(config.checkpoint, model, optimizer, scheduler, state, batches.generator,
                             config.fingerprint)
         if config.patience is not None and state.bad_epochs >= config.patience:
-            log(f"early stop: no improvement for {config.patience} epochs (best epoch {state.best_epoch})",
-                config.quiet)
+            config.progress.info(f"early stop: no improvement for {config.patience} epochs "
+                                 f"(best epoch {state.best_epoch})")
             break
     if state.best_state is None:
         state.best_state = copy.deepcopy(model.state_dict())

@@ -15,7 +15,8 @@ from typing import Any
 
 from torch import nn
 
-STRATEGIES = ("linear", "partial", "full")
+from harness.train.recipe import STRATEGIES
+from registry import UsageError
 
 
 def _has_params(module: nn.Module) -> bool:
@@ -51,7 +52,7 @@ def blocks(model: nn.Module, head: str) -> list[nn.Module]:
 def apply_strategy(model: nn.Module, head: str, strategy: str, partial_blocks: int = 1) -> list[nn.Module]:
     """Set ``requires_grad``; returns the frozen modules (to be kept in eval mode)."""
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+        raise UsageError(f"unknown {{param}} {strategy!r}; use one of {', '.join(STRATEGIES)}", param="strategy")
     for p in model.parameters():
         p.requires_grad_(strategy == "full")
     if strategy == "full":

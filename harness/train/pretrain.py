@@ -10,24 +10,30 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from harness.data import load_split
+from harness.data.batches import TensorBatches
+from harness.data.loading import load_split
+from harness.data.preprocess import Preprocess, resolve_preprocess, to_model_input
+from harness.data.splits import split_train_val, subset
 from harness.environment import device_description, library_versions, select_device
-from harness.models import get_submodule, head_in_features, set_submodule
-from harness.sources import pretrained_version, resolve_model
-from harness.train.batches import Preprocess, TensorBatches, to_model_input
-from harness.train.engine import FitConfig, fit, load_checkpoint, log
-from harness.train.evaluate import predict
-from harness.train.finetune import fingerprint, split_train_val, subset
+from harness.evaluate.predict import predict
+from harness.fingerprint import fingerprint
+from harness.models.build import get_submodule, head_in_features, set_submodule
+from harness.models.sources import ModelSource, pretrained_version, resolve_model
+from harness.models.weights import save_weights
+from harness.train.engine import FitConfig, FitState, fit, load_checkpoint
 from harness.train.recipe import Recipe
 from harness.train.schedule import WarmupSchedule
-from harness.weights import save_weights
-from registry import Catalogue, UsageError
-from registry.store import ModelStore, ModelVersion
+from registry import Dataset, ImageSplit, UsageError, keys
+from registry.store import ModelVersion
+
+if TYPE_CHECKING:
+    from harness.context import Context
 
 METHODS = ("supervised", "autoencoder")
 
@@ -66,57 +72,52 @@ class PretrainResult:
     metrics: dict[str, Any]
 
 
-def pretrain(catalogue: Catalogue, store: ModelStore, backbone_ref: str, dataset_name: str, method: str,
-             recipe: Recipe, *, name: str | None = None, data_dir: str | None = None, download: bool = False,
-             device: str = "auto", quiet: bool = False, resume: bool = False,
-             backbone_name: str | None = None) -> PretrainResult:
-    """Pretrain ``backbone_ref`` on ``dataset_name`` and register the weights.
+@dataclass
+class PretrainRun:
+    """What the steps of one pretraining run share."""
 
-    ``backbone_ref`` may be a weights file; ``backbone_name`` then names its architecture.
-    """
+    ref: str
+    method: str
+    dataset: Dataset
+    recipe: Recipe
+    source: ModelSource
+    pre: Preprocess
+    train: ImageSplit
+    val: ImageSplit | None
+    num_classes: int
+    device: torch.device
+    run_dir: Path
+    run_id: str
+
+
+def prepare(ctx: Context, backbone_ref: str, dataset_name: str, method: str, recipe: Recipe,
+            backbone_name: str | None) -> PretrainRun:
+    """Resolve the backbone and load the source data; user errors surface here, before training."""
     if method not in METHODS:
-        raise UsageError(f"--method must be one of {', '.join(METHODS)}")
-    dataset = catalogue.datasets.get(dataset_name)
-    source = resolve_model(catalogue, store, backbone_ref, backbone=backbone_name)
-    backbone = source.backbone
-    size = recipe.input_size or dataset.image_size or backbone.input_size
-    if backbone.fixed_input_size:
-        size = backbone.input_size
-    size = max(size, backbone.min_input_size)
-    tag = source.tag
-    pre = Preprocess(input_size=size, channels=backbone.channels,
-                     mean=tuple(tag.mean if tag and tag.mean else backbone.mean),
-                     std=tuple(tag.std if tag and tag.std else backbone.std),
-                     augmentation=("random_crop", "hflip"), crop_padding=max(2, size // 8))
-    dev = select_device(device)
-    train = load_split(catalogue, dataset_name, "train", data_dir=data_dir, download=download, image_size=size)
-    num_classes = dataset.num_classes or len(train.class_names)
-    train, val = split_train_val(subset(train, recipe.train_limit, recipe.seed), recipe)
-    log(f"pretraining {backbone_ref} on {dataset_name} ({method}): {len(train)} train / "
-        f"{len(val) if val else 0} val images at {size}px, {recipe.epochs} epochs, {device_description(dev)}", quiet)
+        raise UsageError(f"{{param}} must be one of {', '.join(METHODS)}", param="method")
+    dataset = ctx.catalogue.datasets.get(dataset_name)
+    source = resolve_model(ctx, backbone_ref, backbone=backbone_name)
+    size = recipe.input_size or dataset.image_size or source.backbone.input_size
+    pre = resolve_preprocess(source, size, augmentation=("random_crop", "hflip"), crop_padding=max(2, size // 8))
+    device = select_device(ctx.device)
+    split = load_split(ctx, dataset_name, "train", image_size=pre.input_size)
+    num_classes = dataset.num_classes or len(split.class_names)
+    train, val = split_train_val(subset(split, recipe.train_limit, recipe.seed), recipe.val_fraction, recipe.seed)
+    if len(train) < recipe.batch_size:
+        raise UsageError(f"only {len(train)} images for batch size {recipe.batch_size}; lower {{param}}",
+                         param="batch_size")
+    run_id = fingerprint("pretrain", backbone_ref, dataset_name, method, recipe.as_dict(), pre.as_dict(), str(device))
+    return PretrainRun(backbone_ref, method, dataset, recipe, source, pre, train, val, num_classes, device,
+                       ctx.store.home / "runs" / run_id, run_id)
 
-    parent = source.version or pretrained_version(catalogue, store, source)
-    torch.manual_seed(recipe.seed)
-    model = source.build(catalogue, num_classes)
-    if method == "autoencoder":
-        feature_dim = head_in_features(get_submodule(model, backbone.head))
-        set_submodule(model, backbone.head, nn.Identity())
-        trained: nn.Module = AutoEncoder(model, feature_dim, size, backbone.channels)
-    else:
-        trained = model
-    trained = trained.to(dev).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(trained.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=True,
-                                weight_decay=recipe.weight_decay)
-    generator = torch.Generator().manual_seed(recipe.seed)
-    batches = TensorBatches(train.images, train.labels, recipe.batch_size, pre, dev, train=True, generator=generator)
-    if len(batches) == 0:
-        raise UsageError(f"only {len(train)} images for batch size {recipe.batch_size}; lower --batch-size")
-    total = recipe.epochs * len(batches)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, WarmupSchedule(total, int(recipe.warmup_epochs * len(batches)), recipe.schedule))
+
+def _validator(run: PretrainRun):
+    """Validation accuracy (supervised) or reconstruction MSE per pixel (autoencoder)."""
+    val, pre, dev = run.val, run.pre, run.device
 
     def validate(m: nn.Module) -> float:
-        if method == "supervised":
+        assert val is not None
+        if run.method == "supervised":
             logits = predict(m, val.images, val.labels, pre, dev)
             return float((logits.argmax(1) == val.labels).float().mean())
         m.eval()
@@ -127,47 +128,88 @@ def pretrain(catalogue: Catalogue, store: ModelStore, backbone_ref: str, dataset
                 errors.append(nn.functional.mse_loss(m(x).float(), x.float(), reduction="sum").item() / x[0].numel())
         return sum(errors) / len(val)
 
-    run_id = fingerprint("pretrain", backbone_ref, dataset_name, method, recipe.as_dict(), pre.as_dict(), str(dev))
-    run_dir = store.home / "runs" / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = run_dir / "checkpoint.pt"
+    return validate
+
+
+def _trainable(run: PretrainRun) -> tuple[nn.Module, nn.Module, int]:
+    """The model to save, the module to train (an autoencoder around it) and the head's input width."""
+    torch.manual_seed(run.recipe.seed)
+    model = run.source.build(run.num_classes)
+    head = run.source.backbone.head
+    feature_dim = head_in_features(get_submodule(model, head))
+    trained = model
+    if run.method == "autoencoder":
+        set_submodule(model, head, nn.Identity())
+        trained = AutoEncoder(model, feature_dim, run.pre.input_size, run.source.backbone.channels)
+    return model, trained.to(run.device).to(memory_format=torch.channels_last), feature_dim
+
+
+def train(ctx: Context, run: PretrainRun, resume: bool) -> tuple[nn.Module, FitState, int]:
+    """Train; returns the backbone (autoencoders get a 1-way head back), its state, the saved class count."""
+    recipe = run.recipe
+    model, trained, feature_dim = _trainable(run)
+    optimizer = torch.optim.SGD(trained.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=True,
+                                weight_decay=recipe.weight_decay)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    batches = TensorBatches(run.train.images, run.train.labels, recipe.batch_size, run.pre, run.device, train=True,
+                            generator=generator)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupSchedule(
+        recipe.epochs * len(batches), int(recipe.warmup_epochs * len(batches)), recipe.schedule))
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = run.run_dir / "checkpoint.pt"
     state = None
     if resume and checkpoint.is_file():
-        state = load_checkpoint(checkpoint, trained, optimizer, scheduler, generator, run_id)
-    config = FitConfig(epochs=recipe.epochs, higher_is_better=method == "supervised", patience=recipe.patience,
-                       label_smoothing=recipe.label_smoothing if method == "supervised" else 0.0, quiet=quiet,
-                       checkpoint=checkpoint, fingerprint=run_id)
-    state = fit(trained, batches, optimizer, scheduler, config, validate if val else None, (), state,
-                loss_fn=reconstruction_loss if method == "autoencoder" else None)
+        state = load_checkpoint(checkpoint, trained, optimizer, scheduler, generator, run.run_id)
+    supervised = run.method == "supervised"
+    config = FitConfig(epochs=recipe.epochs, higher_is_better=supervised, patience=recipe.patience,
+                       label_smoothing=recipe.label_smoothing if supervised else 0.0, progress=ctx.progress,
+                       checkpoint=checkpoint, fingerprint=run.run_id)
+    state = fit(trained, batches, optimizer, scheduler, config, _validator(run) if run.val else None, (), state,
+                loss_fn=None if supervised else reconstruction_loss)
     trained.load_state_dict(state.best_state)
-    if method == "autoencoder":
-        # Give the encoder a fresh 1-way head so the file is an ordinary backbone state dict.
-        set_submodule(model, backbone.head, nn.Linear(feature_dim, 1))
-        save_classes = 1
-    else:
-        save_classes = num_classes
-    model = model.to("cpu").to(memory_format=torch.contiguous_format)
+    if not supervised:  # a fresh 1-way head makes the file an ordinary backbone state dict
+        set_submodule(model, run.source.backbone.head, nn.Linear(feature_dim, 1))
+    return model.to("cpu").to(memory_format=torch.contiguous_format), state, run.num_classes if supervised else 1
+
+
+def _summary(run: PretrainRun, state: FitState) -> dict[str, Any]:
     last = state.history[-1]
-    seconds = round(sum(h["seconds"] for h in state.history), 2)
-    metrics = {"pretrain": {"method": method, "dataset": dataset_name, "train_loss": last["train_loss"],
-                            "best_epoch": state.best_epoch, "seconds": seconds}}
-    if method == "supervised":
-        metrics["pretrain"]["train_accuracy"] = last.get("train_accuracy")
-        metrics["pretrain"]["val_accuracy"] = state.best_metric
+    summary: dict[str, Any] = {"method": run.method, "dataset": run.dataset.name, "train_loss": last["train_loss"],
+                               "best_epoch": state.best_epoch,
+                               "seconds": round(sum(h["seconds"] for h in state.history), 2)}
+    if run.method == "supervised":
+        summary.update(train_accuracy=last.get("train_accuracy"), val_accuracy=state.best_metric)
     else:
-        metrics["pretrain"]["val_reconstruction_mse"] = state.best_metric
-    metrics["history"] = state.history
-    path = save_weights(model, run_dir / "weights.safetensors",
-                        {"backbone": backbone.name, "num_classes": save_classes, "pretrain": method})
-    version = store.register(
-        name or f"{backbone.name}-{method}-{dataset_name}", backbone=backbone.name, kind="pretrain",
-        files={"weights": path}, parent=parent.id if parent else None, dataset=dataset_name,
-        num_classes=save_classes if method == "supervised" else None,
-        class_names=train.class_names if method == "supervised" else None,
-        recipe={**recipe.as_dict(), "method": method, "preprocess": pre.as_dict(), "source": backbone_ref},
-        metrics=metrics, environment={**library_versions(), "device": device_description(dev)},
-        seed=recipe.seed, device=dev.type, artifact_meta={"weights": {"format": "safetensors"}},
+        summary["val_reconstruction_mse"] = state.best_metric
+    return summary
+
+
+def pretrain(ctx: Context, backbone_ref: str, dataset_name: str, method: str, recipe: Recipe, *,
+             name: str | None = None, resume: bool = False, backbone_name: str | None = None) -> PretrainResult:
+    """Pretrain ``backbone_ref`` on ``dataset_name`` and register the weights.
+
+    ``backbone_ref`` may be a weights file; ``backbone_name`` then names its architecture.
+    """
+    run = prepare(ctx, backbone_ref, dataset_name, method, recipe, backbone_name)
+    ctx.progress.info(f"pretraining {backbone_ref} on {dataset_name} ({method}): {len(run.train)} train / "
+                      f"{len(run.val) if run.val else 0} val images at {run.pre.input_size}px, {recipe.epochs} "
+                      f"epochs, {device_description(run.device)}")
+    parent = run.source.version or pretrained_version(ctx, run.source)
+    model, state, classes = train(ctx, run, resume)
+    summary = _summary(run, state)
+    backbone = run.source.backbone.name
+    path = save_weights(model, run.run_dir / "weights.safetensors",
+                        {"backbone": backbone, "num_classes": classes, "pretrain": method})
+    supervised = method == "supervised"
+    version = ctx.store.register(
+        name or f"{backbone}-{method}-{dataset_name}", backbone=backbone, kind="pretrain",
+        files={keys.ROLE_WEIGHTS: path}, parent=parent.id if parent else None, dataset=dataset_name,
+        num_classes=classes if supervised else None, class_names=run.train.class_names if supervised else None,
+        recipe={**recipe.as_dict(), "method": method, "preprocess": run.pre.as_dict(), "source": backbone_ref},
+        metrics={keys.PRETRAIN: summary, keys.HISTORY: state.history},
+        environment={**library_versions(), "device": device_description(run.device)},
+        seed=recipe.seed, device=run.device.type, artifact_meta={keys.ROLE_WEIGHTS: {"format": "safetensors"}},
     )
-    shutil.rmtree(run_dir, ignore_errors=True)
-    log(f"registered {version.ref}", quiet)
-    return PretrainResult(version, metrics["pretrain"])
+    shutil.rmtree(run.run_dir, ignore_errors=True)
+    ctx.progress.info(f"registered {version.ref}")
+    return PretrainResult(version, summary)

@@ -6,11 +6,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from harness.train.freeze import STRATEGIES
 from registry import Budget, Task, UsageError
 
+STRATEGIES = ("linear", "partial", "full")
+"""linear: new head on a frozen backbone; partial: also the last N blocks; full: everything."""
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step")
+BUDGETS = ("quick", "standard", "full")
 
 
 @dataclass(frozen=True)
@@ -40,30 +42,34 @@ class Recipe:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.strategy in STRATEGIES, f"--strategy must be one of {', '.join(STRATEGIES)}"),
-            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
-            (self.epochs >= 1, "--epochs must be at least 1"),
-            (self.batch_size >= 1, "--batch-size must be at least 1"),
-            (self.lr > 0, "--lr must be positive"),
-            (0 <= self.val_fraction < 1, "--val-fraction must be in [0, 1)"),
-            (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
-            (self.train_limit is None or self.train_limit > 0, "--train-limit must be positive"),
-            (self.input_size is None or self.input_size >= 8, "--input-size must be at least 8"),
+            ("strategy", self.strategy in STRATEGIES, f"must be one of {', '.join(STRATEGIES)}"),
+            ("optimizer", self.optimizer in OPTIMIZERS, f"must be one of {', '.join(OPTIMIZERS)}"),
+            ("schedule", self.schedule in SCHEDULES, f"must be one of {', '.join(SCHEDULES)}"),
+            ("epochs", self.epochs >= 1, "must be at least 1"),
+            ("batch_size", self.batch_size >= 1, "must be at least 1"),
+            ("lr", self.lr > 0, "must be positive"),
+            ("val_fraction", 0 <= self.val_fraction < 1, "must be in [0, 1)"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "must be in [0, 1)"),
+            ("train_limit", self.train_limit is None or self.train_limit > 0, "must be positive"),
+            ("input_size", self.input_size is None or self.input_size >= 8, "must be at least 8"),
         ]
-        for ok, message in checks:
+        for param, ok, problem in checks:
             if not ok:
-                raise UsageError(message)
+                raise UsageError("{param} " + problem, param=param)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> Recipe:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
 
 
 def recipe_for(task: Task, budget: str = "quick", **overrides: Any) -> Recipe:
     """The task's ``budget`` as a Recipe; ``overrides`` set to ``None`` are ignored."""
     budgets = task.protocol.budgets
     if budget not in budgets:
-        raise UsageError(f"task {task.name} has no budget {budget!r}; use {', '.join(budgets)}")
+        raise UsageError(f"task {task.name} has no {{param}} {budget!r}; use {', '.join(budgets)}", param="budget")
     b: Budget = budgets[budget]
     base: dict[str, Any] = {
         "epochs": b.epochs, "batch_size": b.batch_size, "lr": b.lr, "weight_decay": b.weight_decay,

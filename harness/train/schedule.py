@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from registry import UsageError
+
 
 class WarmupSchedule:
     """A picklable LR multiplier for ``LambdaLR``: warmup over ``warmup`` steps, then decay."""
@@ -11,7 +13,7 @@ class WarmupSchedule:
     def __init__(self, total: int, warmup: int, kind: str = "cosine", steps: tuple[float, ...] = (0.5, 0.75),
                  gamma: float = 0.1) -> None:
         if kind not in ("cosine", "step"):
-            raise ValueError(f"unknown schedule {kind!r}; use cosine or step")
+            raise UsageError(f"unknown {{param}} {kind!r}; use cosine or step", param="schedule")
         self.total = max(1, total)
         self.warmup = max(0, min(warmup, self.total - 1))
         self.kind = kind

@@ -1,0 +1,155 @@
+"""The ``harness`` command group: explicit, lazy command registration and the one error rule.
+
+Built-in commands are listed in :data:`COMMANDS` as ``module:attribute`` and imported only when
+looked up, so ``harness --version`` imports none of them and no torch. Every command runs through
+:class:`HarnessCommand`, which turns a :class:`~registry.HarnessError` into one ``Error: ...``
+line with the error's exit code, naming parameters by their flags (``--batch-size``). Anything
+else is a bug: ``--debug`` (or ``HARNESS_DEBUG=1``) shows its traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from harness import __version__
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.context import Context
+    from harness.plugins import Plugins
+
+COMMANDS = {
+    "plugins": "harness.cli.plugins_cmd:plugins_command",
+    "list": "harness.cli.catalogue_cmds:list_command",
+    "show": "harness.cli.catalogue_cmds:show_command",
+    "finetune": "harness.cli.train_cmds:finetune_command",
+    "pretrain": "harness.cli.train_cmds:pretrain_command",
+    "evaluate": "harness.cli.train_cmds:evaluate_command",
+    "registry": "harness.cli.registry_cmds:registry_group",
+    "export": "harness.cli.onnx_cmds:export_command",
+    "check-onnx": "harness.cli.onnx_cmds:check_onnx_command",
+    "bench": "harness.cli.onnx_cmds:bench_command",
+    "select": "harness.cli.select_cmds:select_command",
+    "leaderboard": "harness.cli.select_cmds:leaderboard_command",
+}
+
+
+class CliError(click.ClickException):
+    """A HarnessError on its way to the terminal."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def flag_name(command: click.Command, param: str) -> str:
+    """How the command line spells the Python parameter ``param`` (``--batch-size``, ``MODEL``)."""
+    for p in command.params:
+        if p.name == param:
+            if isinstance(p, click.Option):
+                return max(p.opts, key=len)
+            return p.human_readable_name
+    return param
+
+
+def cli_error(exc: HarnessError, command: click.Command | None) -> CliError:
+    message = exc.render((lambda p: flag_name(command, p)) if command is not None else None)
+    return CliError(message, exc.exit_code)
+
+
+class HarnessCommand(click.Command):
+    """A command whose HarnessErrors become one clean line with the right exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HarnessError as exc:
+            raise cli_error(exc, self) from None
+
+
+class HarnessGroup(click.Group):
+    """A group whose subcommands are HarnessCommands (``harness registry ...``)."""
+
+    command_class = HarnessCommand
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HarnessError as exc:  # a plugin's own command that raised one
+            raise cli_error(exc, None) from None
+
+
+class RootGroup(HarnessGroup):
+    """The root: built-in commands imported on lookup, then plugins' commands."""
+
+    _plugin_commands_loaded = False
+    reserved_names = frozenset(COMMANDS)
+
+    def _load_plugin_commands(self, ctx: click.Context) -> None:
+        if not self._plugin_commands_loaded:
+            self._plugin_commands_loaded = True
+            plugins_from(ctx).add_commands(self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands(ctx)
+        return sorted({*COMMANDS, *super().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            module, _, attr = COMMANDS[cmd_name].partition(":")
+            return getattr(importlib.import_module(module), attr)
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self._load_plugin_commands(ctx)
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+
+def plugins_from(ctx: click.Context) -> Plugins:
+    """The Plugins this invocation uses: ``obj=`` from a test, else the process default."""
+    from harness.plugins import Plugins, get_plugins
+
+    found = ctx.find_object(Plugins)
+    if found is None:
+        try:
+            found = get_plugins()
+        except HarnessError as exc:
+            raise CliError(str(exc), exc.exit_code) from None
+    return found
+
+
+def make_context(ctx: click.Context, **options: Any) -> Context:
+    """A library :class:`~harness.context.Context` from this invocation's plugins and options
+    (``data_dir``, ``download``, ``device``, ``quiet``; absent ones keep their defaults)."""
+    from harness.context import Context, DataOptions
+
+    data = DataOptions(options.get("data_dir"), bool(options.get("download", False)))
+    return Context(plugins_from(ctx), data=data, device=options.get("device") or "auto",
+                   quiet=bool(options.get("quiet", False)))
+
+
+@click.group(cls=RootGroup)
+@click.version_option(__version__, prog_name="harness")
+@click.option("--debug", is_flag=True, envvar="HARNESS_DEBUG", help="Show Python tracebacks of unexpected errors.")
+def cli(debug: bool) -> None:
+    """Pick, train, evaluate and ship image classification backbones.
+
+    Plugins (entry-point group 'harness') register backbones, datasets, metrics and tasks.
+    """
+
+
+def main() -> None:
+    """Console-script entry point: unexpected errors are one line (exit 1) unless --debug."""
+    try:
+        cli(standalone_mode=True)
+    except Exception as exc:  # a bug: say so in one line; --debug shows where
+        if os.environ.get("HARNESS_DEBUG") or "--debug" in sys.argv:
+            raise
+        click.echo(f"Error: internal error ({type(exc).__name__}: {str(exc).strip()[:300]}); rerun with --debug "
+                   "for the traceback and report it", err=True)
+        raise SystemExit(1) from None

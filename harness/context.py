@@ -1,0 +1,135 @@
+"""The :class:`Context`: everything a library call shares, in one object passed first.
+
+A context holds the plugin set (and so the catalogue), the model store (opened on first use, so
+commands that never touch it never create it), where data comes from, the device, and the
+progress channel. A new option is one field here, not a parameter threaded through six
+signatures. A context can be written down as a :class:`ContextSpec` and rebuilt in another
+process, so a benchmark or executor worker sees the same plugins, store and data as its caller::
+
+    from harness import Context
+    with Context(quiet=True) as ctx:
+        harness.finetune(ctx, "cifar_resnet20", "fashion-mnist", recipe)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.progress import Progress
+
+if TYPE_CHECKING:
+    from harness.plugins import Plugins, PluginsSpec
+    from registry import Catalogue
+    from registry.store import ModelStore
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Where datasets are read from, and whether loaders may download."""
+
+    data_dir: str | None = None
+    download: bool = False
+
+
+@dataclass(frozen=True)
+class ContextSpec:
+    """A context as plain data (JSON), to rebuild it in another process."""
+
+    plugins: dict[str, Any]
+    home: str | None
+    data: DataOptions
+    device: str
+    quiet: bool
+
+    def to_json(self) -> str:
+        return json.dumps({"plugins": self.plugins, "home": self.home, "data": dataclasses.asdict(self.data),
+                           "device": self.device, "quiet": self.quiet})
+
+    @classmethod
+    def from_json(cls, text: str) -> ContextSpec:
+        raw = json.loads(text)
+        return cls(raw["plugins"], raw["home"], DataOptions(**raw["data"]), raw["device"], raw["quiet"])
+
+
+class Context:
+    """Plugins, store, data options, device and progress for library calls.
+
+    :param plugins: the plugin set; default the process-wide one (entry points).
+    :param home: the store folder; default ``$HARNESS_HOME``. Ignored when ``store`` is given.
+    :param store: an already open :class:`~registry.store.ModelStore` (the caller closes it).
+    :param device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    :param quiet: no progress lines (warnings still print).
+    """
+
+    def __init__(self, plugins: Plugins | None = None, *, home: str | os.PathLike[str] | None = None,
+                 store: ModelStore | None = None, data: DataOptions | None = None, device: str = "auto",
+                 quiet: bool = False, progress: Progress | None = None) -> None:
+        if plugins is None:
+            from harness.plugins import get_plugins
+
+            plugins = get_plugins()
+        self.plugins = plugins
+        self.data = data or DataOptions()
+        self.device = device
+        self.progress = progress or Progress(quiet=quiet)
+        self._home = store.home if store is not None else (Path(home) if home is not None else None)
+        self._store = store
+        self._owns_store = store is None
+
+    # -- shared state ----------------------------------------------------------------------------
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return self.plugins.catalogue
+
+    @property
+    def store(self) -> ModelStore:
+        """The model store, opened on first use."""
+        if self._store is None:
+            from registry.store import ModelStore
+
+            self._store = ModelStore(self._home)
+            self._home = self._store.home
+        return self._store
+
+    @property
+    def quiet(self) -> bool:
+        return self.progress.quiet
+
+    def replace(self, *, quiet: bool | None = None, device: str | None = None,
+                data: DataOptions | None = None) -> Context:
+        """A context sharing this one's plugins and store, with some fields changed."""
+        return Context(self.plugins, store=self.store, data=data or self.data, device=device or self.device,
+                       progress=self.progress.child(quiet))
+
+    # -- lifetime ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._store is not None and self._owns_store:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- other processes -----------------------------------------------------------------------
+
+    def spec(self) -> ContextSpec:
+        """This context as data; raises PluginError when a plugin cannot be rebuilt elsewhere."""
+        home = str(self._home) if self._home is not None else None
+        return ContextSpec(self.plugins.spec().as_dict(), home, self.data, self.device, self.quiet)
+
+    @classmethod
+    def from_spec(cls, spec: ContextSpec) -> Context:
+        from harness.plugins import PluginsSpec
+
+        plugins_spec: PluginsSpec = PluginsSpec.from_dict(spec.plugins)
+        return cls(plugins_spec.load(), home=spec.home, data=spec.data, device=spec.device, quiet=spec.quiet)

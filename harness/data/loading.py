@@ -1,0 +1,81 @@
+"""Resolve the data root and load dataset splits with the checks every consumer relies on."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from registry import DataError, ImageSplit, UsageError
+
+if TYPE_CHECKING:
+    from harness.context import Context
+
+
+def data_root(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``--data-dir``, else ``$HARNESS_DATA``, else the user cache dir (``.../harness/data``)."""
+    if data_dir:
+        return Path(data_dir).expanduser()
+    if os.environ.get("HARNESS_DATA"):
+        return Path(os.environ["HARNESS_DATA"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("harness")) / "data"
+
+
+_CACHE: dict[tuple, ImageSplit] = {}
+_CACHE_BYTES = 2_000_000_000
+
+
+def _cached(key: tuple, load) -> ImageSplit:
+    """Decoded splits, kept per process: select fine-tunes several candidates on the same data."""
+    if key in _CACHE:
+        return _CACHE[key]
+    result = load()
+    size = result.images.numel() if hasattr(result, "images") and hasattr(result.images, "numel") else 0
+    if size and size <= _CACHE_BYTES // 4:
+        while _CACHE and sum(v.images.numel() for v in _CACHE.values()) + size > _CACHE_BYTES:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = result
+    return result
+
+
+def load_split(ctx: Context, dataset: str, split: str, *, image_size: int | None = None) -> ImageSplit:
+    """Load ``split`` of ``dataset`` (from ``ctx.data``) and check it: uint8 NCHW images, labels
+    within the classes. ``image_size`` is a hint for loaders of varying-size images."""
+    import torch
+
+    entry = ctx.catalogue.datasets.get(dataset)
+    if split not in entry.splits:
+        close = difflib.get_close_matches(split, entry.splits, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UsageError(f"dataset {dataset} has no split {split!r}; {hint}splits: {', '.join(entry.splits)}")
+    root = data_root(ctx.data.data_dir)
+    result = _cached((dataset, split, str(root.resolve()), image_size, id(entry.loader)),
+                     lambda: entry.loader(split, root, download=ctx.data.download, image_size=image_size))
+    if not isinstance(result, ImageSplit):
+        raise DataError(f"dataset {dataset}'s loader returned {type(result).__name__}, not an ImageSplit")
+    images, labels = result.images, result.labels
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
+        raise DataError(f"dataset {dataset}: images must be a uint8 tensor (N, C, H, W)")
+    if labels.dtype != torch.int64 or labels.dim() != 1 or labels.shape[0] != images.shape[0]:
+        raise DataError(f"dataset {dataset}: labels must be int64 of shape ({images.shape[0]},)")
+    if images.shape[0] == 0:
+        raise DataError(f"dataset {dataset}: the {split} split is empty")
+    num_classes = entry.num_classes or len(result.class_names)
+    if images.shape[1] not in (1, 3):
+        raise DataError(f"dataset {dataset}: images have {images.shape[1]} channels; expected 1 or 3")
+    check_labels(labels, num_classes, f"dataset {dataset} ({split})")
+    if entry.class_names and not result.class_names:
+        result = ImageSplit(images, labels, entry.class_names)
+    return result
+
+
+def check_labels(labels, num_classes: int, where: str) -> None:
+    """Refuse labels outside ``[0, num_classes)``: torchmetrics would fail with a shape error."""
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= num_classes:
+        bad = low if low < 0 else high
+        raise DataError(f"{where}: label {bad} is outside [0, {num_classes}); "
+                        "fix the labels or the class count")

@@ -1,0 +1,59 @@
+"""``evaluate_model()``: load any MODEL, score it on a task's test split, record the scores."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from harness.data.preprocess import resolve_preprocess
+from harness.data.splits import load_test_split
+from harness.environment import select_device
+from harness.evaluate.predict import predict, score
+from harness.evaluate.report import EvaluationReport
+from harness.models.sources import ModelSource, resolve_model
+from registry import UsageError, keys
+
+if TYPE_CHECKING:
+    from harness.context import Context
+
+
+def _class_count(source: ModelSource, model_ref: str) -> int:
+    """The width of the model's head: recorded with the version or file, else read from the weights."""
+    num_classes = source.num_classes
+    if num_classes is None and source.weights_file is not None:
+        from harness.models.build import load_state_dict_file
+
+        head = load_state_dict_file(source.weights_file).get(f"{source.backbone.head}.weight")
+        num_classes = None if head is None else int(head.shape[0])
+    if num_classes is None:
+        raise UsageError(f"{model_ref} is not a classifier for a task (no class count); fine-tune it first")
+    return num_classes
+
+
+def evaluate_model(ctx: Context, model_ref: str, task_name: str | None = None, *, tta_flip: bool = False,
+                   test_limit: int | None = None, backbone: str | None = None,
+                   save: bool = True) -> EvaluationReport:
+    """Score ``model_ref`` on the test split of ``task_name`` (default: the task it was trained for).
+
+    With ``save`` the scores are recorded with the registry version under ``eval:TASK[...]``.
+    """
+    if test_limit is not None and test_limit < 1:
+        raise UsageError("{param} must be at least 1", param="test_limit")
+    source = resolve_model(ctx, model_ref, backbone=backbone)
+    task_name = task_name or (source.version.task if source.version else source.metadata.get("task"))
+    if not task_name:
+        raise UsageError(f"{model_ref} was not trained for a task; pass {{param}}", param="task_name")
+    task = ctx.catalogue.tasks.get(task_name)
+    num_classes = _class_count(source, model_ref)
+    pre = resolve_preprocess(source, default_size=task.protocol.input_size)
+    data = load_test_split(ctx, task, image_size=pre.input_size, limit=test_limit)
+    if data.num_classes != num_classes:
+        raise UsageError(f"{model_ref} predicts {num_classes} classes but task {task.name} has "
+                         f"{data.num_classes}; fine-tune it on {task.name} first")
+    device = select_device(ctx.device)
+    model = source.build(num_classes).to(device)
+    logits = predict(model, data.test.images, data.test.labels, pre, device, tta_flip=tta_flip)
+    evaluation = score(ctx.catalogue, task, logits, data.test.labels, data.class_names)
+    if save and source.version is not None:
+        ctx.store.update_metrics(source.version.ref, {keys.eval_key(task.name, tta_flip, test_limit):
+                                                      evaluation.metrics})
+    return EvaluationReport(source.label, task.name, tta_flip, evaluation)

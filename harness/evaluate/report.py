@@ -1,0 +1,53 @@
+"""Typed results of evaluation. ``as_dict()`` gives the JSON that ``--format json`` prints and
+the store keeps; its keys are the ones earlier versions wrote."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ClassScores:
+    """Precision, recall and F1 of one class, and how many test images it has."""
+
+    name: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"class": self.name, "precision": self.precision, "recall": self.recall, "f1": self.f1,
+                "support": self.support}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Scores of one model on one split: every quality metric, per class, and the confusion matrix."""
+
+    metrics: dict[str, float]
+    per_class: tuple[ClassScores, ...]
+    confusion: tuple[tuple[int, ...], ...]
+    samples: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"metrics": self.metrics, "per_class": [c.as_dict() for c in self.per_class],
+                "confusion_matrix": [list(row) for row in self.confusion], "samples": self.samples}
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """What ``harness evaluate`` reports: which model, on which task, how, and its scores."""
+
+    model: str
+    task: str
+    tta_flip: bool
+    evaluation: Evaluation
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.evaluation.metrics
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "task": self.task, "tta_flip": self.tta_flip, **self.evaluation.as_dict()}

@@ -1,0 +1,198 @@
+"""Build catalogue backbones into ``nn.Module``s with the right head, and measure them.
+
+Weights come from three places: a backbone's own tag (torchvision's cache under ``$TORCH_HOME``,
+downloaded when online), a local file (``.safetensors`` preferred, ``.pth`` read with
+``weights_only=True``), or random initialisation. Nothing here ever unpickles arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import urllib.error
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from registry import Backbone, Catalogue, DataError, UsageError, WeightTag
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+def get_submodule(model: nn.Module, path: str) -> nn.Module:
+    """``model.get_submodule`` with an error that names the backbone's declared head."""
+    try:
+        return model.get_submodule(path)
+    except AttributeError:
+        raise UsageError(f"model {type(model).__name__} has no module {path!r} (its declared head)") from None
+
+
+def set_submodule(model: nn.Module, path: str, module: nn.Module) -> None:
+    """Replace the submodule at dotted ``path`` (works inside ``nn.Sequential`` too)."""
+    parent_path, _, leaf = path.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    setattr(parent, leaf, module)
+
+
+def head_in_features(head: nn.Module) -> int:
+    """Width of the features entering a classifier head (a Linear or a 1x1 Conv2d)."""
+    from torch import nn
+
+    if isinstance(head, nn.Linear):
+        return head.in_features
+    if isinstance(head, nn.Conv2d):
+        return head.in_channels
+    raise UsageError(f"cannot resize a head of type {type(head).__name__}; use Linear or 1x1 Conv2d")
+
+
+def head_out_features(head: nn.Module) -> int:
+    from torch import nn
+
+    if isinstance(head, nn.Linear):
+        return head.out_features
+    if isinstance(head, nn.Conv2d):
+        return head.out_channels
+    raise UsageError(f"cannot read the width of a head of type {type(head).__name__}")
+
+
+def replace_head(model: nn.Module, path: str, num_classes: int) -> nn.Module:
+    """Give ``model`` a freshly initialised head at ``path`` with ``num_classes`` outputs."""
+    from torch import nn
+
+    old = get_submodule(model, path)
+    if head_out_features(old) == num_classes:
+        return model
+    if isinstance(old, nn.Linear):
+        new: nn.Module = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+    else:
+        assert isinstance(old, nn.Conv2d)
+        new = nn.Conv2d(old.in_channels, num_classes, kernel_size=old.kernel_size,
+                        stride=old.stride, bias=old.bias is not None)
+    new = new.to(device=old.weight.device, dtype=old.weight.dtype)
+    set_submodule(model, path, new)
+    return model
+
+
+def weights_cache_path(tag: WeightTag) -> Path | None:
+    """Where torch hub looks for ``tag``'s file: ``$TORCH_HOME/hub/checkpoints/<file>``."""
+    import torch.hub
+
+    file_name = tag.file_name or (tag.url.rsplit("/", 1)[-1] if tag.url else None)
+    if not file_name:
+        return None
+    return Path(torch.hub.get_dir()) / "checkpoints" / file_name
+
+
+def is_safetensors(path: Path) -> bool:
+    """Sniff the safetensors layout: an 8-byte little-endian header length, then a JSON object."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000
+
+
+def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read a state dict from ``.safetensors`` or ``.pth``/``.pt``, never executing pickled code."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"weights file {str(path)!r} does not exist; pass an existing .safetensors or .pth file")
+    try:
+        if path.suffix == ".safetensors" or is_safetensors(path):
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"cannot read weights from {str(path)!r}: {first[:200]} "
+                        "(only plain tensors are accepted; convert it to .safetensors)") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DataError(f"{str(path)!r} is not a state dict of tensors")
+    return state
+
+
+def build_model(catalogue: Catalogue, name: str, num_classes: int,
+                weights_file: str | os.PathLike[str] | None = None) -> nn.Module:
+    """Build backbone ``name`` (``family_variant[.tag]``) with a ``num_classes``-way head.
+
+    With ``weights_file`` the file's state dict (including its head, whatever its width) is loaded
+    strictly, then the head is replaced if the class count differs.
+    """
+    backbone, tag = catalogue.backbone(name)
+    return build_backbone(backbone, tag, num_classes, weights_file)
+
+
+def build_backbone(backbone: Backbone, tag: WeightTag | None, num_classes: int,
+                   weights_file: str | os.PathLike[str] | None = None) -> nn.Module:
+    """:func:`build_model` for an entry already looked up."""
+    if weights_file is not None:
+        if tag is not None:
+            raise UsageError(f"give either a weight tag ({backbone.name}.{tag.tag}) or a weights file, not both")
+        return _build_from_file(backbone, num_classes, weights_file)
+    try:
+        model = backbone.builder(num_classes, tag.tag if tag else None)
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        assert tag is not None
+        raise DataError(f"weights {backbone.name}.{tag.tag} are not cached and cannot be downloaded "
+                        f"({exc}); place the file at {weights_cache_path(tag)}") from None
+    _check_head(backbone, model, num_classes)
+    return model
+
+
+def _build_from_file(backbone: Backbone, num_classes: int, weights_file: str | os.PathLike[str]) -> nn.Module:
+    state = load_state_dict_file(weights_file)
+    head_weight = state.get(f"{backbone.head}.weight")
+    if head_weight is None:
+        raise DataError(f"{str(weights_file)!r} has no {backbone.head}.weight: it is not a "
+                        f"{backbone.name} checkpoint")
+    file_classes = int(head_weight.shape[0])
+    model = backbone.builder(file_classes, None)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [k for k in state if k in expected and state[k].shape != expected[k].shape]
+    if missing or unexpected or mismatched:
+        detail = [f"{len(keys)} {label} (e.g. {keys[0]})" for label, keys in
+                  (("missing keys", missing), ("unexpected keys", unexpected),
+                   ("tensors of another shape", mismatched)) if keys]
+        raise DataError(f"{str(weights_file)!r} does not fit {backbone.name}: {', '.join(detail)}")
+    model.load_state_dict(state)
+    replace_head(model, backbone.head, num_classes)
+    _check_head(backbone, model, num_classes)
+    return model
+
+
+def _check_head(backbone: Backbone, model: nn.Module, num_classes: int) -> None:
+    width = head_out_features(get_submodule(model, backbone.head))
+    if width != num_classes:
+        raise UsageError(f"backbone {backbone.name}'s builder returned a head of {width} classes, "
+                         f"not {num_classes}: its plugin must size the head")
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters (trainable or not)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model: nn.Module, input_size: int, channels: int = 3) -> int:
+    """FLOPs of one forward pass at batch 1, counting 2 FLOPs per multiply-add."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+    except StopIteration:
+        device = torch.device("cpu")
+    x = torch.zeros(1, channels, input_size, input_size, device=device)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(x)
+    model.train(was_training)
+    return int(counter.get_total_flops())

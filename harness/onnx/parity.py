@@ -1,0 +1,165 @@
+"""Prove ONNX Runtime agrees with PyTorch on the task's own test data.
+
+The ONNX side is preprocessed from the file's own metadata (as a consumer would); PyTorch gets the
+same tensors. ORT runs at batch 1 and at another batch size than the export's, so a broken
+dynamic batch axis shows. A model passes when top-1 agreement is 100% and every logit is within
+``atol + rtol * |torch|``; the result (and a ``parity`` tag) is recorded with the version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.data.preprocess import Preprocess, resolve_preprocess, to_model_input
+from harness.data.splits import load_test_split
+from harness.models.sources import ModelSource, resolve_model
+from harness.onnx.export import export_model
+from harness.onnx.runtime import check_external_data, ort_session, read_onnx_metadata
+from registry import UsageError, keys
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.context import Context
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """ONNX Runtime against PyTorch on ``samples`` test images of ``task``."""
+
+    model: str
+    task: str
+    samples: int
+    onnx: str
+    providers: tuple[str, ...]
+    exporter: str | None
+    batch_sizes: tuple[int, ...]
+    max_abs_diff: float
+    mean_abs_diff: float
+    top1_agreement: float
+    accuracy_torch: float
+    accuracy_onnx: float
+    atol: float
+    rtol: float
+    passed: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["providers"], data["batch_sizes"] = list(self.providers), list(self.batch_sizes)
+        return data
+
+    def stored(self) -> dict[str, Any]:
+        """What the store keeps under ``metrics["parity"]`` (the file's path is not kept)."""
+        return {k: v for k, v in self.as_dict().items() if k != "onnx"}
+
+
+def _ort_logits(session: Any, inputs: np.ndarray, batch_size: int) -> np.ndarray:
+    import numpy as np
+
+    outs = [session.run(["logits"], {"input": inputs[i:i + batch_size]})[0] for i in range(0, len(inputs), batch_size)]
+    return np.concatenate(outs)
+
+
+def _source_of_onnx(ctx: Context, path: Path) -> ModelSource:
+    """The registry version an ONNX file from outside the store was exported from."""
+    if not path.exists() and not path.is_symlink():
+        raise UsageError(f"ONNX file {str(path)!r} does not exist")
+    check_external_data(path)  # refuse links and escaping paths before anything is read
+    sha = read_onnx_metadata(path).get("weights_sha256")
+    version = ctx.store.find_by_sha256(sha) if sha else None
+    if version is None:
+        raise UsageError(f"{path} does not name a registered model (no known weights_sha256); "
+                         "check the registry version instead")
+    return resolve_model(ctx, version.ref)
+
+
+def _onnx_file(ctx: Context, source: ModelSource, model_ref: str, tmp: Path, record: bool) -> Path:
+    """The version's stored ONNX artifact when it is intact, else a fresh export."""
+    artifact = source.version.artifacts.get(keys.ROLE_ONNX) if source.version else None
+    if artifact is not None and ctx.store.blobs.verify(artifact.sha256):
+        path = tmp / "model.onnx"
+        ctx.store.blobs.export(artifact.sha256, path)
+        return path
+    return export_model(ctx, model_ref, tmp, register=record).info.path
+
+
+def _compare(source: ModelSource, path: Path, pre: Preprocess, test: Any, batch_size: int,
+             threads: int | None) -> dict[str, Any]:
+    """Logits from PyTorch and from ONNX Runtime (batch 1 and ``batch_size``) on the same tensors."""
+    import numpy as np
+    import torch
+
+    session = ort_session(path, threads=threads)
+    model = source.build().eval()
+    inputs = to_model_input(test.images, pre)
+    with torch.no_grad():
+        reference = torch.cat([model(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)]).numpy()
+    arr = inputs.numpy()
+    results = {1: _ort_logits(session, arr, 1), batch_size: _ort_logits(session, arr, batch_size)}
+    diffs = [np.abs(out - reference) for out in results.values()]
+    labels = test.labels.numpy()
+    return {"providers": tuple(session.get_providers()), "batch_sizes": tuple(sorted(results)),
+            "max_abs_diff": float(max(d.max() for d in diffs)),
+            "mean_abs_diff": float(np.mean([d.mean() for d in diffs])),
+            "top1_agreement": min(float((out.argmax(1) == reference.argmax(1)).mean()) for out in results.values()),
+            "accuracy_torch": float((reference.argmax(1) == labels).mean()),
+            "accuracy_onnx": float((results[batch_size].argmax(1) == labels).mean()),
+            "outputs": results, "reference": reference}
+
+
+def check_parity(ctx: Context, model_or_onnx: str, task_name: str | None = None, *, samples: int = 256,
+                 atol: float = 1e-4, rtol: float = 1e-3, batch_size: int = 16, threads: int | None = None,
+                 record: bool = True, onnx_file: str | Path | None = None) -> ParityReport:
+    """Compare ONNX Runtime with PyTorch on ``samples`` test images of the task.
+
+    ``model_or_onnx`` is a MODEL reference or an ``.onnx`` file exported by harness; ``onnx_file``
+    gives the file to check for a MODEL that was just exported (select exports once per candidate).
+    """
+    for param, value in (("samples", samples), ("batch_size", batch_size)):
+        if value < 1:
+            raise UsageError("{param} must be at least 1", param=param)
+    with tempfile.TemporaryDirectory(prefix="harness-onnx-") as tmp:
+        from_file = model_or_onnx.endswith(".onnx")
+        source = _source_of_onnx(ctx, Path(model_or_onnx)) if from_file else resolve_model(ctx, model_or_onnx)
+        if onnx_file is not None:
+            path = Path(onnx_file)
+        else:
+            path = Path(model_or_onnx) if from_file else _onnx_file(ctx, source, model_or_onnx, Path(tmp), record)
+        return _check(ctx, source, path, task_name, samples=samples, atol=atol, rtol=rtol, batch_size=batch_size,
+                      threads=threads, record=record and not from_file, label=model_or_onnx if from_file else None)
+
+
+def _check(ctx: Context, source: ModelSource, path: Path, task_name: str | None, *, samples: int, atol: float,
+           rtol: float, batch_size: int, threads: int | None, record: bool, label: str | None) -> ParityReport:
+    import numpy as np
+
+    meta = read_onnx_metadata(path)
+    version = source.version
+    task_name = task_name or (version.task if version else None)
+    if not task_name:
+        raise UsageError("pass {param}: the model does not say which task it was trained for", param="task_name")
+    task = ctx.catalogue.tasks.get(task_name)
+    pre = Preprocess(input_size=int(meta["input_size"]), channels=int(meta.get("channels", 3)),
+                     mean=tuple(meta["mean"]), std=tuple(meta["std"]), channels_last=False)
+    torch_pre = resolve_preprocess(source, default_size=task.protocol.input_size)
+    if (torch_pre.input_size, tuple(torch_pre.mean)) != (pre.input_size, tuple(pre.mean)):
+        raise UsageError(f"the ONNX file's preprocessing ({pre.input_size}px) differs from the model's "
+                         f"({torch_pre.input_size}px); re-export it")
+    test = load_test_split(ctx, task, image_size=pre.input_size, limit=samples, seed=1234).test
+    found = _compare(source, path, pre, test, batch_size, threads)
+    within = all(np.allclose(out, found["reference"], atol=atol, rtol=rtol) for out in found["outputs"].values())
+    report = ParityReport(
+        model=source.label, task=task.name, samples=len(test), onnx=label or "registry artifact",
+        providers=found["providers"], exporter=meta.get("exporter"), batch_sizes=found["batch_sizes"],
+        max_abs_diff=found["max_abs_diff"], mean_abs_diff=found["mean_abs_diff"],
+        top1_agreement=found["top1_agreement"], accuracy_torch=found["accuracy_torch"],
+        accuracy_onnx=found["accuracy_onnx"], atol=atol, rtol=rtol,
+        passed=bool(found["top1_agreement"] == 1.0 and within))
+    if record and version is not None:
+        ctx.store.update_metrics(version.ref, {keys.PARITY: report.stored()})
+        ctx.store.set_tags(version.ref, {keys.TAG_PARITY: "passed" if report.passed else "failed"})
+    return report

@@ -1,0 +1,74 @@
+"""What a selection is asked to do, frozen before any work starts (and validated then)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.train.recipe import BUDGETS
+from registry import UsageError
+
+PRESCREENS = ("logme", "knn", "linear")
+"""Transferability prescreens, all higher-is-better (see :mod:`harness.select.prescreen`)."""
+
+BENCH_EFFORT = {"quick": (1, 5), "standard": (3, 10), "full": (3, 10)}
+"""Budget -> (rounds, timed iterations) of the latency benchmark in select."""
+
+PRESCREEN_SAMPLES = 1000
+"""Training images the prescreen extracts features from."""
+
+PARITY_SAMPLES = 256
+"""Test images ONNX Runtime is compared with PyTorch on."""
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Limits a chosen model must meet; ``None`` means no limit."""
+
+    max_latency_ms: float | None = None  # ONNX Runtime, batch 1, median
+    max_params: float | None = None
+    max_size_mb: float | None = None     # the ONNX file
+
+    def __post_init__(self) -> None:
+        for param in ("max_latency_ms", "max_params", "max_size_mb"):
+            value = getattr(self, param)
+            if value is not None and value <= 0:
+                raise UsageError("{param} must be positive", param=param)
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    """One selection: task, budget, candidates, prescreen, constraints, seeds and overrides.
+
+    ``recipe`` holds training overrides for every candidate (``epochs``, ``lr``, ``strategy``...,
+    the fields of :class:`~harness.train.recipe.Recipe`); ``None`` values are ignored.
+    """
+
+    task: str
+    budget: str = "quick"
+    candidates: tuple[str, ...] | None = None
+    prescreen: str | None = None
+    top_k: int | None = None
+    constraints: Constraints = field(default_factory=Constraints)
+    seeds: int = 1
+    use_cache: bool = True
+    offline: bool = False
+    threads: int | None = None
+    recipe: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.budget not in BUDGETS:
+            raise UsageError(f"{{param}} must be one of {', '.join(BUDGETS)}", param="budget")
+        if self.seeds < 1:
+            raise UsageError("{param} must be at least 1", param="seeds")
+        if self.prescreen is not None and self.prescreen not in PRESCREENS:
+            raise UsageError(f"{{param}} must be one of {', '.join(PRESCREENS)}", param="prescreen")
+        if self.top_k is not None and (self.top_k < 1 or self.prescreen is None):
+            raise UsageError("{param} needs a prescreen and must be at least 1", param="top_k")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError("{param} must be at least 1", param="threads")
+
+    @property
+    def bench_effort(self) -> tuple[int, int]:
+        """(rounds, iterations) of the latency benchmark at this budget."""
+        return BENCH_EFFORT[self.budget]

@@ -1,0 +1,41 @@
+"""Names of the keys under which results are stored with a model version.
+
+A version's ``metrics`` JSON and its ``tags`` are written by one part of harness and read by
+another (the leaderboard reads what ``select`` wrote, ``select`` reuses what ``check-onnx``
+recorded). These constants are the one spelling both sides use; the values are what existing
+stores already hold, so stores written before them stay readable.
+"""
+
+from __future__ import annotations
+
+# -- keys of ModelVersion.metrics ---------------------------------------------------------------
+TEST = "test"              # {metric name: value} on the task's test split
+VAL = "val"                # {primary metric: best validation value}
+TRAIN = "train"            # {"loss", "seconds", "images_per_s"}
+HISTORY = "history"        # one record per epoch
+PARITY = "parity"          # ParityReport.as_dict()
+BENCH = "bench"            # BenchReport.as_dict()
+PRESCREEN = "prescreen"    # {"method", "score"}
+PRETRAIN = "pretrain"      # pretraining loss/accuracy/reconstruction error
+PUBLISHED = "published"    # accuracy a weight tag's publisher reports
+PARAMS = "params"          # parameter count (imports)
+EVAL_PREFIX = "eval:"      # "eval:TASK[:tta][:limitN]" -> {metric name: value}
+
+# -- tags -----------------------------------------------------------------------------------------
+TAG_FINGERPRINT = "fingerprint"  # what a select row's result depends on (cache key)
+TAG_CANDIDATE = "candidate"      # the candidate reference a select row trained
+TAG_SELECT = "select"            # "1" on versions made by select
+TAG_SELECT_GROUP = "select_group"  # the seeds of one candidate in one select run share it
+TAG_PARITY = "parity"            # "passed" / "failed"
+
+# -- artifact roles -----------------------------------------------------------------------------
+ROLE_WEIGHTS = "weights"         # safetensors state dict
+ROLE_ONNX = "onnx"               # the exported ONNX file at the model's own input size
+
+# -- aliases --------------------------------------------------------------------------------------
+ALIAS_BEST = "best"              # TASK:best, moved by select to the chosen model
+
+
+def eval_key(task: str, tta: bool = False, limit: int | None = None) -> str:
+    """The metrics key of an ``evaluate`` result (``eval:cifar10:tta:limit500``)."""
+    return EVAL_PREFIX + task + (":tta" if tta else "") + (f":limit{limit}" if limit else "")

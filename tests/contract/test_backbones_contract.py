@@ -1,0 +1,135 @@
+"""Contract tests over every registered backbone, and the three ways weights arrive."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import make_plugins
+
+from harness.errors import DataError, UsageError
+from harness.models import (
+    build_model,
+    count_flops,
+    count_params,
+    get_submodule,
+    head_in_features,
+    weights_cache_path,
+)
+
+ALL_BACKBONES = make_plugins().catalogue.backbones.names()
+
+
+def test_catalogue_has_all_torchvision_models_and_small_nets(catalogue):
+    from torchvision import models
+
+    names = set(catalogue.backbones.names())
+    assert set(models.list_models(module=models)) <= names
+    assert {"cifar_resnet20", "cifar_convnet_s"} <= names
+
+
+@pytest.mark.parametrize("name", ALL_BACKBONES)
+def test_backbone_builds_forward_backward_with_new_head(catalogue, name):
+    backbone = catalogue.backbones.get(name)
+    size = backbone.input_size if backbone.fixed_input_size else max(backbone.min_input_size, 32)
+    torch.manual_seed(0)
+    model = build_model(catalogue, name, num_classes=7)
+    model.train()
+    x = torch.randn(2, backbone.channels, size, size)
+    out = model(x)
+    assert out.shape == (2, 7)
+    loss = torch.nn.functional.cross_entropy(out, torch.tensor([1, 6]))
+    loss.backward()
+    head = get_submodule(model, backbone.head)
+    assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
+    if backbone.feature_dim is not None:
+        assert head_in_features(head) == backbone.feature_dim
+
+
+def test_pretrained_tag_loads_from_torch_hub_cache(catalogue):
+    """Air-gapped use: a file placed under $TORCH_HOME/hub/checkpoints is used, no download."""
+    from torchvision.models import resnet18
+
+    _, tag = catalogue.backbone("resnet18.tv_in1k")
+    path = weights_cache_path(tag)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(123)
+    reference = resnet18().state_dict()
+    torch.save(reference, path)
+    model = build_model(catalogue, "resnet18.tv_in1k", num_classes=10)
+    assert torch.equal(model.conv1.weight, reference["conv1.weight"])
+    assert torch.equal(model.layer4[1].bn2.running_mean, reference["layer4.1.bn2.running_mean"])
+    assert model.fc.out_features == 10
+
+
+def test_missing_pretrained_weights_offline_name_the_cache_path(catalogue, monkeypatch):
+    import urllib.error
+
+    import torch.hub
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(DataError, match=r"hub/checkpoints/mobilenet_v3_small-047dcff4\.pth"):
+        build_model(catalogue, "mobilenet_v3_small.tv_in1k", num_classes=10)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_weights_file_loads_and_resizes_head(catalogue, tmp_path, suffix):
+    torch.manual_seed(1)
+    source = build_model(catalogue, "cifar_resnet20", num_classes=10)
+    path = tmp_path / f"w{suffix}"
+    if suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(source.state_dict(), str(path))
+    else:
+        torch.save(source.state_dict(), path)
+    model = build_model(catalogue, "cifar_resnet20", num_classes=5, weights_file=path)
+    assert torch.equal(model.stem[0].weight, source.stem[0].weight)
+    assert model.fc.out_features == 5
+    same = build_model(catalogue, "cifar_resnet20", num_classes=10, weights_file=path)
+    assert torch.equal(same.fc.weight, source.fc.weight)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (Path("/tmp/harness-pwned").touch, ())
+
+
+def test_pickle_with_code_is_refused(catalogue, tmp_path):
+    path = tmp_path / "evil.pth"
+    state = build_model(catalogue, "cifar_resnet20", num_classes=10).state_dict()
+    state["extra"] = _Exploit()
+    path.write_bytes(pickle.dumps(state))
+    with pytest.raises(DataError, match="cannot read weights"):
+        build_model(catalogue, "cifar_resnet20", num_classes=10, weights_file=path)
+    assert not Path("/tmp/harness-pwned").exists()
+
+
+def test_wrong_architecture_truncated_and_missing_files(catalogue, tmp_path):
+    path = tmp_path / "r20.pth"
+    torch.save(build_model(catalogue, "cifar_resnet20", num_classes=10).state_dict(), path)
+    with pytest.raises(DataError, match="does not fit cifar_resnet56: .*missing keys"):
+        build_model(catalogue, "cifar_resnet56", num_classes=10, weights_file=path)
+    truncated = tmp_path / "cut.pth"
+    truncated.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(DataError, match="cannot read weights"):
+        build_model(catalogue, "cifar_resnet20", num_classes=10, weights_file=truncated)
+    with pytest.raises(DataError, match="does not exist"):
+        build_model(catalogue, "cifar_resnet20", num_classes=10, weights_file=tmp_path / "nope.pth")
+    with pytest.raises(UsageError, match="not both"):
+        build_model(catalogue, "resnet18.tv_in1k", num_classes=10, weights_file=path)
+
+
+def test_flops_follow_two_per_multiply_add(catalogue):
+    """Our count at 224 px equals twice torchvision's published multiply-adds for ResNet-18."""
+    _, tag = catalogue.backbone("resnet18.tv_in1k")
+    model = build_model(catalogue, "resnet18", num_classes=1000)
+    assert count_params(model) == tag.num_params
+    assert count_flops(model, 224) == pytest.approx(tag.flops, rel=1e-3)
+    linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5))
+    assert count_flops(linear, 4) == 2 * 48 * 5

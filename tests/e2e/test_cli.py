@@ -1,0 +1,99 @@
+"""The CLI as a user and a CI system see it: formats, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+
+import pytest
+from helpers import harness_exe
+
+import harness
+
+
+def test_version(run_cli):
+    result = run_cli("--version")
+    assert result.exit_code == 0 and harness.__version__ in result.output
+
+
+def test_plugins_json_lists_builtins_with_distribution(run_cli):
+    rows = json.loads(run_cli("plugins", "--format", "json").output)
+    assert {r["name"] for r in rows} >= {"plugins.metrics", "plugins.torchvision_backbones"}
+    assert all(r["status"] == "loaded" for r in rows)
+
+
+def test_list_backbones_pattern_and_tags(run_cli):
+    rows = json.loads(run_cli("list", "backbones", "resnet*", "--format", "json").output)
+    assert [r["name"] for r in rows] == ["resnet101", "resnet152", "resnet18", "resnet34", "resnet50"]
+    r18 = next(r for r in rows if r["name"] == "resnet18")
+    assert r18["params_m"] == 11.69 and r18["gflops"] == 3.628 and r18["tags"] == ["tv_in1k"]
+    tags = json.loads(run_cli("list", "backbones", "*.tv2_in1k", "--format", "json").output)
+    assert tags and all(r["name"].endswith(".tv2_in1k") for r in tags)
+    assert "resnet50.tv2_in1k" in {r["name"] for r in tags}
+    swag = json.loads(run_cli("list", "backbones", "vit_b_16", "--tags", "--format", "json").output)
+    assert {r["name"] for r in swag} == {"vit_b_16.tv_in1k", "vit_b_16.swag_e2e_in1k", "vit_b_16.swag_linear_in1k"}
+
+
+def test_list_each_kind_in_each_format(run_cli):
+    for kind in ("backbones", "datasets", "metrics", "tasks"):
+        rows = json.loads(run_cli("list", kind, "--format", "json").output)
+        assert rows, kind
+        text = run_cli("list", kind, "--format", "csv").output
+        parsed = list(csv.DictReader(io.StringIO(text)))
+        assert len(parsed) == len(rows) and "name" in parsed[0]
+        table = run_cli("list", kind).output
+        assert table.splitlines()[0].startswith("name")
+
+
+def test_list_tasks_includes_required_tasks(run_cli):
+    names = {r["name"] for r in json.loads(run_cli("list", "tasks", "--format", "json").output)}
+    assert {"cifar10", "cifar100", "mnist", "fashion-mnist", "svhn", "synthetic"} <= names
+
+
+def test_show_backbone_measures_params_and_flops(run_cli):
+    [record] = json.loads(run_cli("show", "cifar_resnet20", "--format", "json").output)
+    assert record["kind"] == "backbone" and record["measured"]["feature_dim"] == 64
+    head = 64 * 1000 + 1000  # measured with a 1000-class head
+    assert 260_000 < record["measured"]["params"] - head < 290_000  # ResNet-20's body is 0.27M
+    [tagged] = json.loads(run_cli("show", "resnet18.tv_in1k", "--format", "json", "--no-measure").output)
+    assert tagged["selected_tag"] == "tv_in1k" and tagged["weights"][0]["hash_prefix"] == "f37072fd"
+
+
+def test_show_ambiguous_name_lists_every_kind(run_cli):
+    records = json.loads(run_cli("show", "cifar10", "--format", "json").output)
+    assert [r["kind"] for r in records] == ["dataset", "task"]
+    [only] = json.loads(run_cli("show", "cifar10", "--kind", "task", "--format", "json").output)
+    assert only["protocol"]["input_size"] == 32
+
+
+def test_unknown_names_exit_2_with_suggestion(run_cli):
+    result = run_cli("show", "resnt18")
+    assert result.exit_code == 2
+    assert "did you mean 'resnet18'" in result.output and "Traceback" not in result.output
+    result = run_cli("show", "resnet18.tv3_in1k")
+    assert result.exit_code == 2 and "tv_in1k" in result.output
+    result = run_cli("list", "backbonez")
+    assert result.exit_code == 2 and "backbones" in result.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--batch-sizes", "0"], "--batch-sizes '0': give positive integers"),
+    (["--batch-sizes", "1,x"], "use comma-separated integers"),
+    (["--threads", "0"], "'--threads': 0 is not in the range x>=1"),
+    (["--runtimes", "tensorrt"], "unknown runtime 'tensorrt'"),
+])
+def test_bench_flags_are_checked_before_any_work(run_cli, args, message):
+    result = run_cli("bench", "cifar_convnet_s", *args)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_real_console_script_json_on_stdout_logs_on_stderr():
+    proc = subprocess.run([*harness_exe(), "list", "metrics", "--format", "json"],
+                          capture_output=True, text=True, check=True)
+    rows = json.loads(proc.stdout)
+    assert {"accuracy", "ece", "flops"} <= {r["name"] for r in rows}
+    bad = subprocess.run([*harness_exe(), "show", "nope-not-here"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.startswith("Error: unknown name")
+    assert "Traceback" not in bad.stderr

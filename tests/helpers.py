@@ -1,0 +1,37 @@
+"""Helpers tests import (fixtures live in conftest.py): the repository root, plugin sets with only
+the plugins a test names, and the installed console script."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILTIN_MODULES = ("plugins.torchvision_backbones", "plugins.cifar_nets", "plugins.datasets",
+                   "plugins.metrics", "plugins.tasks")
+
+
+def make_plugins(modules: Iterable[object] = (), *, builtins: bool = True, strict: bool = False,
+                 reports: list[str] | None = None):
+    """Plugins with the built-ins (imported by module, not entry points) plus ``modules``."""
+    import importlib
+
+    from harness.plugins import load_plugins
+
+    chosen = [importlib.import_module(m) for m in BUILTIN_MODULES] if builtins else []
+    sink = reports.append if reports is not None else (lambda message: None)
+    return load_plugins([*chosen, *modules], entry_points=False, strict=strict, report=sink)
+
+
+def harness_exe() -> list[str]:
+    """The installed ``harness`` console script of this interpreter's environment."""
+    exe = Path(sys.executable).with_name("harness")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "harness"]
+
+
+def data_ctx(plugins, data_dir=None, download: bool = False):
+    """A quiet Context reading data from ``data_dir`` (default: ``$HARNESS_DATA``)."""
+    from harness.context import Context, DataOptions
+
+    return Context(plugins, data=DataOptions(None if data_dir is None else str(data_dir), download), quiet=True)
