@@ -76,6 +76,16 @@ def render(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str] | No
                     tablefmt="simple" if fmt == "table" else fmt, disable_numparse=True)
 
 
+def render_report(report: dict[str, Any], rows: Sequence[dict[str, Any]], fmt: str) -> str | None:
+    """A report with rows in a machine format (JSON: the whole report; CSV: its rows), or None for a
+    table, which the command lays out for people itself."""
+    if fmt == "json":
+        return to_json(report)
+    if fmt == "csv":
+        return render(rows, "csv")
+    return None
+
+
 def render_record(record: dict[str, Any]) -> str:
     """One entry as a two-column key/value table."""
     from tabulate import tabulate

@@ -276,11 +276,13 @@ def plugin_reference(plugin: object) -> str | None:
     if inspect.ismodule(plugin):
         return plugin.__name__
     module = sys.modules.get(type(plugin).__module__)
-    for attr, value in vars(module).items() if module is not None else ():
+    if module is None:
+        return None
+    for attr, value in vars(module).items():
         if value is plugin:
             return f"{module.__name__}:{attr}"
     cls = type(plugin)
-    if module is not None and "<locals>" not in cls.__qualname__ and getattr(module, cls.__qualname__, None) is cls:
+    if "<locals>" not in cls.__qualname__ and getattr(module, cls.__qualname__, None) is cls:
         try:
             inspect.signature(cls).bind()
         except (TypeError, ValueError):

@@ -29,9 +29,9 @@ class Table(Generic[T]):
 
     def __init__(self, kind: str, entry_type: type[T], filler: Callable[[Table[T]], None] | None = None):
         self.kind = kind
-        self.entry_type = entry_type
+        self.entry_type: type[T] = entry_type
         self._entries: dict[str, T] = {}
-        self._filler = filler
+        self._filler: Callable[[Table[T]], None] | None = filler
         self._filled = filler is None
 
     def _ensure(self) -> None:

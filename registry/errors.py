@@ -28,6 +28,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable
 
+__all__ = ["BenchmarkError", "DataError", "DuplicateNameError", "EntryError", "ExportError", "HarnessError",
+           "PluginError", "StoreError", "TrainingError", "UnknownNameError", "UsageError", "first_line",
+           "kind_plural"]
+
 
 class HarnessError(Exception):
     """Base of every error the harness raises on purpose (as opposed to a bug)."""

@@ -14,6 +14,7 @@ for that task); versions are numbered 1, 2, 3... per name without gaps. Referenc
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import re
@@ -217,6 +218,7 @@ class ModelStore:
                  json.dumps(list(class_names)) if class_names else None, json.dumps(recipe or {}),
                  json.dumps(metrics or {}), json.dumps(environment or {}), seed, device, time.time()),
             )
+            assert cur.lastrowid is not None
             version_id = int(cur.lastrowid)
             for role, (sha, size) in stored.items():
                 meta = json.dumps(dict((artifact_meta or {}).get(role, {})))
@@ -381,7 +383,7 @@ class ModelStore:
             " ORDER BY v.id LIMIT 1", (sha256, role)).fetchone()
         return self._load(row) if row else None
 
-    def lineage(self, ref: str) -> list[ModelVersion]:
+    def lineage(self, ref: str) -> builtins.list[ModelVersion]:
         """The version and its ancestors, newest first."""
         chain = [self.get(ref)]
         while chain[-1].parent_id is not None and len(chain) < 100:
@@ -391,7 +393,7 @@ class ModelStore:
             chain.append(self._load(row))
         return chain
 
-    def check(self) -> list[str]:
+    def check(self) -> builtins.list[str]:
         """Problems found: database integrity, missing or altered artifact files."""
         problems = []
         result = self._conn.execute("PRAGMA integrity_check").fetchone()[0]

@@ -8,7 +8,7 @@ import click
 
 from harness.cli.app import HarnessCommand, make_context
 from harness.cli.options import format_option, positive_int
-from harness.output import render, to_json
+from harness.output import render, render_report, to_json
 from registry import UsageError
 
 
@@ -91,11 +91,9 @@ def bench_command(ctx: click.Context, model: str, batch_sizes: str, runtimes: st
     with make_context(ctx, data_dir=data_dir) as hctx:
         report = bench(hctx, model, batch_sizes=sizes, runtimes=tuple(runtimes.split(",")), **options)
     data = report.as_dict()
-    if fmt == "json":
-        click.echo(to_json(data))
-        return
-    if fmt == "csv":
-        click.echo(render(data["rows"], "csv"))
+    machine = render_report(data, data["rows"], fmt)
+    if machine is not None:
+        click.echo(machine)
         return
     click.echo(f"{report.model}: input {list(report.input)}, {report.params:,} params, "
                f"{report.flops / 1e9:.3f} GFLOPs (2 per multiply-add), {report.threads} threads")

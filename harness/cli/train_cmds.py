@@ -19,7 +19,7 @@ from harness.cli.options import (
     strategy_choice,
     weights_option,
 )
-from harness.output import render, to_json
+from harness.output import render, render_report, to_json
 from registry import UsageError
 
 # Flags that override the task protocol's budget, by Recipe field.
@@ -133,11 +133,9 @@ def evaluate_command(ctx: click.Context, model: str, task_name: str | None, tta:
         report = evaluate_model(hctx, model, task_name, tta_flip=tta, test_limit=test_limit, backbone=backbone,
                                 save=save)
     data = report.as_dict()
-    if fmt == "json":
-        click.echo(to_json(data))
-        return
-    if fmt == "csv":
-        click.echo(render(data["per_class"], "csv"))
+    machine = render_report(data, data["per_class"], fmt)
+    if machine is not None:
+        click.echo(machine)
         return
     click.echo(render([{"model": report.model, "task": report.task, **report.metrics}], "table"))
     click.echo()

@@ -35,25 +35,26 @@ def set_submodule(model: nn.Module, path: str, module: nn.Module) -> None:
     setattr(parent, leaf, module)
 
 
-def head_in_features(head: nn.Module) -> int:
-    """Width of the features entering a classifier head (a Linear or a 1x1 Conv2d)."""
+def _head_widths(head: nn.Module) -> tuple[int, int]:
+    """(input, output) width of a classifier head: an ``nn.Linear`` or a 1x1 ``nn.Conv2d``."""
     from torch import nn
 
     if isinstance(head, nn.Linear):
-        return head.in_features
+        return head.in_features, head.out_features
     if isinstance(head, nn.Conv2d):
-        return head.in_channels
-    raise UsageError(f"cannot resize a head of type {type(head).__name__}; use Linear or 1x1 Conv2d")
+        return head.in_channels, head.out_channels
+    raise UsageError(f"the head is a {type(head).__name__}; a backbone's head must be an nn.Linear or a 1x1 "
+                     "nn.Conv2d")
+
+
+def head_in_features(head: nn.Module) -> int:
+    """Width of the features entering a classifier head."""
+    return _head_widths(head)[0]
 
 
 def head_out_features(head: nn.Module) -> int:
-    from torch import nn
-
-    if isinstance(head, nn.Linear):
-        return head.out_features
-    if isinstance(head, nn.Conv2d):
-        return head.out_channels
-    raise UsageError(f"cannot read the width of a head of type {type(head).__name__}")
+    """Number of classes a classifier head outputs."""
+    return _head_widths(head)[1]
 
 
 def replace_head(model: nn.Module, path: str, num_classes: int) -> nn.Module:

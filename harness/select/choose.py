@@ -102,4 +102,4 @@ def sort_rows(rows: Sequence[LeaderboardRow], key: str, higher_first: bool) -> l
     """Rows with a numeric ``key`` first, best first; the rest keep their order after them."""
     have = [r for r in rows if _finite(r.value(key))]
     rest = [r for r in rows if r not in have]
-    return sorted(have, key=lambda r: r.value(key), reverse=higher_first) + rest  # type: ignore[arg-type,return-value]
+    return sorted(have, key=lambda r: r.value(key), reverse=higher_first) + rest

@@ -1,0 +1,31 @@
+"""Select's stage runner: any exception in one candidate's stage is that row's failure, stage named."""
+
+from __future__ import annotations
+
+from harness.select.config import SelectConfig
+from harness.select.stages import CandidateRun, Plan, run_stages
+
+
+def _plan() -> Plan:
+    return Plan(SelectConfig("synthetic"), None, None, None, "data", {}, "cpu", "g")  # type: ignore[arg-type]
+
+
+def test_a_crash_of_any_type_becomes_the_failure_of_its_stage(ctx):
+    seen: list[str] = []
+
+    def fine(ctx, plan, run):
+        seen.append(f"fine {run.ref}")
+
+    def lookup(ctx, plan, run):
+        if run.ref == "bad":
+            raise KeyError("ort_b1_ms")
+
+    def after(ctx, plan, run):
+        seen.append(f"after {run.ref}")
+
+    runs = [run_stages(ctx, _plan(), CandidateRun(ref, ref), (fine, lookup, after)) for ref in ("bad", "good")]
+    bad, good = runs
+    assert (bad.status, bad.failed_stage, bad.failure) == ("failed", "lookup", "KeyError: 'ort_b1_ms'")
+    assert good.ok and good.status == "ok"
+    assert seen == ["fine bad", "fine good", "after good"]  # the failed run stopped; the other went on
+    assert set(good.seconds) == {"fine", "lookup", "after"} and not good.workdir.exists()
