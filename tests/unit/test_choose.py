@@ -59,7 +59,7 @@ def test_decide_picks_the_best_eligible_and_marks_the_rest():
 
 
 def test_nan_never_wins_and_nothing_eligible_means_no_winner():
-    marked, winner = decide([row("nan", float("nan")), row("ok", 0.5)], True, Constraints())
+    _, winner = decide([row("nan", float("nan")), row("ok", 0.5)], True, Constraints())
     assert winner is not None and winner.candidate == "ok"
     _, none = decide([row("a", 0.9, parity="FAILED")], True, Constraints())
     assert none is None

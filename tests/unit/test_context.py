@@ -6,10 +6,10 @@ import json
 import subprocess
 import sys
 
-import harness
 import pytest
 from helpers import CODE_PLUGIN, make_plugins
 
+import harness
 from harness.context import Context, ContextSpec, DataOptions
 from harness.errors import PluginError
 from harness.onnx.bench import worker_env
