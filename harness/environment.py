@@ -15,11 +15,11 @@ def select_device(name: str = "auto"):
     import torch
 
     if name not in DEVICES:
-        raise UsageError(f"--device must be one of {', '.join(DEVICES)}")
+        raise UsageError(f"{{param}} must be one of {', '.join(DEVICES)}", param="device")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+        raise UsageError("{param} cuda was asked for but no CUDA device is available; use cpu", param="device")
     return torch.device(name)
 
 

@@ -69,7 +69,9 @@ class PluginRecord:
 
 
 def _stderr_report(message: str) -> None:
-    print(f"harness: warning: {message}", file=sys.stderr)
+    from harness.progress import Progress
+
+    Progress().warn(message)
 
 
 class Plugins:

@@ -302,7 +302,7 @@ class ModelStore:
         children = self._conn.execute("SELECT name, version FROM versions WHERE parent_id = ?", (mv.id,)).fetchall()
         if children and not force:
             names = ", ".join(f"{r['name']}@{r['version']}" for r in children)
-            raise UsageError(f"{mv.ref} is the parent of {names}; pass --force to remove it anyway")
+            raise UsageError(f"{mv.ref} is the parent of {names}; pass {{param}} to remove it anyway", param="force")
         with self.transaction() as conn:
             conn.execute("DELETE FROM versions WHERE id = ?", (mv.id,))
         self.gc()

@@ -20,6 +20,7 @@ from harness.cli.options import (
     weights_option,
 )
 from harness.output import render, render_report, to_json
+from harness.train.recipe import PRETRAIN_METHODS
 from registry import UsageError
 
 # Flags that override the task protocol's budget, by Recipe field.
@@ -151,7 +152,7 @@ def evaluate_command(ctx: click.Context, model: str, task_name: str | None, tta:
 @click.command("pretrain", cls=HarnessCommand)
 @click.argument("backbone")
 @click.option("--dataset", "dataset_name", required=True, help="Source dataset (harness list datasets).")
-@click.option("--method", type=click.Choice(["supervised", "autoencoder"]), default="supervised", show_default=True,
+@click.option("--method", type=click.Choice(PRETRAIN_METHODS), default="supervised", show_default=True,
               help="supervised: train on the labels; autoencoder: reconstruct the images (labels unused).")
 @positive_int("--epochs", default=5, show_default=True)
 @positive_int("--batch-size", default=128, show_default=True)

@@ -36,7 +36,7 @@ def import_weights(ctx: Context, backbone: str, path: str | Path, *, name: str |
     model = build_model(catalogue, backbone, num_classes, weights_file=path)
     name = name or f"{backbone}-{path.stem}"
     if name.partition(".")[0] in catalogue.backbones and name != backbone:
-        raise UsageError(f"name {name!r} looks like a backbone reference; pick another --name")
+        raise UsageError(f"{{param}} {name!r} looks like a backbone reference; pick another", param="name")
     with tempfile.TemporaryDirectory() as tmp:
         stored = save_weights(model, Path(tmp) / "weights.safetensors",
                               {"backbone": backbone, "num_classes": num_classes})

@@ -27,7 +27,7 @@ from harness.models.build import get_submodule, head_in_features, set_submodule
 from harness.models.sources import ModelSource, pretrained_version, resolve_model
 from harness.models.weights import save_weights
 from harness.train.engine import FitConfig, FitState, fit, load_checkpoint
-from harness.train.recipe import Recipe
+from harness.train.recipe import PRETRAIN_METHODS, Recipe
 from harness.train.schedule import WarmupSchedule
 from registry import Dataset, ImageSplit, UsageError, keys
 from registry.store import ModelVersion
@@ -35,7 +35,7 @@ from registry.store import ModelVersion
 if TYPE_CHECKING:
     from harness.context import Context
 
-METHODS = ("supervised", "autoencoder")
+METHODS = PRETRAIN_METHODS
 
 
 class AutoEncoder(nn.Module):

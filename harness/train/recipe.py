@@ -13,6 +13,8 @@ STRATEGIES = ("linear", "partial", "full")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step")
 BUDGETS = ("quick", "standard", "full")
+PRETRAIN_METHODS = ("supervised", "autoencoder")
+"""supervised: learn the source labels; autoencoder: reconstruct the images (labels unused)."""
 
 
 @dataclass(frozen=True)
