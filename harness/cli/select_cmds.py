@@ -7,11 +7,21 @@ from typing import Any
 import click
 
 from harness.cli.app import HarnessCommand, make_context
-from harness.cli.options import budget_option, data_options, positive_int, strategy_choice
+from harness.cli.options import budget_option, data_options, positive_int, stack, strategy_choice
 from harness.output import to_json
 from harness.select.config import PRESCREENS
 from harness.select.leaderboard import FORMATS
 from harness.select.row import UNITS_NOTE
+
+view_options = stack(
+    click.option("--wide", is_flag=True, help="Table: every column (default: the ones to decide with; notes below)."),
+    click.option("--columns", help="Table/CSV: these columns, comma-separated (any key of --format json)."),
+)
+
+
+def split_columns(columns: str | None) -> list[str] | None:
+    return [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+
 
 RECIPE_FLAGS = ("strategy", "epochs", "batch_size", "lr", "train_limit", "test_limit", "input_size")
 
@@ -39,12 +49,13 @@ RECIPE_FLAGS = ("strategy", "epochs", "batch_size", "lr", "train_limit", "test_l
 @positive_int("--threads", help="Threads for the latency benchmark.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write accuracy vs latency PNG.")
+@view_options
 @data_options
 @click.pass_context
 def select_command(ctx: click.Context, task_name: str, budget: str, candidates: str | None, prescreen: str | None,
                    top_k: int | None, seeds: int, no_cache: bool, offline: bool, threads: int | None, fmt: str,
-                   plot_path: str | None, data_dir: str | None, download: bool, device: str, quiet: bool,
-                   **options: Any) -> None:
+                   plot_path: str | None, wide: bool, columns: str | None, data_dir: str | None, download: bool,
+                   device: str, quiet: bool, **options: Any) -> None:
     """Fine-tune, evaluate, export, check and benchmark candidates on TASK; choose one to ship.
 
     \b
@@ -66,7 +77,8 @@ def select_command(ctx: click.Context, task_name: str, budget: str, candidates: 
     if fmt == "json":
         click.echo(to_json(result.as_dict()))
     else:
-        click.echo(render_rows([*result.rows, *result.skipped], fmt, result.primary))
+        click.echo(render_rows([*result.rows, *result.skipped], fmt, result.primary, wide=wide,
+                               columns=split_columns(columns)))
     if plot_path:
         plot(result.rows, result.primary, result.higher_is_better, plot_path, f"{result.task}: select")
     for line in summary_lines(result):
@@ -75,7 +87,7 @@ def select_command(ctx: click.Context, task_name: str, budget: str, candidates: 
 
 def summary_lines(result: Any) -> list[str]:
     """What select says under its table: units, time, prescreen agreement, the choice."""
-    lines = [UNITS_NOTE, f"wall time {result.seconds:.0f}s"]
+    lines = [UNITS_NOTE, f"wall time {result.seconds:.0f}s; seconds per stage:", *result.time_summary()]
     if result.prescreen:
         tau = "n/a (fewer than 3 fine-tuned)" if result.kendall_tau is None else f"{result.kendall_tau:.2f}"
         lines.append(f"prescreen {result.prescreen} vs fine-tuned order: Kendall tau {tau}")
@@ -96,9 +108,10 @@ def summary_lines(result: Any) -> list[str]:
               help="table is github; csv and json are for machines.")
 @click.option("--sort", "sort_by", help="Metric or column to sort by (default: the task's primary metric).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write accuracy vs latency PNG.")
+@view_options
 @click.pass_context
-def leaderboard_command(ctx: click.Context, task_name: str, fmt: str, sort_by: str | None,
-                        plot_path: str | None) -> None:
+def leaderboard_command(ctx: click.Context, task_name: str, fmt: str, sort_by: str | None, plot_path: str | None,
+                        wide: bool, columns: str | None) -> None:
     """The stored leaderboard of a task: one row per candidate that select has run."""
     from harness.select.choose import sort_rows
     from harness.select.leaderboard import plot, render_rows, rows_from_store, sort_direction
@@ -113,6 +126,6 @@ def leaderboard_command(ctx: click.Context, task_name: str, fmt: str, sort_by: s
                                f"--task {task.name}' (or point HARNESS_HOME at the store that has them)")
     if sort_by:
         rows = sort_rows(rows, sort_by, higher_first)
-    click.echo(render_rows(rows, fmt, primary.name))
+    click.echo(render_rows(rows, fmt, primary.name, wide=wide, columns=split_columns(columns)))
     if plot_path:
         plot(rows, primary.name, primary.higher_is_better, plot_path, f"{task.name} leaderboard")

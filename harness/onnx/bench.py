@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from harness.data.preprocess import Preprocess, resolve_preprocess, to_model_input
 from harness.data.splits import load_task_data
 from harness.models.sources import ModelSource, resolve_model
+from harness.onnx.contention import busy_cores, timing_problems
 from harness.onnx.export import export_model
 from harness.onnx.quantize import onnx_accuracy, quantize_int8
 from harness.onnx.report import RUNTIMES, BenchReport, BenchRow, Int8Accuracy
@@ -132,8 +133,13 @@ def bench(ctx: Context, model_ref: str, *, batch_sizes: tuple[int, ...] = (1, 32
             files["onnxruntime-int8"] = str(int8)
             report = dataclasses.replace(report, int8_size_mb=round(int8.stat().st_size / 1e6, 3),
                                          accuracy=accuracy)
+        before = busy_cores()
         rows = _measure(ctx, files, runtimes, batch_sizes, shape, threads, rounds, iters, warmup)
-        report = dataclasses.replace(report, rows=rows)
+        spreads = {f"{r.runtime} b{r.batch}": r.p90_ms / r.median_ms for r in rows if r.median_ms > 0}
+        problems = timing_problems([before, busy_cores()], spreads)
+        report = dataclasses.replace(report, rows=rows, timing_problems=tuple(problems))
+        for problem in problems:
+            ctx.progress.warn(f"latency of {source.label} may be wrong: {problem}")
     if record and source.version is not None and input_size is None:
         ctx.store.update_metrics(source.version.ref, {keys.BENCH: report.stored()})
     return report

@@ -56,7 +56,12 @@ class BenchReport:
     int8_size_mb: float | None = None
     accuracy: Int8Accuracy | None = None
     flops_unit: str = FLOPS_UNIT
+    timing_problems: tuple[str, ...] = ()  # why the latencies should not be trusted (busy machine, spread)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reliable(self) -> bool:
+        return not self.timing_problems
 
     def median(self, runtime: str, batch: int) -> float | None:
         row = self.row(runtime, batch)
@@ -81,7 +86,8 @@ class BenchReport:
         data: dict[str, Any] = {
             "model": self.model, "threads": self.threads, "input": list(self.input), "params": self.params,
             "flops": self.flops, "flops_unit": self.flops_unit, "rounds": self.rounds, "iters": self.iters,
-            "rows": [dataclasses.asdict(r) for r in self.rows], "speedups": self.speedups, **self.extra,
+            "rows": [dataclasses.asdict(r) for r in self.rows], "speedups": self.speedups,
+            "reliable": self.reliable, "timing_problems": list(self.timing_problems), **self.extra,
         }
         for key in ("onnx_size_mb", "int8_size_mb"):
             if getattr(self, key) is not None:
@@ -98,7 +104,7 @@ class BenchReport:
     def from_dict(cls, data: dict[str, Any], model: str = "") -> BenchReport:
         """A report from ``as_dict()`` or ``stored()`` output (stores written by earlier versions too)."""
         known = {"model", "threads", "input", "params", "flops", "flops_unit", "rounds", "iters", "rows",
-                 "speedups", "onnx_size_mb", "int8_size_mb", "accuracy"}
+                 "speedups", "onnx_size_mb", "int8_size_mb", "accuracy", "reliable", "timing_problems"}
         acc = data.get("accuracy")
         return cls(
             model=data.get("model", model), threads=int(data.get("threads", 0)),
@@ -108,4 +114,5 @@ class BenchReport:
                                                      "peak_rss_mb")}) for r in data.get("rows", ())),
             onnx_size_mb=data.get("onnx_size_mb"), int8_size_mb=data.get("int8_size_mb"),
             accuracy=None if not acc else Int8Accuracy(acc["onnxruntime"], acc["onnxruntime-int8"], acc["samples"]),
-            flops_unit=data.get("flops_unit", FLOPS_UNIT), extra={k: v for k, v in data.items() if k not in known})
+            flops_unit=data.get("flops_unit", FLOPS_UNIT), timing_problems=tuple(data.get("timing_problems", ())),
+            extra={k: v for k, v in data.items() if k not in known})

@@ -74,16 +74,27 @@ def columns_for(rows: Sequence[dict[str, Any]], primary: str) -> list[str]:
     return [c for c in dict.fromkeys(wanted) if c in present]
 
 
-def render_rows(rows: Sequence[LeaderboardRow], fmt: str, primary: str) -> str:
-    """Rows in any of :data:`FORMATS` (``table`` is GitHub markdown)."""
+def render_rows(rows: Sequence[LeaderboardRow], fmt: str, primary: str, *, wide: bool = False,
+                columns: Sequence[str] | None = None) -> str:
+    """Rows in any of :data:`FORMATS`. ``table`` is the compact view for people (see
+    :mod:`harness.select.view`) unless ``wide`` or ``columns``; the others keep every column."""
+    from harness.select.view import compact
+
     if fmt not in FORMATS:
         raise UsageError(f"{{param}} must be one of {', '.join(FORMATS)}", param="fmt")
     data = [r.as_dict() for r in rows]
     if fmt == "json":
         return render(data, "json")
+    if fmt == "table" and not wide and not columns:
+        return compact(rows, primary)
     if fmt != "csv":
         data = [{k: ("yes" if v else "") if isinstance(v, bool) else v for k, v in d.items()} for d in data]
-    return render(data, "github" if fmt == "table" else fmt, columns_for(data, primary))
+    if columns:
+        known = {k for d in data for k in d} | set(columns_for(data, primary))
+        unknown = [c for c in columns if c not in known]
+        if unknown:
+            raise UnknownNameError("column", unknown[0], known)
+    return render(data, "github" if fmt == "table" else fmt, list(columns) if columns else columns_for(data, primary))
 
 
 def plot(rows: Sequence[LeaderboardRow], primary: str, higher_is_better: bool, path: str | Path, title: str) -> Path:

@@ -20,8 +20,8 @@ UNITS_NOTE = "gflops: 2 FLOPs per multiply-add, batch 1; latencies: median ms; s
 # (name in the row's dict, LeaderboardRow attribute); metrics and the primary's interval go between.
 HEAD_COLUMNS = ("candidate", "model", "status")
 TAIL_COLUMNS = ("ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "ort_b32_img_s", "params_m", "gflops",
-                "size_mb", "parity", "exporter", "prescreen", "pareto", "chosen", "seeds", "train_s", "fingerprint",
-                "excluded", "stage", "reason", "place")
+                "size_mb", "parity", "exporter", "prescreen", "pareto", "chosen", "seeds", "train_s", "timing",
+                "fingerprint", "excluded", "stage", "reason", "place")
 LOWER_IS_BETTER = ("ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "params_m", "gflops", "size_mb")
 SORTABLE = ("ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "ort_b32_img_s", "params_m", "gflops",
             "size_mb", "prescreen")
@@ -52,6 +52,7 @@ class LeaderboardRow:
     pareto: bool | None = None
     chosen: bool = False
     train_s: float | None = None
+    timing: str | None = None  # why the latencies should not be trusted, when they should not
     fingerprint: str | None = None
     excluded: str | None = None
     stage: str | None = None  # the stage a failed row failed in
@@ -103,7 +104,8 @@ def _bench_columns(stored: dict[str, Any] | None) -> dict[str, Any]:
     return {"eager_b1_ms": report.median("torch", 1), "ort_b1_ms": report.median("onnxruntime", 1),
             "eager_b32_ms": report.median("torch", 32), "ort_b32_ms": report.median("onnxruntime", 32),
             "ort_b32_img_s": b32.images_per_s if b32 else None, "params_m": round(report.params / 1e6, 3),
-            "gflops": round(report.flops / 1e9, 4), "size_mb": report.onnx_size_mb}
+            "gflops": round(report.flops / 1e9, 4), "size_mb": report.onnx_size_mb,
+            "timing": "; ".join(report.timing_problems) or None}
 
 
 def row_from_versions(candidate: str, versions: Sequence[ModelVersion], primary: str, higher_is_better: bool,

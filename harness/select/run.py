@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from harness.context import Context
 
 
+SETUP = "(setup)"
+"""The key of ``stage_seconds`` for work shared by all candidates (data decoding and hash, prescreen)."""
+
+
 @dataclass
 class SelectResult:
     """The leaderboard of one selection, its winner, and how long each stage took."""
@@ -42,6 +46,11 @@ class SelectResult:
     seconds: float
     skipped: list[LeaderboardRow] = field(default_factory=list)
     stage_seconds: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def time_summary(self) -> list[str]:
+        """One line per candidate (and the shared setup): seconds per stage."""
+        return [f"  {name}: " + ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in stages.items())
+                + f" (total {sum(stages.values()):.1f}s)" for name, stages in self.stage_seconds.items()]
 
     def as_dict(self) -> dict[str, Any]:
         return {"task": self.task, "primary_metric": self.primary,
@@ -104,11 +113,14 @@ def select(ctx: Context, config: SelectConfig, executor: Executor | None = None)
     started = time.perf_counter()
     runnable, missing = resolve_candidates(ctx, config)
     plan = make_plan(ctx, config)
+    setup = {"data": time.perf_counter() - started}
     ctx.progress.info(f"select on {plan.task.name} ({config.budget}): {len(runnable)} candidates"
                       + (f", {len(missing)} skipped" if missing else ""))
     scores: dict[str, float] = {}
     if config.prescreen:
+        begin = time.perf_counter()
         scores, dropped = prescreen(ctx, plan, runnable)
+        setup["prescreen"] = time.perf_counter() - begin
         runnable = [c for c in runnable if c.ref not in {d.ref for d in dropped}]
         missing += dropped
     runs = [CandidateRun(c.ref, f"[{i}/{len(runnable)}] {c.ref}", scores.get(c.ref))
@@ -122,4 +134,5 @@ def select(ctx: Context, config: SelectConfig, executor: Executor | None = None)
                         sort_rows(rows, plan.primary.name, plan.primary.higher_is_better), winner,
                         _tau(rows, scores, plan.primary.higher_is_better) if config.prescreen else None,
                         config.prescreen, round(time.perf_counter() - started, 1), skipped,
-                        {r.ref: {k: round(v, 2) for k, v in r.seconds.items()} for r in runs})
+                        {SETUP: {k: round(v, 2) for k, v in setup.items()},
+                         **{r.ref: {k: round(v, 2) for k, v in r.seconds.items()} for r in runs}})

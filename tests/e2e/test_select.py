@@ -63,6 +63,10 @@ def test_select_with_prescreen_cache_leaderboard_and_plot(run_cli, tmp_path):
     assert len(parsed) == 3 and {"candidate", "accuracy", "ort_b1_ms", "gflops", "parity"} <= set(parsed[0])
     latex = run_cli("leaderboard", "--task", "synthetic", "--format", "latex").output
     assert "cifar\\_convnet\\_s" in latex and "\\begin{tabular}" in latex
+    compact = run_cli("leaderboard", "--task", "synthetic").stdout
+    assert max(len(line) for line in compact.splitlines()) <= 120 and "flags: * chosen" in compact
+    picked = run_cli("leaderboard", "--task", "synthetic", "--format", "csv", "--columns", "candidate,ort_b1_ms")
+    assert picked.stdout.splitlines()[0] == "candidate,ort_b1_ms" and len(picked.stdout.splitlines()) == 4
     for fmt in ("github", "pipe", "html"):
         out = run_cli("leaderboard", "--task", "synthetic", "--format", fmt, "--sort", "ort_b1_ms")
         assert out.exit_code == 0 and "cifar_resnet20" in out.output
@@ -121,7 +125,9 @@ def test_empty_leaderboard_says_why_and_bad_sort_key_suggests(run_cli):
     assert empty.exit_code == 0 and empty.stdout.strip() == "candidate,model,status,accuracy"
     assert "harness select --task synthetic" in empty.stderr
     table = run_cli("leaderboard", "--task", "synthetic", "--format", "table")
-    assert table.exit_code == 0 and "| candidate" in table.stdout
+    assert table.exit_code == 0 and table.stdout.startswith("candidate") and "accuracy" in table.stdout
+    wide = run_cli("leaderboard", "--task", "synthetic", "--wide")
+    assert wide.exit_code == 0 and "| candidate" in wide.stdout
     bad = run_cli("leaderboard", "--task", "synthetic", "--sort", "ort_b1")
     assert bad.exit_code == 2 and "did you mean 'ort_b1_ms'" in bad.output
     assert run_cli("leaderboard", "--task", "synthetic", "--sort", "ece").exit_code == 0

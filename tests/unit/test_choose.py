@@ -97,3 +97,28 @@ def test_select_config_refuses_bad_values_naming_the_parameter(kwargs, param):
     with pytest.raises(UsageError) as info:
         SelectConfig("synthetic", **kwargs)
     assert info.value.param == param and str(info.value).startswith(param)
+
+
+def test_timings_from_a_busy_or_noisy_machine_are_called_unreliable():
+    from harness.onnx.contention import busy_cores, timing_problems
+
+    assert timing_problems([0.1, None], {"torch b1": 1.1}) == []
+    problems = timing_problems([0.1, 1.8], {"torch b1": 3.0, "onnxruntime b1": 1.0})
+    assert problems[0].startswith("machine busy: other processes used 1.8") and "torch b1 p90/median 3.0" in problems[1]
+    measured = busy_cores(0.05)
+    assert measured is None or measured >= 0
+
+
+def test_compact_view_fits_120_columns_and_moves_reasons_to_notes():
+    from harness.select.view import compact
+
+    rows = [row("mobilenet_v3_small.tv_in1k", 0.91234), row("cifar_convnet_s", 0.9, parity="FAILED"),
+            LeaderboardRow("resnet50.tv2_in1k", "accuracy", status="skipped", reason="not cached",
+                           place="https://download.pytorch.org/models/resnet50-11ad3fa6.pth -> /root/.cache/x.pth"),
+            LeaderboardRow("busy_net", "accuracy", metrics={"accuracy": 0.5}, timing="machine busy")]
+    rows[0] = LeaderboardRow(**{**rows[0].__dict__, "ci95": 0.0123, "seeds": 3, "chosen": True})
+    text = compact(rows, "accuracy")
+    table = text.split("\n\n")[0]
+    assert max(len(line) for line in table.splitlines()) <= 120
+    assert "0.9123 ±0.0123" in text and "[1] resnet50.tv2_in1k: not cached; place https://" in text
+    assert "latency unreliable: machine busy" in text and "~" in table
