@@ -19,7 +19,18 @@ from harness.models import (
     weights_cache_path,
 )
 
-ALL_BACKBONES = make_plugins().catalogue.backbones.names()
+
+def _backbone_params() -> list:
+    """Every backbone; the large ones (over 25M parameters, or fixed 224+ px inputs) only in the slow lane."""
+    params = []
+    for b in make_plugins().catalogue.backbones:
+        size = max((w.num_params or 0 for w in b.weights), default=0)
+        slow = size > 25e6 or b.fixed_input_size
+        params.append(pytest.param(b.name, marks=[pytest.mark.slow] if slow else []))
+    return params
+
+
+ALL_BACKBONES = _backbone_params()
 
 
 def test_catalogue_has_all_torchvision_models_and_small_nets(catalogue):
