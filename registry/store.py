@@ -383,6 +383,16 @@ class ModelStore:
             " ORDER BY v.id LIMIT 1", (sha256, role)).fetchone()
         return self._load(row) if row else None
 
+    def find_by_tag(self, key: str, value: str, task: str | None = None) -> ModelVersion | None:
+        """The last version (by name, then number) tagged ``key=value``, optionally of ``task``."""
+        query = "SELECT v.* FROM versions v JOIN tags t ON t.version_id = v.id WHERE t.key = ? AND t.value = ?"
+        args: builtins.list[str] = [key, value]
+        if task is not None:
+            query += " AND v.task = ?"
+            args.append(task)
+        row = self._conn.execute(query + " ORDER BY v.name DESC, v.version DESC LIMIT 1", args).fetchone()
+        return self._load(row) if row else None
+
     def lineage(self, ref: str) -> builtins.list[ModelVersion]:
         """The version and its ancestors, newest first."""
         chain = [self.get(ref)]

@@ -48,8 +48,5 @@ def row_fingerprint(ref: str, weights: str | None, data: str, recipe: dict[str, 
 
 
 def cached_version(ctx: Context, task: str, fp: str) -> ModelVersion | None:
-    """The newest version of ``task`` whose fingerprint tag is ``fp``."""
-    for version in reversed(ctx.store.list(task=task)):
-        if version.tags.get(keys.TAG_FINGERPRINT) == fp:
-            return version
-    return None
+    """The newest version of ``task`` whose fingerprint tag is ``fp`` (one query, not a scan)."""
+    return ctx.store.find_by_tag(keys.TAG_FINGERPRINT, fp, task)
