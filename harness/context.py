@@ -102,10 +102,10 @@ class Context:
         return self.progress.quiet
 
     def replace(self, *, quiet: bool | None = None, device: str | None = None,
-                data: DataOptions | None = None) -> Context:
+                data: DataOptions | None = None, progress: Progress | None = None) -> Context:
         """A context sharing this one's plugins and store, with some fields changed."""
         return Context(self.plugins, store=self.store, data=data or self.data, device=device or self.device,
-                       progress=self.progress.child(quiet))
+                       progress=progress or self.progress.child(quiet))
 
     # -- lifetime ------------------------------------------------------------------------------
 

@@ -33,14 +33,14 @@ def _convnet(widths: tuple[int, int, int]) -> Any:
 def register_backbones(register: Any) -> None:
     common = dict(head="fc", input_size=32, min_input_size=8, mean=CIFAR_MEAN, std=CIFAR_STD,
                   license="Apache-2.0 (harness)", source="harness built-in (plugins/cifar_models.py)")
-    for depth in (20, 56):
+    for depth in (8, 20, 56):
         register(Backbone(
             name=f"cifar_resnet{depth}", builder=_resnet(depth), feature_dim=64,
             family="cifar_resnet", paper="He et al. 2016, Deep Residual Learning (CIFAR variant)",
             description=f"CIFAR ResNet-{depth}: 3 stages of {(depth - 2) // 6} basic blocks, 16/32/64 wide",
             **common,
         ))
-    for variant, widths in (("s", (32, 64, 128)), ("m", (64, 128, 256))):
+    for variant, widths in (("xs", (16, 32, 64)), ("s", (32, 64, 128)), ("m", (64, 128, 256))):
         register(Backbone(
             name=f"cifar_convnet_{variant}", builder=_convnet(widths), feature_dim=widths[-1],
             family="cifar_convnet",

@@ -213,6 +213,7 @@ class Budget:
     test_limit: int | None = None
     input_size: int | None = None
     augmentation: tuple[str, ...] | None = None  # None: the protocol's; short budgets use less
+    candidates: tuple[str, ...] | None = None  # None: the protocol's; a short budget can try fewer, smaller models
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,11 @@ class Protocol:
         missing = {"quick", "standard", "full"} - set(self.budgets)
         if missing:
             raise EntryError(f"protocol is missing budgets {sorted(missing)}")
+
+    def candidates_for(self, budget: str) -> tuple[str, ...]:
+        """The candidates ``select`` tries at ``budget``: the budget's own list, else the protocol's."""
+        chosen = self.budgets[budget].candidates if budget in self.budgets else None
+        return self.candidates if chosen is None else chosen
 
 
 @dataclass(frozen=True)

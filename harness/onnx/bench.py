@@ -76,6 +76,7 @@ def _measure(ctx: Context, files: dict[str, str], runtimes: tuple[str, ...], bat
     import numpy as np
 
     samples: dict[tuple[str, int], list[float]] = {}
+    setups: dict[tuple[str, int], set[str]] = {}
     peak: dict[str, float] = {}
     for _ in range(rounds):
         for runtime in runtimes:
@@ -83,11 +84,13 @@ def _measure(ctx: Context, files: dict[str, str], runtimes: tuple[str, ...], bat
             peak[runtime] = max(peak.get(runtime, 0.0), out["peak_rss_mb"])
             for b, values in out["latencies_ms"].items():
                 samples.setdefault((runtime, int(b)), []).extend(values)
+                setups.setdefault((runtime, int(b)), set()).add(out.get("setup", {}).get(b, ""))
     rows = []
     for (runtime, b), values in sorted(samples.items(), key=lambda kv: (kv[0][1], RUNTIMES.index(kv[0][0]))):
         median = statistics.median(values)
         rows.append(BenchRow(runtime, b, round(median, 3), round(float(np.percentile(values, 90)), 3),
-                             round(b / (median / 1000), 1), round(peak[runtime], 1)))
+                             round(b / (median / 1000), 1), round(peak[runtime], 1), len(values),
+                             " | ".join(sorted(s for s in setups[(runtime, b)] if s))))
     return tuple(rows)
 
 

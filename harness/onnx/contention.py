@@ -27,7 +27,7 @@ def _cpu_times() -> tuple[int, int] | None:
     return sum(fields[:8]) - idle, sum(fields[:8])
 
 
-def busy_cores(window: float = 0.5) -> float | None:
+def busy_cores(window: float = 0.3) -> float | None:
     """How many cores other processes kept busy during ``window`` seconds (None where unknown)."""
     first = _cpu_times()
     time.sleep(window)

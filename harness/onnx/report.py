@@ -21,6 +21,8 @@ class BenchRow:
     p90_ms: float
     images_per_s: float
     peak_rss_mb: float
+    samples: int = 0   # timed runs the median is taken over (all rounds)
+    setup: str = ""    # how the runtime was run (layout, inference mode, threads)
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,8 @@ class BenchReport:
             input=tuple(data.get("input", (0, 0, 0))), params=int(data.get("params", 0)),
             flops=int(data.get("flops", 0)), rounds=int(data.get("rounds", 0)), iters=int(data.get("iters", 0)),
             rows=tuple(BenchRow(**{k: r[k] for k in ("runtime", "batch", "median_ms", "p90_ms", "images_per_s",
-                                                     "peak_rss_mb")}) for r in data.get("rows", ())),
+                                                     "peak_rss_mb")}, samples=int(r.get("samples", 0)),
+                                setup=str(r.get("setup", ""))) for r in data.get("rows", ())),
             onnx_size_mb=data.get("onnx_size_mb"), int8_size_mb=data.get("int8_size_mb"),
             accuracy=None if not acc else Int8Accuracy(acc["onnxruntime"], acc["onnxruntime-int8"], acc["samples"]),
             flops_unit=data.get("flops_unit", FLOPS_UNIT), timing_problems=tuple(data.get("timing_problems", ())),

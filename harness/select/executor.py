@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from harness.select.stages import STAGES, CandidateRun, Plan, run_stages
 
+STAGES_DONE = {stage.__name__: i for i, stage in enumerate(STAGES)}
+
 if TYPE_CHECKING:
     from harness.context import Context
 
@@ -28,4 +30,14 @@ class SerialExecutor:
     """Every stage of every candidate, in order, in this process."""
 
     def run(self, ctx: Context, plan: Plan, runs: Sequence[CandidateRun]) -> list[CandidateRun]:
-        return [run_stages(ctx, plan, run, STAGES) for run in runs]
+        bar = ctx.progress.bar(len(runs) * len(STAGES), "select", unit="stage")
+
+        def on_stage(run: CandidateRun, stage: str) -> None:
+            done = STAGES_DONE.get(stage, 0)
+            bar.n = runs.index(run) * len(STAGES) + done
+            bar.set_description(f"{run.label}: {stage}")
+
+        try:
+            return [run_stages(ctx, plan, run, STAGES, on_stage=on_stage) for run in runs]
+        finally:
+            bar.close()

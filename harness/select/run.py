@@ -63,7 +63,7 @@ class SelectResult:
 def resolve_candidates(ctx: Context, config: SelectConfig) -> tuple[list[Candidate], list[Candidate]]:
     """(runnable, unavailable) candidates; with ``offline``, any unavailable one is an error."""
     task = ctx.catalogue.tasks.get(config.task)
-    refs = expand(ctx, config.candidates or task.protocol.candidates)
+    refs = expand(ctx, config.candidates or task.protocol.candidates_for(config.budget))
     if not refs:
         raise UsageError(f"task {task.name} has no candidates; pass {{param}}", param="candidates")
     checked = [check_available(ctx, ref, config.offline) for ref in refs]

@@ -96,7 +96,9 @@ def train(ctx: Context, plan: Plan, run: CandidateRun) -> None:
         else:
             cached_all = False
             ctx.progress.info(f"{run.label}: fine-tune (seed {seed})")
-            result = finetune(ctx.replace(quiet=True), run.ref, plan.task.name, recipe)
+            # epoch bars (on a terminal) named after the candidate; epoch lines stay out of select's log
+            quiet_lines = ctx.replace(progress=ctx.progress.child(lines=False, prefix=f"{run.label} "))
+            result = finetune(quiet_lines, run.ref, plan.task.name, recipe)
             version = result.version
         version = ctx.store.set_tags(version.ref, {keys.TAG_FINGERPRINT: fp, keys.TAG_CANDIDATE: run.ref,
                                                    keys.TAG_SELECT: "1", keys.TAG_SELECT_GROUP: plan.group})
@@ -134,16 +136,16 @@ def parity(ctx: Context, plan: Plan, run: CandidateRun) -> None:
 
 
 def bench(ctx: Context, plan: Plan, run: CandidateRun) -> None:
-    """Eager PyTorch against ONNX Runtime at batch 1 and 32 (recorded with the version)."""
+    """ONNX Runtime (and eager PyTorch at the longer budgets) at batch 1 and 32, recorded with the version."""
     from harness.onnx.bench import bench as run_bench
 
     if run.reused:
         return
     assert run.best is not None and run.onnx is not None
-    ctx.progress.info(f"{run.label}: benchmark eager vs ONNX Runtime")
-    rounds, iters = plan.config.bench_effort
-    run_bench(ctx, run.best.ref, batch_sizes=(1, 32), runtimes=("torch", "onnxruntime"), rounds=rounds,
-              iters=iters, threads=plan.config.threads, onnx_file=run.onnx.path)
+    effort = plan.config.bench_effort
+    ctx.progress.info(f"{run.label}: benchmark {' vs '.join(effort.runtimes)}")
+    run_bench(ctx, run.best.ref, batch_sizes=(1, 32), runtimes=effort.runtimes, rounds=effort.rounds,
+              iters=effort.iters, threads=plan.config.threads, onnx_file=run.onnx.path)
 
 
 TRAINING_STAGES: tuple[Stage, ...] = (train, export, parity)
@@ -154,14 +156,17 @@ STAGES = TRAINING_STAGES + DRIVER_STAGES
 
 
 def run_stages(ctx: Context, plan: Plan, run: CandidateRun, stages: Sequence[Stage] = STAGES, *,
-               cleanup: bool = True) -> CandidateRun:
+               cleanup: bool = True, on_stage: Callable[[CandidateRun, str], None] | None = None) -> CandidateRun:
     """Run ``stages`` in order until one fails, timing each. The ONNX file lives in the run's work
-    folder, removed at the end unless ``cleanup`` is False (more stages follow elsewhere)."""
+    folder, removed at the end unless ``cleanup`` is False (more stages follow elsewhere).
+    ``on_stage(run, name)`` is called as each stage starts (a progress bar's live line)."""
     run.workdir = run.workdir or Path(tempfile.mkdtemp(prefix="harness-select-"))
     try:
         for stage in stages:
             if not run.ok:
                 break
+            if on_stage is not None:
+                on_stage(run, stage.__name__)
             started = time.perf_counter()
             try:
                 stage(ctx, plan, run)

@@ -36,7 +36,7 @@ def test_real_fashion_mnist_loads_both_splits(builtin_plugins, tmp_path):
 @pytest.mark.slow
 @needs_debian
 def test_real_fashion_mnist_quick_finetune_is_well_above_chance(builtin_plugins, tmp_path):
-    """The quick budget on real data: chance is 0.10; the measured figure is about 0.88."""
+    """The quick budget on real data: chance is 0.10; the measured figure for cifar_convnet_xs is 0.871."""
     from harness.context import Context, DataOptions
     from harness.train.finetune import finetune
     from harness.train.recipe import recipe_for
@@ -44,7 +44,7 @@ def test_real_fashion_mnist_quick_finetune_is_well_above_chance(builtin_plugins,
     task = builtin_plugins.catalogue.tasks.get("fashion-mnist")
     with Context(builtin_plugins, home=tmp_path / "home", data=DataOptions(str(tmp_path / "data")),
                  quiet=True) as ctx:
-        result = finetune(ctx, "cifar_convnet_s", "fashion-mnist", recipe_for(task, "quick"))
+        result = finetune(ctx, "cifar_convnet_xs", "fashion-mnist", recipe_for(task, "quick"))
         assert result.test.metrics["accuracy"] >= 0.85
         assert result.version.metrics["test"]["accuracy"] == result.test.metrics["accuracy"]
         assert result.test.samples == 2000
