@@ -70,6 +70,18 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def setup_lines(report: Any) -> list[str]:
+    """How each runtime was run, once per runtime when every batch size ran the same way."""
+    lines = []
+    for runtime in dict.fromkeys(r.runtime for r in report.rows):
+        rows = [r for r in report.rows if r.runtime == runtime and r.setup]
+        if len({r.setup for r in rows}) == 1:
+            lines.append(f"  {runtime}: {rows[0].setup}")
+        else:
+            lines += [f"  {runtime} b{r.batch}: {r.setup}" for r in rows]
+    return ["how each runtime ran:", *lines] if lines else []
+
+
 @click.command("bench", cls=HarnessCommand)
 @click.argument("model")
 @click.option("--batch-sizes", default="1,32", show_default=True)
@@ -97,8 +109,10 @@ def bench_command(ctx: click.Context, model: str, batch_sizes: str, runtimes: st
         return
     click.echo(f"{report.model}: input {list(report.input)}, {report.params:,} params, "
                f"{report.flops / 1e9:.3f} GFLOPs (2 per multiply-add), {report.threads} threads")
-    click.echo(render(data["rows"], "table"))
+    click.echo(render([{k: v for k, v in row.items() if k != "setup"} for row in data["rows"]], "table"))
     click.echo("speedups: " + ", ".join(f"{k} {v}x" for k, v in report.speedups.items()))
+    for line in setup_lines(report):
+        click.echo(line)
     if report.accuracy is not None:
         acc = report.accuracy
         click.echo(f"accuracy on {acc.samples} test images: FP32 {acc.fp32:.4f}, INT8 {acc.int8:.4f} "

@@ -210,7 +210,7 @@ def test_bad_inputs_exit_2_and_leave_the_store_untouched(run_cli, tmp_path):
 def test_resume_after_kill_ends_with_the_same_weights(tmp_path):
     from safetensors.torch import load_file
 
-    args = ["finetune", "cifar_convnet_s", "--task", "synthetic", "--epochs", "4", "--quiet", "--device", "cpu"]
+    args = ["finetune", "cifar_convnet_xs", "--task", "synthetic", "--epochs", "4", "--quiet", "--device", "cpu"]
     env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
     subprocess.run([*harness_exe(), *args, "--name", "straight"], env=env, check=True, capture_output=True)
     proc = subprocess.Popen([*harness_exe(), *args, "--name", "resumed"], env=env)

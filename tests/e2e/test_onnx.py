@@ -200,6 +200,12 @@ def test_bench_json_has_every_runtime_and_batch(run_cli, tuned):
     seen = {(r["runtime"], r["batch"]) for r in report["rows"]}
     assert seen == {(r, b) for r in ("torch", "onnxruntime", "onnxruntime-int8") for b in (1, 4)}
     assert all(r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"] for r in report["rows"])
+    # fast models are timed past --iters for a stable median; each row says how its runtime ran
+    assert all(r["samples"] >= 2 for r in report["rows"]) and max(r["samples"] for r in report["rows"]) > 2
+    eager = [r for r in report["rows"] if r["runtime"] == "torch"]
+    assert all("inference_mode" in r["setup"] and ("channels_last" in r["setup"] or "contiguous" in r["setup"])
+               for r in eager)
+    assert all("no spinning" in r["setup"] for r in report["rows"] if r["runtime"] == "onnxruntime")
     assert set(report["speedups"]) == {"ort_vs_eager_b1", "int8_vs_fp32_b1", "ort_vs_eager_b4", "int8_vs_fp32_b4"}
     assert report["flops_unit"].startswith("FLOPs, 2 per multiply-add") and report["params"] > 0
     assert abs(report["accuracy"]["int8_change_points"]) <= 100
