@@ -6,11 +6,19 @@ with random-crop-with-padding and horizontal-flip augmentation), same optimiser,
 - classic: a torchvision-style Dataset returning PIL images, torchvision transforms
   (RandomCrop, RandomHorizontalFlip, ToTensor, Normalize) and a DataLoader;
 - hand-written: the smallest in-memory loop one would write by hand (index, crop, flip, normalise);
-- harness: ``harness.data.batches.TensorBatches`` feeding ``harness.train.engine.fit``.
+- harness: ``harness.data.batches.TensorBatches`` feeding ``harness.train.engine.fit``;
+- compute only: the same steps on one ready-made batch, the ceiling for any data pipeline.
+
+Measured here (2 cores, quiet, ``--steps 100 --rounds 3``, 2026-11-23): compute only 456 images/s,
+harness 441 (0.968 of that ceiling), hand-written 445, classic 381 (0 workers) / 331 (2 workers):
+harness / classic 1.16x. The model's own step is the ceiling, and the classic loop already reaches
+84% of it, so no data path can win 2.8x on this model here; such a figure needs a classic loop
+slowed by other load (its per-image PIL work in Python suffers most). Rounds of 30 steps varied
+1.4x, so use 100.
 
 Rounds are interleaved and medians reported, with ratios computed within this run.
 
-    python benchmarks/train_throughput.py [--steps 30] [--rounds 3] [--batch-size 64] [--model mobilenet_v3_small]
+    python benchmarks/train_throughput.py [--steps 100] [--rounds 3] [--batch-size 64] [--model mobilenet_v3_small]
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from torchvision import models, transforms
 
 from harness.data.batches import TensorBatches
 from harness.data.preprocess import Preprocess
+from harness.onnx.contention import SPREAD_LIMIT, busy_cores, timing_problems
 from harness.progress import QUIET
 from harness.train.engine import FitConfig, fit
 from harness.train.schedule import WarmupSchedule
@@ -108,6 +117,19 @@ def run_hand(model_name: str, images, labels, batch: int, steps: int) -> float:
     return steps * batch / (time.perf_counter() - start)
 
 
+def run_compute_only(model_name: str, images, labels, batch: int, steps: int) -> float:
+    """The ceiling: the same steps on one ready-made batch (no data work at all)."""
+    model = make_model(model_name).train().to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = ((images[:batch].float() / 255 - 0.5) / 0.25).contiguous(memory_format=torch.channels_last)
+    y = labels[:batch]
+    step(model, opt, x, y)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step(model, opt, x, y)
+    return steps * batch / (time.perf_counter() - start)
+
+
 def run_harness(model_name: str, images, labels, batch: int, steps: int) -> float:
     model = make_model(model_name).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -128,36 +150,53 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="mobilenet_v3_small")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     images, labels = make_data(args.batch_size * (args.steps + 2))
-    results: dict[str, list[float]] = {"classic_workers0": [], "classic_workers2": [], "hand": [], "harness": []}
+    results: dict[str, list[float]] = {"classic_workers0": [], "classic_workers2": [], "hand": [], "harness": [],
+                                       "compute_only": []}
+    busy = [busy_cores()]
     for _ in range(args.rounds):
         results["classic_workers0"].append(run_classic(args.model, images, labels, args.batch_size, args.steps, 0))
         results["classic_workers2"].append(run_classic(args.model, images, labels, args.batch_size, args.steps, 2))
         results["hand"].append(run_hand(args.model, images, labels, args.batch_size, args.steps))
         results["harness"].append(run_harness(args.model, images, labels, args.batch_size, args.steps))
+        results["compute_only"].append(run_compute_only(args.model, images, labels, args.batch_size, args.steps))
+    busy.append(busy_cores())
     med = {k: statistics.median(v) for k, v in results.items()}
+    spread = {k: round(max(v) / min(v), 2) for k, v in results.items()}
     classic = max(med["classic_workers0"], med["classic_workers2"])
+    problems = timing_problems(busy, {})  # a busy machine
+    noisy = [f"{k} rounds differ {v:.2f}x" for k, v in spread.items() if v > SPREAD_LIMIT]
+    problems += [f"rounds spread: {', '.join(noisy)}"] if noisy else []
     report = {
         "model": args.model, "batch_size": args.batch_size, "input": "32x32", "threads": args.threads,
+        "rounds": args.rounds, "steps": args.steps,
         "images_per_s": {k: round(v, 1) for k, v in med.items()},
+        "rounds_images_per_s": {k: [round(x, 1) for x in v] for k, v in results.items()},
+        "max_over_min": spread,
         "harness_vs_classic": round(med["harness"] / classic, 2),
         "harness_vs_hand": round(med["harness"] / med["hand"], 3),
-        "targets": {"harness_vs_classic": ">= 2.5", "harness_vs_hand": ">= 0.95"},
+        "harness_vs_compute_only": round(med["harness"] / med["compute_only"], 3),
+        "timing_problems": problems,
     }
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"{args.model}, batch {args.batch_size}, 32x32, {args.threads} threads, median of {args.rounds} rounds")
+    print(f"{args.model}, batch {args.batch_size}, 32x32, {args.threads} threads, median of {args.rounds} rounds "
+          f"of {args.steps} steps")
     for k, v in med.items():
-        print(f"  {k:18s} {v:8.1f} images/s")
-    print(f"  harness / classic (best of 0 and 2 workers): {report['harness_vs_classic']:.2f}x  (target >= 2.5x)")
-    print(f"  harness / hand-written in-memory loop:       {report['harness_vs_hand']:.3f}  (target >= 0.95)")
+        print(f"  {k:18s} {v:8.1f} images/s   (rounds: {', '.join(f'{x:.0f}' for x in results[k])})")
+    print(f"  harness / classic (best of 0 and 2 workers): {report['harness_vs_classic']:.2f}x")
+    print(f"  harness / hand-written in-memory loop:       {report['harness_vs_hand']:.3f}")
+    print(f"  harness / compute only (no data work):       {med['harness'] / med['compute_only']:.3f}"
+          "  (the ceiling any data pipeline can reach)")
+    for problem in problems:
+        print(f"  UNRELIABLE: {problem}")
 
 
 if __name__ == "__main__":
