@@ -330,17 +330,24 @@ def _resolves(catalogue: Catalogue, ref: str) -> bool:
 # -- whole plugins -----------------------------------------------------------------------------
 
 
+def _normal(name: str) -> str:
+    """Distribution names compare as pip does: case and ``-``/``_``/``.`` do not matter."""
+    return name.lower().replace("-", "_").replace(".", "_")
+
+
 def check_plugin(plugins: Plugins, plugin: str, *, data_dir: str | Path | None = None,
                  export: bool = True) -> list[CheckResult]:
-    """Every entry registered by ``plugin`` (its plugin name or its distribution's name). Datasets
+    """Every entry registered by ``plugin`` (its plugin or entry-point name, or its distribution's
+    name, compared as pip compares them: ``harness-tiny`` == ``harness_tiny``). Datasets
     are checked only with ``data_dir`` (a folder holding their files); without it they are listed
     as skipped-by-design results that pass."""
     catalogue = plugins.catalogue
+    wanted = _normal(plugin)
     results: list[CheckResult] = []
     for kind in ("backbones", "datasets", "metrics", "tasks"):
         for entry in catalogue.table(kind):
             info = entry.plugin
-            if info is None or plugin not in (info.name, info.distribution):
+            if info is None or wanted not in (_normal(info.name), _normal(info.distribution or "")):
                 continue
             if kind == "backbones":
                 results += check_backbone(catalogue, entry.name, export=export)

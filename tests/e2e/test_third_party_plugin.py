@@ -123,3 +123,21 @@ def test_plugin_backbone_dataset_metric_task_work_together(site):
     out = json.loads(proc.stdout)
     assert out["n"] == 32 and out["direction"] is False
     assert out["values"]["accuracy"] + out["values"]["error_rate"] == pytest.approx(1.0)
+
+
+def test_conformance_kit_from_the_cli_and_as_the_example_packages_own_test(site, tmp_path):
+    proc = _run(site, "plugins", "check", "harness-tiny", "--data-dir", str(tmp_path), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert {r["name"] for r in rows} == {"tinynet_xs", "checkers", "error_rate"} and all(r["ok"] for r in rows)
+    assert {r["plugin"] for r in rows} == {"tiny"}  # the entry-point name; the distribution matched
+    assert "checks passed" in proc.stderr
+    broken = _run(site, "plugins", "check", "harness-broken")
+    assert broken.returncode == 2 and "no entries registered by 'harness-broken'" in broken.stderr
+    # the example's tests/test_conformance.py, run as its author would, against the installed package
+    tests = ROOT / "examples" / "harness-tiny" / "tests"
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                          "--rootdir", str(tests), str(tests)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
