@@ -280,7 +280,7 @@ def check_metric(catalogue: Catalogue, name: str) -> list[CheckResult]:
 
 def check_task(catalogue: Catalogue, name: str) -> list[CheckResult]:
     """Check that ``name``'s references resolve (dataset, metrics, augmentations, candidates)."""
-    from harness.data.preprocess import AUGMENTATIONS
+    from registry.entries import AUGMENTATIONS
 
     entry = catalogue.tasks.get(name)
     c = _Checker("task", name, entry.plugin)

@@ -201,6 +201,10 @@ class Metric:
             raise EntryError(f"metric {self.name!r}: compute must be callable")
 
 
+AUGMENTATIONS = ("random_crop", "hflip")
+"""The augmentations harness's batch pipeline implements; a protocol or budget names a subset."""
+
+
 @dataclass(frozen=True)
 class Budget:
     """How much training a protocol spends; flags on the CLI override any field."""
@@ -252,6 +256,13 @@ class Task:
         _check_name("task", self.name, _PLAIN_NAME)
         if not self.metrics:
             raise EntryError(f"task {self.name!r}: needs at least one metric")
+        used = [*self.protocol.augmentation]
+        for budget in self.protocol.budgets.values():
+            used += budget.augmentation or ()
+        unknown = sorted(set(used) - set(AUGMENTATIONS))
+        if unknown:
+            raise EntryError(f"task {self.name!r}: unknown augmentation {', '.join(map(repr, unknown))}; "
+                             f"use {', '.join(AUGMENTATIONS)} (or () for none)")
 
     @property
     def primary_metric(self) -> str:

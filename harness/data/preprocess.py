@@ -17,8 +17,7 @@ if TYPE_CHECKING:
 
     from harness.models.sources import ModelSource
 
-AUGMENTATIONS = ("random_crop", "hflip")
-"""The augmentations the batch pipeline implements (a protocol names a subset)."""
+from registry.entries import AUGMENTATIONS  # noqa: F401  (the catalogue checks tasks against it)
 
 
 @dataclass(frozen=True)

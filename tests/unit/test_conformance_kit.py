@@ -102,7 +102,7 @@ class Broken:
     def register_tasks(self, register):
         budgets = {b: Budget(epochs=1) for b in ("quick", "standard", "full")}
         register(Task(name="bad_task", dataset="bad_data", metrics=("params", "nan_metric"),
-                      protocol=Protocol(input_size=8, budgets=budgets, augmentation=("rotate",),
+                      protocol=Protocol(input_size=8, budgets=budgets, augmentation=("hflip",),
                                         candidates=("bad_net", "resnet_18"))))
 
 
@@ -120,9 +120,20 @@ def test_a_broken_plugin_fails_with_what_to_fix(tmp_path):
     assert "higher_is_better=False" in failed[("backwards", "direction (higher_is_better)")]
     task = {k[1]: v for k, v in failed.items() if k[0] == "bad_task"}
     assert "'params' is an efficiency metric" in task["metrics exist, primary is quality"]
-    assert "unknown augmentation rotate" in task["augmentations known"]
     assert "resnet_18" in task["candidates resolve"] and "bad_net" not in task["candidates resolve"]
-    with pytest.raises(ConformanceError, match=r"10 of 17 checks failed:\n(.|\n)*bad_net \[Broken\]: head"):
+    with pytest.raises(ConformanceError, match=r"9 of 17 checks failed:\n(.|\n)*bad_net \[Broken\]: head"):
         assert_conforms(results)
     with pytest.raises(ConformanceError, match="no checks ran"):
         assert_conforms(check_plugin(plugins, "no-such-plugin"))
+
+
+def test_an_unknown_augmentation_is_refused_when_the_task_is_made():
+    from registry import EntryError
+
+    budgets = {b: Budget(epochs=1) for b in ("quick", "standard", "full")}
+    with pytest.raises(EntryError, match="task 'spin': unknown augmentation 'rotate'; use random_crop, hflip"):
+        Task(name="spin", dataset="d", metrics=("accuracy",),
+             protocol=Protocol(input_size=8, budgets=budgets, augmentation=("rotate",)))
+    budgets["quick"] = Budget(epochs=1, augmentation=("hflip", "blur"))
+    with pytest.raises(EntryError, match="'blur'"):
+        Task(name="spin", dataset="d", metrics=("accuracy",), protocol=Protocol(input_size=8, budgets=budgets))
