@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
     from harness.models.sources import ModelSource
 
-from registry.entries import AUGMENTATIONS  # noqa: F401  (the catalogue checks tasks against it)
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ def _time(run, x, iters: int, min_seconds: float = 0.0) -> list[float]:
     return times
 
 
-def _measure(run, batch: int, shape: tuple[int, int, int], warmup: int, iters: int, make) -> list[float]:
-    x = make((batch, *shape))
+def _measure(run, batch: int, shape: tuple[int, int, int], warmup: int, iters: int, prepare) -> list[float]:
+    x = prepare((batch, *shape))
     _time(run, x, warmup)
     return _time(run, x, iters, MIN_SECONDS)
 
@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
             with torch.inference_mode():
                 model(x)
 
-        def make(s):  # the input for one batch size, and the model put in that size's faster layout
+        def prepare(s):
+            """Put the model in this batch size's faster layout; return an input in that layout."""
             fmt = torch.channels_last if layouts[str(s[0])] == "channels_last" else torch.contiguous_format
             model.to(memory_format=fmt)
             return torch.randn(*s).contiguous(memory_format=fmt)
@@ -112,14 +113,14 @@ def main(argv: list[str] | None = None) -> None:
         def run(x):
             session.run(["logits"], {"input": x})
 
-        def make(s):
+        def prepare(s):
             return np.random.default_rng(0).standard_normal(s, dtype=np.float32)
 
         result["providers"] = session.get_providers()
         result["setup"] = {str(b): f"CPUExecutionProvider, {args.threads} intra-op threads, no spinning"
                            for b in batches}
     for batch in batches:
-        result["latencies_ms"][str(batch)] = _measure(run, batch, shape, args.warmup, args.iters, make)
+        result["latencies_ms"][str(batch)] = _measure(run, batch, shape, args.warmup, args.iters, prepare)
     result["peak_rss_mb"] = peak_rss_mb()
     json.dump(result, sys.stdout)
 

@@ -12,7 +12,6 @@ PRESCREENS = ("logme", "knn", "linear")
 """Transferability prescreens, all higher-is-better (see :mod:`harness.select.prescreen`)."""
 
 
-
 @dataclass(frozen=True)
 class BenchEffort:
     """How hard select's latency benchmark tries: rounds (one process per runtime each), timed

@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from harness.select.stages import STAGES, CandidateRun, Plan, run_stages
 
-STAGES_DONE = {stage.__name__: i for i, stage in enumerate(STAGES)}
-
 if TYPE_CHECKING:
     from harness.context import Context
 
@@ -33,8 +31,7 @@ class SerialExecutor:
         bar = ctx.progress.bar(len(runs) * len(STAGES), "select", unit="stage")
 
         def on_stage(run: CandidateRun, stage: str) -> None:
-            done = STAGES_DONE.get(stage, 0)
-            bar.n = runs.index(run) * len(STAGES) + done
+            bar.n = sum(len(r.seconds) for r in runs)  # stages finished (failed ones count too)
             bar.set_description(f"{run.label}: {stage}")
 
         try:
