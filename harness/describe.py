@@ -105,20 +105,21 @@ def measure_backbone(b: Backbone, tag: WeightTag | None = None) -> dict[str, Any
     """Params, feature width and FLOPs (2 per multiply-add) of a randomly initialised build."""
     import torch
 
-    from harness.models import count_flops, count_params, get_submodule, head_in_features
+    from harness.models import count_flops, count_params, head_in_features
+    from harness.models.build import call_builder, head_of
 
     size = (tag.input_size if tag and tag.input_size else None) or b.input_size
     classes = (tag.num_classes if tag and tag.num_classes else None) or 1000
     try:
         with torch.device("meta"):
             model = b.builder(classes, None)
-    except (NotImplementedError, RuntimeError):  # some builders compute with real tensors
-        model = b.builder(classes, None)
+    except Exception:  # some builders compute with real tensors; a broken one fails again, named
+        model = call_builder(b, classes, None)
     model.eval()
     return {
         "num_classes": classes,
         "params": count_params(model),
-        "feature_dim": head_in_features(get_submodule(model, b.head)),
+        "feature_dim": head_in_features(head_of(b, model)),
         "input_size": size,
         "flops": count_flops(model, size, b.channels),
         "flops_unit": "FLOPs, 2 per multiply-add, batch 1",

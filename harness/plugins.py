@@ -56,15 +56,22 @@ class PluginRecord:
     status: str = "loaded"
     error: str | None = None
     hooks: list[str] = field(default_factory=list)
+    entries: dict[str, int] = field(default_factory=dict)  # kind -> entries it registered (once filled)
+    problems: list[str] = field(default_factory=list)  # mistakes that left some of its entries out
 
     @property
     def info(self) -> PluginInfo:
         return PluginInfo(self.name, self.distribution, self.version)
 
+    @property
+    def who(self) -> str:
+        return self.name + (f" ({self.distribution} {self.version})" if self.distribution else "")
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "distribution": self.distribution, "version": self.version,
-            "module": self.module, "status": self.status, "hooks": self.hooks, "error": self.error,
+            "module": self.module, "status": self.status, "hooks": self.hooks,
+            "entries": dict(self.entries), "problems": list(self.problems), "error": self.error,
         }
 
 
@@ -98,11 +105,21 @@ class Plugins:
         record.status = "failed"
         record.error = error
         self.records[record.name] = record
-        who = record.name + (f" ({record.distribution} {record.version})" if record.distribution else "")
-        message = f"plugin {who}: {error}"
+        message = f"plugin {record.who}: {error}"
         if self.strict:
             raise PluginError(message + " (HARNESS_STRICT_PLUGINS is set)")
         self._report(message + "; it was not loaded")
+
+    def problem(self, record: PluginRecord, error: str, consequence: str) -> None:
+        """Record a mistake that leaves out part of a plugin (one hook's entries, one entry) while its
+        other hooks stay active; in strict mode stop here."""
+        message = f"plugin {record.who}: {error}"
+        if self.strict:
+            raise PluginError(message + " (HARNESS_STRICT_PLUGINS is set)")
+        if record.status == "loaded":
+            record.status = "partial"
+        record.problems.append(error)
+        self._report(f"{message}; {consequence}")
 
     def add(self, plugin: object, name: str | None = None, distribution: str | None = None,
             version: str | None = None) -> bool:
@@ -128,6 +145,10 @@ class Plugins:
                                      getattr(self.manager.hook, impl_name).get_hookimpls()))
         self.records[name] = record
         self._catalogue = None
+        for hook_name in HOOK_NAMES:  # a hook without @harness.hookimpl is silently never called
+            if hook_name not in record.hooks and callable(getattr(plugin, hook_name, None)):
+                self.problem(record, f"{hook_name} is not marked with @harness.hookimpl, so harness never "
+                                     "calls it", "decorate it with @harness.hookimpl")
         return True
 
     def _unknown_hooks(self, plugin: object) -> list[str]:
@@ -160,7 +181,7 @@ class Plugins:
         """Load every plugin of the ``harness`` entry-point group (subject to ``allow``)."""
         self.entry_points, self.allow = True, allow
         seen: set[tuple[str, str]] = set()
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=_load_order):
             if (ep.name, ep.value) in seen:
                 continue
             seen.add((ep.name, ep.value))
@@ -193,6 +214,7 @@ class Plugins:
         hook_name = HOOK_FOR_KIND[kind]
 
         def fill(table: Table) -> None:
+            # get_hookimpls() is in registration order: the plugin loaded first wins a duplicate name
             for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
                 record = self.records.get(impl.plugin_name) or PluginRecord(impl.plugin_name)
                 staged: list[Any] = []
@@ -201,19 +223,47 @@ class Plugins:
                     _staged.append(entry)
 
                 try:
-                    _call(impl, register=register)
+                    returned = _call(impl, register=register)
                 except Exception as exc:  # isolate a plugin whose hook raises
-                    self.fail(record, f"{hook_name} raised {type(exc).__name__}: {exc}")
+                    self.problem(record, f"{hook_name} raised {type(exc).__name__}: {exc}",
+                                 f"its {kind}s were left out (its other hooks stay active)")
                     continue
+                if returned is not None:
+                    self.problem(record, f"{hook_name} returned a {type(returned).__name__} instead of calling "
+                                         "register(entry)", f"call register(entry) for each {kind}; what it "
+                                                            "returned was ignored")
+                added = 0
                 for entry in staged:
                     try:
                         table.add(entry, record.info)
-                    except DuplicateNameError:
-                        raise
+                        added += 1
+                    except DuplicateNameError as exc:
+                        if self.strict:
+                            raise
+                        self.problem(record, f"{kind} {exc.name!r} is already registered by {exc.first}",
+                                     f"its {kind} {exc.name!r} was left out (the first registration wins; "
+                                     "rename it, or exclude one plugin with HARNESS_LOAD_PLUGINS)")
                     except PluginError as exc:
-                        self.fail(record, str(exc))
+                        self.problem(record, str(exc), "that entry was left out")
+                record.entries[kind] = record.entries.get(kind, 0) + added
 
         return fill
+
+    def audit(self) -> list[PluginRecord]:
+        """Run every registration hook (filling the catalogue) and check each task's references, so
+        each plugin's record says what it registered and what went wrong; what ``harness plugins`` shows."""
+        catalogue = self.catalogue
+        for kind in HOOK_FOR_KIND:
+            catalogue.table(kind).names()
+        for task in catalogue.tasks:
+            try:
+                catalogue.check_task(task)
+            except PluginError as exc:
+                record = self.records.get(task.plugin.name) if task.plugin else None
+                if record is not None and str(exc) not in record.problems:
+                    record.problems.append(str(exc))
+                    record.status = "partial" if record.status == "loaded" else record.status
+        return sorted(self.records.values(), key=lambda r: r.name)
 
     def add_commands(self, cli: Any) -> None:
         """Let every plugin add subcommands to ``cli``; refuse a taken command name (including the
@@ -227,7 +277,8 @@ class Plugins:
             except Exception as exc:
                 cli.commands.clear()
                 cli.commands.update(before)
-                self.fail(record, f"register_commands raised {type(exc).__name__}: {exc}")
+                self.problem(record, f"register_commands raised {type(exc).__name__}: {exc}",
+                             "its commands were left out")
                 continue
             for name, command in list(cli.commands.items()):
                 if before.get(name, command) is not command or (name in reserved and name not in before):
@@ -235,7 +286,7 @@ class Plugins:
                         cli.commands[name] = before[name]
                     else:
                         del cli.commands[name]
-                    self.fail(record, f"command {name!r} is already taken; it was not replaced")
+                    self.problem(record, f"command {name!r} is already taken", "it was not replaced")
 
 
 @dataclass(frozen=True)
@@ -302,6 +353,21 @@ def import_reference(reference: str) -> object:
     if attr.endswith("()"):
         return getattr(module, attr[:-2])()
     return getattr(module, attr)
+
+
+OWN_DISTRIBUTION = "imgcls-harness"
+
+
+def _load_order(ep: importlib.metadata.EntryPoint) -> tuple[bool, str, str]:
+    """Built-in plugins first, then third-party ones by distribution and entry-point name, so which
+    registration of a duplicated name wins never depends on the order of ``sys.path``."""
+    dist = getattr(ep, "dist", None)
+    dist_name = (dist.metadata["Name"] if dist is not None else "") or ""
+    return (_normalise(dist_name) != OWN_DISTRIBUTION, _normalise(dist_name), ep.name)
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
 
 
 def _call(impl: Any, **kwargs: Any) -> Any:

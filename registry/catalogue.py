@@ -118,6 +118,31 @@ class Catalogue:
                                    hint=f"{base} has {', '.join(tags) or 'no pretrained weights'}")
         return backbone, weights
 
+    def task(self, name: str) -> Task:
+        """The task called ``name``, with its references checked (see :meth:`check_task`): every
+        command that runs a task looks it up here, so a plugin's broken task names itself."""
+        task = self.tasks.get(name)
+        self.check_task(task)
+        return task
+
+    def check_task(self, task: Task) -> None:
+        """Refuse a task whose dataset or metrics nothing registered, or whose primary metric is not a
+        quality metric, with a :class:`PluginError` naming the task and its plugin (the plugin's
+        mistake, not the user's)."""
+        who = f"task {task.name!r} ({task.plugin or 'no plugin'})"
+        if task.dataset not in self.datasets:
+            raise PluginError(f"{who} names dataset {task.dataset!r}, which nothing registered"
+                              f"{_close(task.dataset, self.datasets.names())}; install the plugin that "
+                              "provides it or fix the task's dataset=")
+        for metric in task.metrics:
+            if metric not in self.metrics:
+                raise PluginError(f"{who} names metric {metric!r}, which nothing registered"
+                                  f"{_close(metric, self.metrics.names())}; fix the task's metrics=")
+        primary = self.metrics.get(task.primary_metric)
+        if primary.kind != "quality":
+            raise PluginError(f"{who}: its first metric {primary.name!r} ranks models but is a "
+                              f"{primary.kind} metric; put a quality metric first in metrics=")
+
     def list_weights(self, pattern: str) -> list[tuple[Backbone, WeightTag]]:
         """``(backbone, tag)`` pairs whose ``name.tag`` matches ``pattern`` (e.g. ``*.tv_in1k``)."""
         return [
@@ -140,3 +165,10 @@ class Catalogue:
             raise UnknownNameError("name", name, every,
                                    hint="run 'harness list backbones|datasets|metrics|tasks'")
         return found
+
+
+def _close(name: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

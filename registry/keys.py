@@ -10,6 +10,7 @@ from __future__ import annotations
 
 # -- keys of ModelVersion.metrics ---------------------------------------------------------------
 TEST = "test"              # {metric name: value} on the task's test split
+TEST_FAILED = "test_failed"  # {metric name: why it has no value} (it raised or returned NaN)
 VAL = "val"                # {primary metric: best validation value}
 TRAIN = "train"            # {"loss", "seconds", "images_per_s"}
 HISTORY = "history"        # one record per epoch

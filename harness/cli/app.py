@@ -93,7 +93,10 @@ class RootGroup(HarnessGroup):
     def _load_plugin_commands(self, ctx: click.Context) -> None:
         if not self._plugin_commands_loaded:
             self._plugin_commands_loaded = True
-            plugins_from(ctx).add_commands(self)
+            try:
+                plugins_from(ctx).add_commands(self)
+            except HarnessError as exc:  # strict mode: a plugin's command is broken
+                raise cli_error(exc, None) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load_plugin_commands(ctx)

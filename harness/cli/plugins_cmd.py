@@ -11,18 +11,30 @@ from harness.output import render
 
 
 @click.group("plugins", cls=HarnessGroup, invoke_without_command=True)
+@click.option("--check", "check", is_flag=True, help="Exit 1 when any plugin failed or left entries out.")
 @format_option
 @click.pass_context
-def plugins_command(ctx: click.Context, fmt: str) -> None:
-    """List plugins: name, distribution, version, hooks and status (loaded/failed/skipped)."""
+def plugins_command(ctx: click.Context, check: bool, fmt: str) -> None:
+    """List plugins: name, distribution, version, status (loaded/partial/failed/skipped), the entries
+    each hook registered and every problem. Runs every plugin's registration hooks to find out."""
     if ctx.invoked_subcommand is not None:
         return
     plugins = plugins_from(ctx)
-    rows = [r.as_dict() for r in sorted(plugins.records.values(), key=lambda r: r.name)]
+    records = plugins.audit()
+    rows = [r.as_dict() for r in records]
     if fmt == "table":
         for row in rows:
             row.pop("module", None)
+            row.pop("hooks", None)
+            row["entries"] = ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in row["entries"].items())
+            row["problems"] = "; ".join(row["problems"]) or row.pop("error") or ""
+            row.pop("error", None)
     click.echo(render(rows, fmt))
+    bad = [r for r in records if r.status in ("failed", "partial")]
+    if bad:
+        click.echo(f"{len(bad)} plugin(s) with problems: {', '.join(r.name for r in bad)}", err=True)
+        if check:
+            ctx.exit(1)
 
 
 @plugins_command.command("check", cls=HarnessCommand)

@@ -117,9 +117,9 @@ def leaderboard_command(ctx: click.Context, task_name: str, fmt: str, sort_by: s
     from harness.select.leaderboard import plot, render_rows, rows_from_store, sort_direction
 
     with make_context(ctx) as hctx:
-        task = hctx.catalogue.tasks.get(task_name)
+        task = hctx.catalogue.task(task_name)
         primary = hctx.catalogue.metrics.get(task.primary_metric)
-        higher_first = sort_direction(hctx, primary.name, sort_by) if sort_by else True
+        higher_first = sort_direction(hctx, task, sort_by) if sort_by else True
         rows = rows_from_store(hctx, task_name)
         if not rows:
             hctx.progress.warn(f"no select results for task {task.name!r} in {hctx.store.home}; run 'harness select "

@@ -21,7 +21,7 @@ from harness.cli.options import (
 )
 from harness.output import render, render_report, to_json
 from harness.train.recipe import PRETRAIN_METHODS
-from registry import UsageError
+from registry import PluginError, UsageError
 
 # Flags that override the task protocol's budget, by Recipe field.
 recipe_options = stack(
@@ -106,11 +106,15 @@ def finetune_command(ctx: click.Context, model: str, task_name: str, budget: str
     model, backbone = with_weights(model, weights_file, backbone)
     with make_context(ctx, **split_options(options, DATA_FLAGS)) as hctx:
         hctx.store.check_name_and_alias(name, alias)
-        recipe = recipe_for(hctx.catalogue.tasks.get(task_name), budget, **split_options(options, RECIPE_FLAGS))
+        recipe = recipe_for(hctx.catalogue.task(task_name), budget, **split_options(options, RECIPE_FLAGS))
         result = finetune(hctx, model, task_name, recipe, name=name, resume=resume, compile=use_compile,
                           alias=alias, tta_flip=tta, backbone=backbone)
     emit_row({"model": result.version.ref, "parent": result.version.parent_ref, **result.test.metrics,
+              **{name: None for name in result.test.failed},
               "seconds": result.version.metrics["train"]["seconds"]}, fmt)
+    if result.test.failed:  # the model is kept; the run still did not give every score asked for
+        raise PluginError(f"{result.test.failure()}; {result.version.ref} was registered with "
+                          f"{', '.join(result.test.failed)} marked failed")
 
 
 @click.command("evaluate", cls=HarnessCommand)
@@ -137,8 +141,15 @@ def evaluate_command(ctx: click.Context, model: str, task_name: str | None, tta:
     machine = render_report(data, data["per_class"], fmt)
     if machine is not None:
         click.echo(machine)
-        return
-    click.echo(render([{"model": report.model, "task": report.task, **report.metrics}], "table"))
+    else:
+        _print_evaluation(report, data)
+    if report.evaluation.failed:
+        raise PluginError(report.evaluation.failure() or "")
+
+
+def _print_evaluation(report: Any, data: dict[str, Any]) -> None:
+    failed = {name: "failed" for name in report.evaluation.failed}
+    click.echo(render([{"model": report.model, "task": report.task, **report.metrics, **failed}], "table"))
     click.echo()
     click.echo(render(data["per_class"], "table"))
     click.echo()

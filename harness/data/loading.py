@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from registry import DataError, ImageSplit, UsageError
+from registry import DataError, Dataset, HarnessError, ImageSplit, PluginError, UsageError
 
 if TYPE_CHECKING:
     from harness.context import Context
@@ -53,23 +53,39 @@ def load_split(ctx: Context, dataset: str, split: str, *, image_size: int | None
         raise UsageError(f"dataset {dataset} has no split {split!r}; {hint}splits: {', '.join(entry.splits)}")
     root = data_root(ctx.data.data_dir)
     result = _cached((dataset, split, str(root.resolve()), image_size, id(entry.loader)),
-                     lambda: entry.loader(split, root, download=ctx.data.download, image_size=image_size))
+                     lambda: _call_loader(entry, split, root, ctx.data.download, image_size))
     if not isinstance(result, ImageSplit):
-        raise DataError(f"dataset {dataset}'s loader returned {type(result).__name__}, not an ImageSplit")
+        raise PluginError(f"dataset {dataset!r} ({entry.plugin or 'no plugin'}): its loader returned "
+                          f"{type(result).__name__}, not a registry.ImageSplit")
     images, labels = result.images, result.labels
+    who = f"dataset {dataset!r} ({entry.plugin or 'no plugin'})"
     if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
-        raise DataError(f"dataset {dataset}: images must be a uint8 tensor (N, C, H, W)")
-    if labels.dtype != torch.int64 or labels.dim() != 1 or labels.shape[0] != images.shape[0]:
-        raise DataError(f"dataset {dataset}: labels must be int64 of shape ({images.shape[0]},)")
+        raise PluginError(f"{who}: its loader's images must be a uint8 tensor (N, C, H, W)")
+    if (not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.dim() != 1
+            or labels.shape[0] != images.shape[0]):
+        raise PluginError(f"{who}: its loader's labels must be int64 of shape ({images.shape[0]},)")
     if images.shape[0] == 0:
-        raise DataError(f"dataset {dataset}: the {split} split is empty")
+        raise DataError(f"{who}: the {split} split is empty")
     num_classes = entry.num_classes or len(result.class_names)
     if images.shape[1] not in (1, 3):
-        raise DataError(f"dataset {dataset}: images have {images.shape[1]} channels; expected 1 or 3")
+        raise PluginError(f"{who}: its loader's images have {images.shape[1]} channels; expected 1 or 3")
     check_labels(labels, num_classes, f"dataset {dataset} ({split})")
     if entry.class_names and not result.class_names:
         result = ImageSplit(images, labels, entry.class_names)
     return result
+
+
+def _call_loader(entry: Dataset, split: str, root: Path, download: bool, image_size: int | None) -> ImageSplit:
+    """The plugin's loader; anything it raises other than harness's own errors is the plugin's failure,
+    named as such (a loader reports missing or damaged files with :class:`registry.DataError`)."""
+    try:
+        return entry.loader(split, root, download=download, image_size=image_size)
+    except (HarnessError, MemoryError):
+        raise
+    except Exception as exc:
+        raise PluginError(f"dataset {entry.name!r} ({entry.plugin or 'no plugin'}): its loader raised "
+                          f"{type(exc).__name__}: {str(exc).strip()[:200]} loading the {split} split from {root}; "
+                          "a loader reports missing or damaged files by raising registry.DataError") from None
 
 
 def check_labels(labels, num_classes: int, where: str) -> None:

@@ -42,7 +42,7 @@ def evaluate_model(ctx: Context, model_ref: str, task_name: str | None = None, *
     task_name = task_name or (source.version.task if source.version else source.metadata.get("task"))
     if not task_name:
         raise UsageError(f"{model_ref} was not trained for a task; pass {{param}}", param="task_name")
-    task = ctx.catalogue.tasks.get(task_name)
+    task = ctx.catalogue.task(task_name)
     num_classes = _class_count(source, model_ref)
     pre = resolve_preprocess(source, default_size=task.protocol.input_size)
     data = load_test_split(ctx, task, image_size=pre.input_size, limit=test_limit)

@@ -8,6 +8,7 @@ from torch import nn
 from harness.data.batches import TensorBatches
 from harness.data.loading import check_labels
 from harness.data.preprocess import Preprocess
+from harness.evaluate.metrics import score_all
 from harness.evaluate.report import ClassScores, Evaluation
 from registry import Catalogue, Task
 
@@ -52,14 +53,11 @@ def per_class(confusion: torch.Tensor, class_names: tuple[str, ...]) -> tuple[Cl
 
 def score(catalogue: Catalogue, task: Task, logits: torch.Tensor, labels: torch.Tensor,
           class_names: tuple[str, ...]) -> Evaluation:
-    """Every quality metric of ``task`` on these logits, plus per-class scores and the confusion matrix."""
+    """Every quality metric of ``task`` on these logits, plus per-class scores and the confusion matrix.
+    A metric that raises or returns NaN is left out of the scores and named in ``failed``."""
     num_classes = logits.shape[1]
     check_labels(labels, num_classes, f"task {task.name}")
-    metrics = {}
-    for name in task.metrics:
-        metric = catalogue.metrics.get(name)
-        if metric.kind == "quality":
-            metrics[name] = round(float(metric.compute(logits, labels, num_classes)), 6)
+    metrics, failed = score_all(catalogue, task, logits, labels, num_classes)
     confusion = confusion_matrix(logits, labels, num_classes)
     matrix = tuple(tuple(int(v) for v in row) for row in confusion.tolist())
-    return Evaluation(metrics, per_class(confusion, class_names), matrix, int(labels.shape[0]))
+    return Evaluation(metrics, per_class(confusion, class_names), matrix, int(labels.shape[0]), failed)

@@ -3,7 +3,7 @@ the store keeps; its keys are the ones earlier versions wrote."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -30,10 +30,18 @@ class Evaluation:
     per_class: tuple[ClassScores, ...]
     confusion: tuple[tuple[int, ...], ...]
     samples: int
+    failed: dict[str, str] = field(default_factory=dict)  # metric -> why it has no score (raised, NaN)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"metrics": self.metrics, "per_class": [c.as_dict() for c in self.per_class],
+        data = {"metrics": self.metrics, "per_class": [c.as_dict() for c in self.per_class],
                 "confusion_matrix": [list(row) for row in self.confusion], "samples": self.samples}
+        if self.failed:
+            data["failed_metrics"] = dict(self.failed)
+        return data
+
+    def failure(self) -> str | None:
+        """One line naming every metric that failed, or None."""
+        return "; ".join(self.failed.values()) or None
 
 
 @dataclass(frozen=True)

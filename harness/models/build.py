@@ -13,7 +13,7 @@ import urllib.error
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from registry import Backbone, Catalogue, DataError, UsageError, WeightTag
+from registry import Backbone, Catalogue, DataError, HarnessError, PluginError, UsageError, WeightTag
 
 if TYPE_CHECKING:
     import torch
@@ -26,6 +26,46 @@ def get_submodule(model: nn.Module, path: str) -> nn.Module:
         return model.get_submodule(path)
     except AttributeError:
         raise UsageError(f"model {type(model).__name__} has no module {path!r} (its declared head)") from None
+
+
+def head_of(backbone: Backbone, model: nn.Module) -> nn.Module:
+    """The classifier head ``backbone`` declares, or a :class:`PluginError` naming the backbone, its
+    plugin, the declared path and the module paths that come closest (the plugin's ``head=`` is wrong)."""
+    import difflib
+
+    try:
+        head = model.get_submodule(backbone.head)
+    except AttributeError:
+        names = [n for n, m in model.named_modules() if n and not list(m.children())]
+        close = difflib.get_close_matches(backbone.head, names, n=2, cutoff=0.5) or names[-2:]
+        raise PluginError(f"backbone {backbone.name!r} ({backbone.plugin or 'no plugin'}) declares head "
+                          f"{backbone.head!r}, but the model its builder returns has no such module; "
+                          f"set head= to the classifier's path (e.g. {' or '.join(map(repr, close))})") from None
+    from torch import nn
+
+    if not isinstance(head, (nn.Linear, nn.Conv2d)):
+        raise PluginError(f"backbone {backbone.name!r} ({backbone.plugin or 'no plugin'}): its head "
+                          f"{backbone.head!r} is a {type(head).__name__}; head= must name the final nn.Linear "
+                          "(or 1x1 nn.Conv2d) classifier")
+    return head
+
+
+def call_builder(backbone: Backbone, num_classes: int, tag: str | None) -> nn.Module:
+    """The plugin's builder, with its own failures named as the plugin's (a bug there, not the user's)."""
+    from torch import nn
+
+    try:
+        model = backbone.builder(num_classes, tag)
+    except (HarnessError, urllib.error.URLError, ConnectionError, TimeoutError, MemoryError):
+        raise
+    except Exception as exc:
+        raise PluginError(f"backbone {backbone.name!r} ({backbone.plugin or 'no plugin'}): its builder raised "
+                          f"{type(exc).__name__}: {exc}; the plugin must build the model for "
+                          f"builder(num_classes, weights)") from None
+    if not isinstance(model, nn.Module):
+        raise PluginError(f"backbone {backbone.name!r} ({backbone.plugin or 'no plugin'}): its builder returned "
+                          f"{type(model).__name__}, not a torch.nn.Module")
+    return model
 
 
 def set_submodule(model: nn.Module, path: str, module: nn.Module) -> None:
@@ -136,7 +176,7 @@ def build_backbone(backbone: Backbone, tag: WeightTag | None, num_classes: int,
             raise UsageError(f"give either a weight tag ({backbone.name}.{tag.tag}) or a weights file, not both")
         return _build_from_file(backbone, num_classes, weights_file)
     try:
-        model = backbone.builder(num_classes, tag.tag if tag else None)
+        model = call_builder(backbone, num_classes, tag.tag if tag else None)
     except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
         assert tag is not None
         raise DataError(f"weights {backbone.name}.{tag.tag} are not cached and cannot be downloaded "
@@ -152,7 +192,8 @@ def _build_from_file(backbone: Backbone, num_classes: int, weights_file: str | o
         raise DataError(f"{str(weights_file)!r} has no {backbone.head}.weight: it is not a "
                         f"{backbone.name} checkpoint")
     file_classes = int(head_weight.shape[0])
-    model = backbone.builder(file_classes, None)
+    model = call_builder(backbone, file_classes, None)
+    head_of(backbone, model)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -169,10 +210,11 @@ def _build_from_file(backbone: Backbone, num_classes: int, weights_file: str | o
 
 
 def _check_head(backbone: Backbone, model: nn.Module, num_classes: int) -> None:
-    width = head_out_features(get_submodule(model, backbone.head))
+    width = head_out_features(head_of(backbone, model))
     if width != num_classes:
-        raise UsageError(f"backbone {backbone.name}'s builder returned a head of {width} classes, "
-                         f"not {num_classes}: its plugin must size the head")
+        raise PluginError(f"backbone {backbone.name!r} ({backbone.plugin or 'no plugin'}): its builder returned "
+                          f"a head of {width} classes when asked for {num_classes}; builder(num_classes, weights) "
+                          "must size the head")
 
 
 def count_params(model: nn.Module) -> int:

@@ -60,7 +60,7 @@ def _int8(ctx: Context, source: ModelSource, pre: Preprocess, fp32: Path, tmp: P
     task_name = task_name or (source.version.task if source.version else None)
     if not task_name:
         raise UsageError("INT8 calibration needs training images: pass {param}", param="task_name")
-    task = ctx.catalogue.tasks.get(task_name)
+    task = ctx.catalogue.task(task_name)
     data = load_task_data(ctx, task, image_size=pre.input_size, train_limit=256, test_limit=samples,
                           val_fraction=0.0, seed=98)
     int8 = quantize_int8(fp32, tmp / "int8.onnx", to_model_input(data.train.images, pre).numpy())

@@ -142,7 +142,7 @@ def _check(ctx: Context, source: ModelSource, path: Path, task_name: str | None,
     task_name = task_name or (version.task if version else None)
     if not task_name:
         raise UsageError("pass {param}: the model does not say which task it was trained for", param="task_name")
-    task = ctx.catalogue.tasks.get(task_name)
+    task = ctx.catalogue.task(task_name)
     pre = Preprocess(input_size=int(meta["input_size"]), channels=int(meta.get("channels", 3)),
                      mean=tuple(meta["mean"]), std=tuple(meta["std"]), channels_last=False)
     torch_pre = resolve_preprocess(source, default_size=task.protocol.input_size)

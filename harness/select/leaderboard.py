@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from harness.output import render
 from harness.select.choose import mark_pareto, sort_rows
 from harness.select.row import HEAD_COLUMNS, LOWER_IS_BETTER, SORTABLE, TAIL_COLUMNS, LeaderboardRow, row_from_versions
-from registry import UnknownNameError, UsageError, keys
+from registry import Task, UnknownNameError, UsageError, keys
 from registry.store import ModelVersion
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def latest_groups(versions: Sequence[ModelVersion]) -> dict[str, list[ModelVersi
 
 def rows_from_store(ctx: Context, task_name: str) -> list[LeaderboardRow]:
     """One row per candidate that ``select`` ran for ``task_name``, best first."""
-    task = ctx.catalogue.tasks.get(task_name)
+    task = ctx.catalogue.task(task_name)
     primary = ctx.catalogue.metrics.get(task.primary_metric)
     groups = latest_groups(ctx.store.list(task=task.name))
     rows = [row_from_versions(candidate, versions, primary.name, primary.higher_is_better)
@@ -54,13 +54,15 @@ def rows_from_store(ctx: Context, task_name: str) -> list[LeaderboardRow]:
     return sort_rows(mark_pareto(rows, primary.higher_is_better), primary.name, primary.higher_is_better)
 
 
-def sort_direction(ctx: Context, primary: str, key: str) -> bool:
-    """Whether ``--sort key`` ranks high values first; unknown keys raise with suggestions."""
-    if key in ctx.catalogue.metrics:
+def sort_direction(ctx: Context, task: Task, key: str) -> bool:
+    """Whether ``--sort key`` ranks high values first; a key that is neither one of ``task``'s
+    metrics nor a sortable column raises with suggestions."""
+    if key in task.metrics:
         return ctx.catalogue.metrics.get(key).higher_is_better
     if key not in SORTABLE:
-        raise UnknownNameError("sort column", key, [*SORTABLE, *ctx.catalogue.metrics.names()],
-                               hint="sort by a metric or by one of: " + ", ".join(SORTABLE))
+        raise UnknownNameError("sort column", key, [*SORTABLE, *task.metrics],
+                               hint=f"sort by a metric of task {task.name} ({', '.join(task.metrics)}) or by one "
+                                    "of: " + ", ".join(SORTABLE))
     return key not in LOWER_IS_BETTER
 
 

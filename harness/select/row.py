@@ -115,8 +115,11 @@ def row_from_versions(candidate: str, versions: Sequence[ModelVersion], primary:
     from harness.select.choose import mean_ci
 
     scored = [v for v in versions if primary in v.metrics.get(keys.TEST, {})]
-    if not scored:
-        raise ValueError(f"no version of {candidate} has a test {primary}")
+    if not scored:  # its primary metric failed (raised or NaN): shown, never ranked
+        why = next((v.metrics.get(keys.TEST_FAILED, {}).get(primary) for v in versions
+                    if primary in v.metrics.get(keys.TEST_FAILED, {})), None)
+        return LeaderboardRow(candidate, primary, status="failed", model=versions[0].ref if versions else None,
+                              stage="evaluate", reason=why or f"no test {primary}")
     sign = 1 if higher_is_better else -1
     best = max(scored, key=lambda v: sign * v.metrics[keys.TEST][primary])
     mean, half = mean_ci([v.metrics[keys.TEST][primary] for v in scored])

@@ -62,7 +62,7 @@ class SelectResult:
 
 def resolve_candidates(ctx: Context, config: SelectConfig) -> tuple[list[Candidate], list[Candidate]]:
     """(runnable, unavailable) candidates; with ``offline``, any unavailable one is an error."""
-    task = ctx.catalogue.tasks.get(config.task)
+    task = ctx.catalogue.task(config.task)
     refs = expand(ctx, config.candidates or task.protocol.candidates_for(config.budget))
     if not refs:
         raise UsageError(f"task {task.name} has no candidates; pass {{param}}", param="candidates")
@@ -76,9 +76,11 @@ def resolve_candidates(ctx: Context, config: SelectConfig) -> tuple[list[Candida
 
 def make_plan(ctx: Context, config: SelectConfig) -> Plan:
     """What every candidate shares: recipe, data hash, environment, device, a group tag."""
+    from harness.evaluate.metrics import preflight
     from harness.select.cache import dataset_hash
 
-    task = ctx.catalogue.tasks.get(config.task)
+    task = ctx.catalogue.task(config.task)
+    preflight(ctx.catalogue, task, ctx.catalogue.datasets.get(task.dataset).num_classes or 10)
     recipe = recipe_for(task, config.budget, **config.recipe)
     data_id = dataset_hash(ctx, task.dataset, recipe.input_size or task.protocol.input_size)
     return Plan(config, task, ctx.catalogue.metrics.get(task.primary_metric), recipe, data_id, library_versions(),

@@ -22,7 +22,7 @@ from harness.select.cache import cached_version, row_fingerprint, weights_identi
 from harness.select.config import PARITY_SAMPLES, SelectConfig
 from harness.select.row import LeaderboardRow, failed_row, row_from_versions
 from harness.train.recipe import Recipe
-from registry import Metric, Task, first_line, keys
+from registry import Metric, PluginError, Task, first_line, keys
 from registry.store import ModelVersion
 
 if TYPE_CHECKING:
@@ -106,6 +106,9 @@ def train(ctx: Context, plan: Plan, run: CandidateRun) -> None:
             version = ctx.store.update_metrics(version.ref, {keys.PRESCREEN: {
                 "method": plan.config.prescreen, "score": round(run.prescore, 4)}})
         run.versions.append(version)
+        if plan.primary.name not in version.metrics[keys.TEST]:  # kept in the store, never ranked
+            why = version.metrics.get(keys.TEST_FAILED, {}).get(plan.primary.name, "no test score")
+            raise PluginError(f"{why} (the trained model is kept as {version.ref})")
         ctx.progress.info(f"{run.label}: seed {seed} {plan.primary.name} "
                           f"{version.metrics[keys.TEST][plan.primary.name]:.4f}")
     sign = 1 if plan.primary.higher_is_better else -1

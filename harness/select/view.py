@@ -38,27 +38,40 @@ def _quality(row: LeaderboardRow) -> str:
     return f"{value:.4f}" + (f" ±{row.ci95:.4f}" if row.ci95 else "")
 
 
+SECONDARY_SHOWN = 2
+"""How many quality metrics besides the primary the compact table has room for (macro F1 first);
+the rest are named under the table, and every other format shows them all."""
+
+
+def secondary_metrics(rows: Sequence[LeaderboardRow], primary: str) -> tuple[list[str], list[str]]:
+    """(shown, folded): the quality metrics other than ``primary`` that some row has, in the task's order."""
+    names = list(dict.fromkeys(k for r in rows for k in r.metrics if k != primary))
+    names.sort(key=lambda n: n != "macro_f1")
+    return names[:SECONDARY_SHOWN], names[SECONDARY_SHOWN:]
+
+
 def compact(rows: Sequence[LeaderboardRow], primary: str) -> str:
-    """The default table: candidate, quality (± 95% CI), macro F1, ORT latency and throughput, size,
-    parity, flags; then the numbered notes and the legend."""
+    """The default table: candidate, quality (± 95% CI), two more quality metrics, ORT latency and
+    throughput, size, parity, flags; then the numbered notes, the metrics with no room, the legend."""
     table: list[dict[str, Any]] = []
     notes: list[str] = []
-    show_f1 = any("macro_f1" in r.metrics for r in rows) and primary != "macro_f1"
+    shown, folded = secondary_metrics(rows, primary)
     for r in rows:
         text = _note(r)
         if text:
             notes.append(f"[{len(notes) + 1}] {r.candidate}: {text}")
         line: dict[str, Any] = {"candidate": r.candidate, primary: _quality(r)}
-        if show_f1:
-            f1 = r.metrics.get("macro_f1")
-            line["macro_f1"] = "" if f1 is None else f"{f1:.4f}"
+        for name in shown:
+            value = r.metrics.get(name)
+            line[name] = "" if value is None else f"{value:.4f}"
         line.update({"ORT b1 ms": r.ort_b1_ms, "img/s b32": r.ort_b32_img_s, "params M": r.params_m,
                      "ONNX MB": r.size_mb, "parity": r.parity, "flags": _flags(r),
                      "note": f"[{len(notes)}]" if text else ""})
         table.append(line)
     if not table:
         return render([], "simple", ["candidate", primary])
-    return "\n".join([render(table, "simple"), "", *notes, LEGEND])
+    more = [f"more metrics: {', '.join(folded)} (shown by --wide, --columns and every --format)"] if folded else []
+    return "\n".join([render(table, "simple"), "", *notes, *more, LEGEND])
 
 
 def pick(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ Each step is one function below; :class:`Run` carries what they share.
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from harness.data.batches import TensorBatches
 from harness.data.preprocess import Preprocess, resolve_preprocess
 from harness.data.splits import TaskData, load_task_data
 from harness.environment import device_description, library_versions, select_device
+from harness.evaluate.metrics import compute, preflight
 from harness.evaluate.predict import predict, score
 from harness.evaluate.report import Evaluation
 from harness.fingerprint import fingerprint
@@ -29,7 +31,7 @@ from harness.train.engine import FitConfig, FitState, fit, load_checkpoint
 from harness.train.freeze import apply_strategy, param_groups
 from harness.train.recipe import Recipe
 from harness.train.schedule import WarmupSchedule
-from registry import Metric, Task, UsageError, keys
+from registry import Metric, PluginError, Task, UsageError, keys
 from registry.store import ModelVersion
 
 if TYPE_CHECKING:
@@ -65,7 +67,7 @@ class Run:
 
 def prepare(ctx: Context, model_ref: str, task_name: str, recipe: Recipe, backbone: str | None = None) -> Run:
     """Resolve the model and load the data; every user error surfaces here, before any training."""
-    task = ctx.catalogue.tasks.get(task_name)
+    task = ctx.catalogue.task(task_name)
     primary = ctx.catalogue.metrics.get(task.primary_metric)
     device = select_device(ctx.device)
     source = resolve_model(ctx, model_ref, backbone=backbone)
@@ -74,6 +76,7 @@ def prepare(ctx: Context, model_ref: str, task_name: str, recipe: Recipe, backbo
                              crop_padding=task.protocol.crop_padding)
     data = load_task_data(ctx, task, image_size=pre.input_size, train_limit=recipe.train_limit,
                           test_limit=recipe.test_limit, val_fraction=recipe.val_fraction, seed=recipe.seed)
+    preflight(ctx.catalogue, task, data.num_classes)
     if recipe.backbone_lr_mult is None:
         recipe = dataclasses.replace(recipe, backbone_lr_mult=0.1 if source.pretrained else 1.0)
     if len(data.train) < recipe.batch_size:
@@ -115,7 +118,11 @@ def train(ctx: Context, run: Run, *, resume: bool = False, compile: bool = False
     def validate(m: torch.nn.Module) -> float:
         assert val is not None
         logits = predict(forward, val.images, val.labels, run.pre, run.device, amp_dtype=run.amp)
-        return float(run.primary.compute(logits, val.labels, run.data.num_classes))
+        try:
+            return compute(run.primary, logits, val.labels, run.data.num_classes)
+        except PluginError as exc:  # the epoch counts as no improvement; training goes on
+            ctx.progress.warn(f"validation: {exc}")
+            return math.nan
 
     checkpoint = run.run_dir / "checkpoint.pt"
     state = None
@@ -142,7 +149,8 @@ def register(ctx: Context, run: Run, model: torch.nn.Module, state: FitState, te
     path = save_weights(model, run.run_dir / "weights.safetensors", {
         "backbone": run.source.backbone.name, "num_classes": run.data.num_classes,
         "class_names": list(run.data.class_names), "task": run.task.name, "preprocess": run.pre.as_dict()})
-    metrics = {keys.TEST: test.metrics, keys.VAL: {run.primary.name: state.best_metric},
+    failed = {keys.TEST_FAILED: dict(test.failed)} if test.failed else {}
+    metrics = {keys.TEST: test.metrics, **failed, keys.VAL: {run.primary.name: state.best_metric},
                keys.TRAIN: {"loss": state.history[-1]["train_loss"],
                             "seconds": round(sum(h["seconds"] for h in state.history), 2),
                             "images_per_s": state.history[-1]["images_per_s"]},
@@ -177,4 +185,6 @@ def finetune(ctx: Context, model_ref: str, task_name: str, recipe: Recipe, *, na
     ctx.progress.info("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.metrics.items()))
     version = register(ctx, run, model, state, test, name=name, alias=alias)
     ctx.progress.info(f"registered {version.ref}")
+    if test.failed:
+        ctx.progress.warn(f"{version.ref} was registered without {', '.join(test.failed)}: {test.failure()}")
     return FinetuneResult(version, test, state.history)

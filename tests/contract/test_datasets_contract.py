@@ -18,7 +18,7 @@ from fileformats import (
 from helpers import data_ctx, make_plugins
 
 from harness.data import data_root, load_split
-from harness.errors import DataError, UsageError
+from harness.errors import DataError, PluginError, UsageError
 from registry import ImageSplit
 
 # How to lay out each dataset's files; (writer, expected train size, image shape CxHxW).
@@ -128,7 +128,7 @@ def test_bad_labels_and_empty_split_are_refused(tmp_path):
         load_split(data_ctx(plugins), "bad-labels", "train")
     with pytest.raises(DataError, match="empty"):
         load_split(data_ctx(plugins), "empty", "train")
-    with pytest.raises(DataError, match="4 channels"):
+    with pytest.raises(PluginError, match="4 channels"):
         load_split(data_ctx(plugins), "four-channels", "train")
 
 

@@ -113,7 +113,7 @@ def test_a_broken_plugin_fails_with_what_to_fix(tmp_path):
     results = check_plugin(plugins, name, data_dir=tmp_path, export=False)
     failed = {(r.name, r.check): r.detail for r in results if not r.ok}
     assert "no gradient reaches the head 'unused'" in failed[("bad_net", "head and feature_dim")]
-    assert "head of 8 classes, not 7" in failed[("bad_head", "build")]
+    assert "head of 8 classes when asked for 7" in failed[("bad_head", "build")]
     assert "uint8" in failed[("bad_data", "split 'train'")]
     assert "FileNotFoundError" in failed[("bad_data", "missing data is a DataError")]
     assert "returned nan" in failed[("nan_metric", "finite float")]

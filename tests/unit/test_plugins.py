@@ -85,8 +85,9 @@ def test_hook_that_raises_registers_nothing_and_others_survive():
     reports: list[str] = []
     plugins = make_plugins([GoodPlugin(), RaisingPlugin()], builtins=False, reports=reports)
     assert plugins.catalogue.backbones.names() == ["good_net"]
-    assert any("RaisingPlugin" in r and "boom" in r for r in reports)
-    assert plugins.records["RaisingPlugin"].status == "failed"
+    assert any("RaisingPlugin" in r and "boom" in r and "other hooks stay active" in r for r in reports)
+    assert plugins.records["RaisingPlugin"].status == "partial"
+    assert not any("it was not loaded" in r for r in reports)
 
 
 def test_hook_that_raises_is_fatal_when_strict():
@@ -95,10 +96,60 @@ def test_hook_that_raises_is_fatal_when_strict():
         plugins.catalogue.backbones.names()
 
 
-def test_duplicate_across_plugins_names_both():
-    plugins = make_plugins([GoodPlugin(), DuplicatePlugin()], builtins=False)
+def test_duplicate_name_first_registration_wins_and_the_later_plugin_is_reported():
+    reports: list[str] = []
+    plugins = make_plugins([GoodPlugin(), DuplicatePlugin()], builtins=False, reports=reports)
+    assert plugins.catalogue.backbones.names() == ["good_net"]
+    assert plugins.catalogue.backbones.get("good_net").plugin.name == "GoodPlugin"
+    assert plugins.catalogue.metrics.names() == ["always_one"]  # the other kinds keep working
+    assert any("DuplicatePlugin" in r and "already registered by plugin 'GoodPlugin'" in r
+               and "first registration wins" in r for r in reports)
+    assert plugins.records["DuplicatePlugin"].status == "partial"
+    assert plugins.records["GoodPlugin"].status == "loaded"
+
+
+def test_duplicate_name_is_fatal_when_strict_naming_both():
+    plugins = make_plugins([GoodPlugin(), DuplicatePlugin()], builtins=False, strict=True)
     with pytest.raises(DuplicateNameError, match="GoodPlugin.*DuplicatePlugin"):
         plugins.catalogue.backbones.names()
+
+
+class UnmarkedPlugin:
+    def register_backbones(self, register):  # no @harness.hookimpl
+        register(Backbone(name="unmarked_net", builder=_build, head="1"))
+
+
+class ReturningPlugin:
+    @harness.hookimpl
+    def register_backbones(self, register):
+        return [Backbone(name="returned_net", builder=_build, head="1")]
+
+
+def test_a_hook_without_the_marker_is_reported():
+    reports: list[str] = []
+    plugins = make_plugins([UnmarkedPlugin()], builtins=False, reports=reports)
+    assert "register_backbones is not marked with @harness.hookimpl" in reports[0]
+    assert plugins.records["UnmarkedPlugin"].status == "partial"
+    with pytest.raises(PluginError, match="not marked with @harness.hookimpl"):
+        make_plugins([UnmarkedPlugin()], builtins=False, strict=True)
+
+
+def test_a_hook_returning_entries_instead_of_registering_is_reported():
+    reports: list[str] = []
+    plugins = make_plugins([ReturningPlugin()], builtins=False, reports=reports)
+    assert plugins.catalogue.backbones.names() == []
+    assert "returned a list instead of calling register(entry)" in reports[0]
+
+
+def test_audit_reports_entries_and_problems_per_plugin():
+    plugins = make_plugins([GoodPlugin(), DuplicatePlugin(), RaisingPlugin(), ReturningPlugin()], builtins=False)
+    records = {r.name: r for r in plugins.audit()}
+    assert records["GoodPlugin"].entries == {"backbone": 1, "metric": 1}
+    assert records["GoodPlugin"].status == "loaded" and not records["GoodPlugin"].problems
+    assert records["DuplicatePlugin"].entries["backbone"] == 0
+    assert "already registered" in records["DuplicatePlugin"].problems[0]
+    assert "raised RuntimeError: boom" in records["RaisingPlugin"].problems[0]
+    assert records["ReturningPlugin"].status == "partial"
 
 
 def test_wrong_entry_type_is_reported():
