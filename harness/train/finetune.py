@@ -114,6 +114,7 @@ def train(ctx: Context, run: Run, *, resume: bool = False, compile: bool = False
     optimizer, scheduler = _optimiser(model, run, len(batches))
     forward = torch.compile(model) if compile else model
     val = run.data.val
+    warned: list[str] = []
 
     def validate(m: torch.nn.Module) -> float:
         assert val is not None
@@ -121,7 +122,9 @@ def train(ctx: Context, run: Run, *, resume: bool = False, compile: bool = False
         try:
             return compute(run.primary, logits, val.labels, run.data.num_classes)
         except PluginError as exc:  # the epoch counts as no improvement; training goes on
-            ctx.progress.warn(f"validation: {exc}")
+            if not warned:
+                warned.append(str(exc))
+                ctx.progress.warn(f"validation: {exc}; epochs are not compared, the last one is kept")
             return math.nan
 
     checkpoint = run.run_dir / "checkpoint.pt"
