@@ -38,8 +38,8 @@ def _quality(row: LeaderboardRow) -> str:
     return f"{value:.4f}" + (f" ±{row.ci95:.4f}" if row.ci95 else "")
 
 
-SECONDARY_SHOWN = 2
-"""How many quality metrics besides the primary the compact table has room for (macro F1 first);
+SECONDARY_SHOWN = 1
+"""How many quality metrics besides the primary fit the compact table in 120 columns (macro F1 first);
 the rest are named under the table, and every other format shows them all."""
 
 
@@ -51,7 +51,7 @@ def secondary_metrics(rows: Sequence[LeaderboardRow], primary: str) -> tuple[lis
 
 
 def compact(rows: Sequence[LeaderboardRow], primary: str) -> str:
-    """The default table: candidate, quality (± 95% CI), two more quality metrics, ORT latency and
+    """The default table: candidate, quality (± 95% CI), one more quality metric, ORT latency and
     throughput, size, parity, flags; then the numbered notes, the metrics with no room, the legend."""
     table: list[dict[str, Any]] = []
     notes: list[str] = []
