@@ -59,6 +59,10 @@ def call_builder(backbone: Backbone, num_classes: int, tag: str | None) -> nn.Mo
     except (HarnessError, urllib.error.URLError, ConnectionError, TimeoutError, MemoryError):
         raise
     except Exception as exc:
+        import torch
+
+        if isinstance(exc, NotImplementedError) and torch.get_default_device().type == "meta":
+            raise  # a builder that computes with real tensors; the caller builds on the CPU instead
         raise PluginError(f"backbone {backbone.name!r} ({backbone.plugin or 'no plugin'}): its builder raised "
                           f"{type(exc).__name__}: {exc}; the plugin must build the model for "
                           f"builder(num_classes, weights)") from None
