@@ -162,19 +162,42 @@ def load_cifar(name: str, split: str, root: Path, download: bool) -> ImageSplit:
     return ImageSplit(images, torch.tensor(labels, dtype=torch.int64), class_names)
 
 
+IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+             "t10k-labels-idx1-ubyte")
+
+
+def idx_problem(path: Path) -> str | None:
+    """Why ``path`` is not a complete idx file (MNIST's format), or None when it is: the header
+    gives the dimensions, so a truncated or padded file is caught without decoding it."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            header = f.read(4)
+            if len(header) < 4 or header[:2] != b"\0\0" or header[2] != 0x08 or not 1 <= header[3] <= 4:
+                return f"not an idx file ({size} bytes)"
+            dims = [int.from_bytes(f.read(4), "big") for _ in range(header[3])]
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    count = 1
+    for d in dims:
+        count *= d
+    expected = 4 + 4 * len(dims) + count
+    return None if size == expected else f"truncated or damaged ({size} bytes, its header says {expected})"
+
+
 def _prepare_debian_fashion_mnist(root: Path) -> None:
-    """Decompress Debian's Fashion-MNIST into torchvision's layout (``<root>/FashionMNIST/raw``)."""
+    """Decompress Debian's Fashion-MNIST into torchvision's layout (``<root>/FashionMNIST/raw``);
+    a damaged copy there (truncated by a full disk, say) is extracted again."""
     raw = root / "FashionMNIST" / "raw"
-    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
-    if all((raw / n).is_file() for n in names):
+    names = IDX_NAMES
+    if all((raw / n).is_file() and idx_problem(raw / n) is None for n in names):
         return
     source = Path(os.environ.get("HARNESS_FASHION_MNIST_DIR", DEBIAN_FASHION_MNIST))
     if not all((source / f"{n}.gz").is_file() for n in names):
         return
     raw.mkdir(parents=True, exist_ok=True)
     for n in names:
-        if (raw / n).is_file():
+        if (raw / n).is_file() and idx_problem(raw / n) is None:
             continue
         with gzip.open(source / f"{n}.gz", "rb") as src, \
                 tempfile.NamedTemporaryFile(dir=raw, delete=False, prefix=f".{n}.") as tmp:
@@ -192,6 +215,14 @@ def load_mnist_family(name: str, split: str, root: Path, download: bool) -> Imag
     cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[name]
     if name == "fashion-mnist":
         _prepare_debian_fashion_mnist(root)
+    raw = root / cls.__name__ / "raw"
+    prefix = "train" if split == "train" else "t10k"
+    for n in (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"):
+        problem = (raw / n).is_file() and idx_problem(raw / n)
+        if problem:
+            raise DataError(f"{raw / n} is {problem}; delete it and rerun"
+                            + (" (with --download, or with Debian's dataset-fashion-mnist installed, to get it "
+                               "again)" if name == "fashion-mnist" else " with --download to get it again"))
     try:
         ds = cls(str(root), train=(split == "train"), download=download)
     except RuntimeError as exc:

@@ -67,7 +67,8 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -87,7 +88,7 @@ def sweep_temporaries(folder: Path) -> int:
             pid = int(path.name[len(TMP_PREFIX):].split("-", 1)[0])
         except ValueError:
             continue
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             path.unlink(missing_ok=True)
             removed += 1
     return removed
@@ -104,7 +105,16 @@ class BlobStore:
 
     def put(self, source: str | os.PathLike[str]) -> tuple[str, int]:
         """Copy ``source`` in (atomically); returns ``(sha256, size)``."""
-        source = Path(source)
+        tmp, sha, size = self.stage(source)
+        try:
+            self.place(tmp, sha)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return sha, size
+
+    def stage(self, source: str | os.PathLike[str]) -> tuple[Path, str, int]:
+        """Copy ``source`` to a temporary file in the store, hashing it on the way; returns
+        ``(temporary path, sha256, size)``. The caller places it with :meth:`place` (or deletes it)."""
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = _tmp_name(self.root)
         digest = hashlib.sha256()
@@ -117,17 +127,28 @@ class BlobStore:
                     size += len(chunk)
                 dst.flush()
                 os.fsync(dst.fileno())
-            sha = digest.hexdigest()
-            final = self.path(sha)
-            if final.exists() and final.stat().st_size == size:
-                return sha, size
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
-            _fsync_dir(final.parent)
-            return sha, size
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp, digest.hexdigest(), size
+
+    def place(self, tmp: Path, sha256: str) -> Path:
+        """Rename a staged file to its content address. An existing file of that name is replaced
+        too: it may be a damaged copy, and the staged one was just hashed (readers that have the old
+        file open keep reading it)."""
+        final = self.path(sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+        return final
+
+    def files(self) -> Iterator[Path]:
+        """Every blob file (not temporaries, not other folders' files)."""
+        if not self.root.is_dir():
+            return
+        for path in self.root.glob("??/*"):
+            if len(path.name) == 64 and not path.name.startswith(".") and path.is_file():
+                yield path
 
     def verify(self, sha256: str) -> bool:
         path = self.path(sha256)

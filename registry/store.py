@@ -3,9 +3,12 @@
 SQLite in WAL mode with a busy timeout; every write is one ``BEGIN IMMEDIATE`` transaction (plain
 deferred transactions make concurrent writers fail with "database is locked" despite the timeout).
 Artifact files go into a content-addressed folder *before* the transaction that references them,
-so a process killed at any point leaves either a complete version or none; the only possible
-leftovers are unreferenced blobs (``gc`` removes them) and temporaries of dead writers (swept
-whenever the store opens).
+so a process killed at any point leaves either a complete version or none. A writer first records
+each blob it is about to place as *pending* (committed), so a concurrent ``remove`` never collects
+a blob an in-flight registration placed; garbage collection deletes only blobs the database itself
+recorded (``known_blobs``) that nothing references and no live writer has pending, so a lost or
+emptied database never makes it delete files it does not know (``registry check`` reports them).
+Temporaries of dead writers are swept whenever the store opens.
 
 A model *name* groups versions made for one purpose (``fashion-mnist`` holds every model trained
 for that task); versions are numbered 1, 2, 3... per name without gaps. References:
@@ -15,9 +18,11 @@ for that task); versions are numbered 1, 2, 3... per name without gaps. Referenc
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import os
 import re
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
@@ -26,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from registry.errors import UnknownNameError, UsageError
-from registry.files import BlobStore, sweep_temporaries
+from registry.errors import StoreError, UnknownNameError, UsageError
+from registry.files import BlobStore, pid_alive, sweep_temporaries
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
@@ -74,7 +79,20 @@ CREATE TABLE IF NOT EXISTS artifacts (
     PRIMARY KEY (version_id, role)
 );
 CREATE INDEX IF NOT EXISTS artifacts_sha ON artifacts(sha256);
+CREATE TABLE IF NOT EXISTS known_blobs (
+    sha256 TEXT PRIMARY KEY,
+    size INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending_blobs (
+    sha256 TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (sha256, host, pid)
+);
 """
+PENDING_MAX_AGE_S = 24 * 3600
+"""A pending blob of a writer on another host is protected this long (its pid cannot be checked)."""
 
 
 @dataclass(frozen=True)
@@ -152,25 +170,55 @@ class ModelStore:
 
     def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
         self.home = Path(home) if home is not None else default_home()
-        self.home.mkdir(parents=True, exist_ok=True)
         self.blobs = BlobStore(self.home / "artifacts")
         self.db_path = self.home / "store.db"
-        self._conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA busy_timeout = 60000")
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        self._conn.execute("PRAGMA synchronous = FULL")
+        self.read_only = False
+        try:
+            self._conn = self._open()
+        except sqlite3.DatabaseError as exc:
+            raise damaged(self.db_path, exc) from None
+        except OSError as exc:
+            raise StoreError(f"cannot use the model store folder {str(self.home)!r}: {exc.strerror or exc}; "
+                             "point HARNESS_HOME at a writable folder") from None
+
+    def _open(self) -> sqlite3.Connection:
+        if self.home.exists() and not self.home.is_dir():
+            raise UsageError(f"the model store folder {str(self.home)!r} is a file; point HARNESS_HOME at a folder")
+        if self.home.is_dir() and not os.access(self.home, os.W_OK) and self.db_path.is_file():
+            return self._open_read_only()
+        self.home.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 60000")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = FULL")
         for _ in range(50):  # switching to WAL needs a moment without other writers
             try:
-                self._conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA journal_mode = WAL")
                 break
             except sqlite3.OperationalError:
                 time.sleep(0.1)
-        with self.transaction() as conn:
+        self._conn = conn
+        with self.transaction() as c:
+            had_blob_table = c.execute("SELECT 1 FROM sqlite_master WHERE name = 'known_blobs'").fetchone()
             for statement in SCHEMA.split(";"):
                 if statement.strip():
-                    conn.execute(statement)
+                    c.execute(statement)
+            if not had_blob_table:  # a store written before blobs were recorded: adopt what it references
+                c.execute("INSERT OR IGNORE INTO known_blobs (sha256, size) SELECT sha256, size FROM artifacts")
+            self._adopt_dead_writers(c)
         sweep_temporaries(self.blobs.root)
+        return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """A home the user cannot write to (a shared, mounted store) still serves reading commands;
+        a write then fails with a :class:`StoreError` saying so."""
+        self.read_only = True
+        conn = sqlite3.connect(f"{self.db_path.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
+                               isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("SELECT COUNT(*) FROM versions").fetchone()
+        return conn
 
     def close(self) -> None:
         self._conn.close()
@@ -184,7 +232,13 @@ class ModelStore:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken with BEGIN IMMEDIATE so writers queue instead of failing."""
-        self._conn.execute("BEGIN IMMEDIATE")
+        if self.read_only:
+            raise StoreError(f"the model store {str(self.home)!r} is read-only for you; point HARNESS_HOME at a "
+                             "writable folder to change it")
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:
+            raise damaged(self.db_path, exc) from None
         try:
             yield self._conn
         except BaseException:
@@ -205,8 +259,7 @@ class ModelStore:
         """Add the next version of ``name``: copy ``files`` in, then record it in one transaction."""
         self.check_name_and_alias(name, alias)
         parent_id = self._parent_id(parent)
-        stored = {role: self.blobs.put(path) for role, path in files.items()}
-        with self.transaction() as conn:
+        with self._placing(files) as stored, self.transaction() as conn:
             row = conn.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?",
                                (name,)).fetchone()
             version = int(row[0])
@@ -226,10 +279,56 @@ class ModelStore:
                              (version_id, role, sha, size, meta))
             for key, value in (tags or {}).items():
                 conn.execute("INSERT INTO tags (version_id, key, value) VALUES (?, ?, ?)", (version_id, key, value))
+            self._adopt(conn, stored)
             if alias is not None:
                 conn.execute("INSERT OR REPLACE INTO aliases (name, alias, version_id) VALUES (?, ?, ?)",
                              (name, alias, version_id))
         return self.get(f"{name}@{version}")
+
+    @contextmanager
+    def _placing(self, files: Mapping[str, str | os.PathLike[str]]) -> Iterator[dict[str, tuple[str, int]]]:
+        """Stage ``files`` into the blob folder, record them as pending (committed), place them, and
+        yield ``{role: (sha256, size)}``; the caller's transaction references them and calls
+        :meth:`_adopt`, which records them as known and clears their pending records atomically."""
+        staged = {role: self.blobs.stage(path) for role, path in files.items()}
+        host, pid = socket.gethostname(), os.getpid()
+        try:
+            with self.transaction() as conn:
+                for _, sha, _ in staged.values():
+                    conn.execute("INSERT OR REPLACE INTO pending_blobs (sha256, host, pid, created_at) "
+                                 "VALUES (?, ?, ?, ?)", (sha, host, pid, time.time()))
+            slow = float(os.environ.get("HARNESS_TEST_PLACE_DELAY", "0") or 0)
+            for tmp, sha, _ in staged.values():
+                self.blobs.place(tmp, sha)
+                if slow:  # tests widen the window between placing and committing (a slow disk)
+                    time.sleep(slow)
+            yield {role: (sha, size) for role, (_, sha, size) in staged.items()}
+        except BaseException:
+            for tmp, _, _ in staged.values():
+                tmp.unlink(missing_ok=True)
+            with contextlib.suppress(Exception), self.transaction() as conn:  # let gc collect what was placed
+                self._adopt(conn, {role: (sha, size) for role, (_, sha, size) in staged.items()})
+            raise
+
+    @staticmethod
+    def _adopt_dead_writers(conn: sqlite3.Connection) -> set[str]:
+        """Pending records of writers that died between placing and committing make their files the
+        store's garbage (known, unreferenced); returns the blobs live writers still have pending."""
+        protected = set()
+        for row in conn.execute("SELECT * FROM pending_blobs").fetchall():
+            if pending_alive(row):
+                protected.add(row["sha256"])
+                continue
+            conn.execute("INSERT OR IGNORE INTO known_blobs (sha256, size) VALUES (?, 0)", (row["sha256"],))
+            conn.execute("DELETE FROM pending_blobs WHERE sha256 = ? AND host = ? AND pid = ?",
+                         (row["sha256"], row["host"], row["pid"]))
+        return protected
+
+    @staticmethod
+    def _adopt(conn: sqlite3.Connection, stored: Mapping[str, tuple[str, int]]) -> None:
+        conn.executemany("INSERT OR IGNORE INTO known_blobs (sha256, size) VALUES (?, ?)", list(stored.values()))
+        conn.executemany("DELETE FROM pending_blobs WHERE sha256 = ? AND host = ? AND pid = ?",
+                         [(sha, socket.gethostname(), os.getpid()) for sha, _ in stored.values()])
 
     def _parent_id(self, parent: str | int | None) -> int | None:
         if parent is None:
@@ -290,10 +389,12 @@ class ModelStore:
                      meta: Mapping[str, Any] | None = None) -> ModelVersion:
         """Attach (or replace) one artifact file of an existing version."""
         mv = self.get(ref)
-        sha, size = self.blobs.put(path)
-        with self.transaction() as conn:
+        with self._placing({role: path}) as stored, self.transaction() as conn:
+            sha, size = stored[role]
             conn.execute("INSERT OR REPLACE INTO artifacts (version_id, role, sha256, size, meta) "
                          "VALUES (?, ?, ?, ?, ?)", (mv.id, role, sha, size, json.dumps(dict(meta or {}))))
+            self._adopt(conn, stored)
+        self.gc()  # the file it replaced may now be unreferenced
         return self.get(mv.ref)
 
     def remove(self, ref: str, force: bool = False) -> ModelVersion:
@@ -309,14 +410,18 @@ class ModelStore:
         return mv
 
     def gc(self) -> int:
-        """Delete blobs no version references; returns how many."""
-        used = {r[0] for r in self._conn.execute("SELECT sha256 FROM artifacts")}
+        """Delete blobs the database recorded that no version references and no live writer has
+        pending; returns how many. Files the database never recorded are left alone (see ``check``)."""
         removed = 0
-        if self.blobs.root.is_dir():
-            for path in self.blobs.root.glob("??/*"):
-                if path.name not in used and not path.name.startswith("."):
-                    path.unlink(missing_ok=True)
-                    removed += 1
+        with self.transaction() as conn:
+            used = {r[0] for r in conn.execute("SELECT sha256 FROM artifacts")}
+            protected = self._adopt_dead_writers(conn)
+            for (sha,) in conn.execute("SELECT sha256 FROM known_blobs").fetchall():
+                if sha in used or sha in protected:
+                    continue
+                self.blobs.path(sha).unlink(missing_ok=True)
+                conn.execute("DELETE FROM known_blobs WHERE sha256 = ?", (sha,))
+                removed += 1
         return removed
 
     # -- reading -----------------------------------------------------------------------------
@@ -404,20 +509,11 @@ class ModelStore:
         return chain
 
     def check(self) -> builtins.list[str]:
-        """Problems found: database integrity, missing or altered artifact files."""
-        problems = []
-        result = self._conn.execute("PRAGMA integrity_check").fetchone()[0]
-        if result != "ok":
-            problems.append(f"database: {result}")
-        for row in self._conn.execute(
-                "SELECT v.name, v.version, a.role, a.sha256, a.size"
-                " FROM artifacts a JOIN versions v ON v.id = a.version_id"):
-            path = self.blobs.path(row["sha256"])
-            if not path.is_file():
-                problems.append(f"{row['name']}@{row['version']}: {row['role']} file is missing")
-            elif path.stat().st_size != row["size"] or not self.blobs.verify(row["sha256"]):
-                problems.append(f"{row['name']}@{row['version']}: {row['role']} file does not match its sha256")
-        return problems
+        """Problems found (see :mod:`registry.integrity`): database integrity, missing or altered
+        artifact files, files the database does not know, stale pending records."""
+        from registry.integrity import find_problems
+
+        return [p.text for p in find_problems(self)]
 
     def _load(self, row: sqlite3.Row) -> ModelVersion:
         vid = row["id"]
@@ -443,3 +539,18 @@ class ModelStore:
             tags={r[0]: r[1] for r in self._conn.execute("SELECT key, value FROM tags WHERE version_id = ?", (vid,))},
             artifacts=artifacts,
         )
+
+
+def pending_alive(row: sqlite3.Row) -> bool:
+    """Whether a pending-blob record may still belong to a writer at work: its process is alive (same
+    host), or it is recent (another host, whose processes cannot be checked)."""
+    if row["host"] == socket.gethostname():
+        return pid_alive(int(row["pid"]))
+    return time.time() - float(row["created_at"]) < PENDING_MAX_AGE_S
+
+
+def damaged(path: Path, exc: BaseException) -> StoreError:
+    """The error for a store database SQLite cannot read."""
+    return StoreError(f"the model store database {str(path)!r} is damaged or not a database ({exc}); nothing was "
+                      "changed. Restore it from a backup, or move it aside and run 'harness registry check' to "
+                      "list the artifact files it referenced")

@@ -62,14 +62,44 @@ def cli_error(exc: HarnessError, command: click.Command | None) -> CliError:
     return CliError(message, exc.exit_code)
 
 
+def debugging() -> bool:
+    """``--debug`` or ``HARNESS_DEBUG``: show tracebacks instead of one-line errors."""
+    return bool(os.environ.get("HARNESS_DEBUG")) or "--debug" in sys.argv
+
+
+def environment_error(exc: BaseException) -> CliError | None:
+    """One line for the failures that come from the machine, not from harness or the user: a full
+    disk, a read-only or vanished folder, a damaged store database (exit 1). None for anything else."""
+    import errno
+    import sqlite3
+
+    if isinstance(exc, sqlite3.DatabaseError):
+        return CliError(f"the model store database is damaged or unreadable ({exc}); nothing was changed. Run "
+                        "'harness registry check', restore store.db from a backup, or point HARNESS_HOME elsewhere", 1)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return CliError(f"no space left on the device{where}; nothing partial was kept. Free some space (or point "
+                        "HARNESS_HOME / --out at another disk) and run the command again", 1)
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return CliError(f"cannot write {exc.filename or 'a file'}: {exc.strerror}; point HARNESS_HOME / --out at a "
+                        "folder you can write to", 1)
+    return None
+
+
 class HarnessCommand(click.Command):
-    """A command whose HarnessErrors become one clean line with the right exit code."""
+    """A command whose HarnessErrors (and full disks, read-only folders, damaged databases) become
+    one clean line with the right exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except HarnessError as exc:
             raise cli_error(exc, self) from None
+        except Exception as exc:
+            error = None if debugging() else environment_error(exc)
+            if error is None:
+                raise
+            raise error from None
 
 
 class HarnessGroup(click.Group):
@@ -82,6 +112,11 @@ class HarnessGroup(click.Group):
             return super().invoke(ctx)
         except HarnessError as exc:  # a plugin's own command that raised one
             raise cli_error(exc, None) from None
+        except Exception as exc:
+            error = None if debugging() else environment_error(exc)
+            if error is None:
+                raise
+            raise error from None
 
 
 class RootGroup(HarnessGroup):
@@ -151,7 +186,7 @@ def main() -> None:
     try:
         cli(standalone_mode=True)
     except Exception as exc:  # a bug: say so in one line; --debug shows where
-        if os.environ.get("HARNESS_DEBUG") or "--debug" in sys.argv:
+        if debugging():
             raise
         click.echo(f"Error: internal error ({type(exc).__name__}: {str(exc).strip()[:300]}); rerun with --debug "
                    "for the traceback and report it", err=True)

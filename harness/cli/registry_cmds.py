@@ -115,13 +115,22 @@ def registry_import(ctx, backbone: str, path: str, name: str | None, alias: str 
 
 
 @registry_group.command("check")
-def registry_check() -> None:
-    """Verify the database and every artifact's sha256; exit 1 on problems."""
+@click.option("--repair", is_flag=True, help="Apply the repairs that lose nothing (unknown files are moved to "
+                                             "HOME/lost+found, damaged ONNX records dropped), then check again.")
+def registry_check(repair: bool) -> None:
+    """Verify the database, every artifact's sha256, and that every file in the store is recorded;
+    exit 1 on problems, each with what fixes it."""
+    from registry.integrity import find_problems
+    from registry.integrity import repair as apply_repairs
+
     with _store() as store:
-        problems = store.check()
-        count = len(store.list())
+        if repair:
+            for line in apply_repairs(store):
+                click.echo(f"repaired: {line}", err=True)
+        problems = find_problems(store)
+        count = len(store.list()) if not any(p.kind == "database" for p in problems) else 0
     for problem in problems:
-        click.echo(problem, err=True)
+        click.echo(problem.text + (f" -> {problem.repair}" if problem.repair else ""), err=True)
     if problems:
         raise SystemExit(1)
     click.echo(f"ok: {count} versions, all artifacts present and matching their sha256")

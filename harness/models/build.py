@@ -8,7 +8,6 @@ downloaded when online), a local file (``.safetensors`` preferred, ``.pth`` read
 from __future__ import annotations
 
 import os
-import pickle
 import urllib.error
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -150,7 +149,9 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # pickle, zip, safetensors' SafetensorError...: the file is bad, not harness
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"cannot read weights from {str(path)!r}: {first[:200]} "
                         "(only plain tensors are accepted; convert it to .safetensors)") from None

@@ -18,7 +18,7 @@ from harness.data.preprocess import Preprocess, resolve_preprocess, to_model_inp
 from harness.data.splits import load_test_split
 from harness.models.sources import ModelSource, resolve_model
 from harness.onnx.export import export_model
-from harness.onnx.runtime import check_external_data, ort_session, read_onnx_metadata
+from harness.onnx.runtime import check_external_data, harness_metadata, ort_session
 from registry import UsageError, keys
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def _source_of_onnx(ctx: Context, path: Path) -> ModelSource:
     if not path.exists() and not path.is_symlink():
         raise UsageError(f"ONNX file {str(path)!r} does not exist")
     check_external_data(path)  # refuse links and escaping paths before anything is read
-    sha = read_onnx_metadata(path).get("weights_sha256")
+    sha = harness_metadata(path).get("weights_sha256")
     version = ctx.store.find_by_sha256(sha) if sha else None
     if version is None:
         raise UsageError(f"{path} does not name a registered model (no known weights_sha256); "
@@ -84,6 +84,9 @@ def _onnx_file(ctx: Context, source: ModelSource, model_ref: str, tmp: Path, rec
         path = tmp / "model.onnx"
         ctx.store.blobs.export(artifact.sha256, path)
         return path
+    if artifact is not None:
+        ctx.progress.warn(f"the stored ONNX file of {model_ref} is missing or damaged (sha256 mismatch); exporting "
+                          "it again from the weights" + (" and replacing it in the store" if record else ""))
     return export_model(ctx, model_ref, tmp, register=record).info.path
 
 
@@ -137,7 +140,7 @@ def _check(ctx: Context, source: ModelSource, path: Path, task_name: str | None,
            rtol: float, batch_size: int, threads: int | None, record: bool, label: str | None) -> ParityReport:
     import numpy as np
 
-    meta = read_onnx_metadata(path)
+    meta = harness_metadata(path)
     version = source.version
     task_name = task_name or (version.task if version else None)
     if not task_name:

@@ -17,14 +17,13 @@ from registry import BenchmarkError, DataError
 
 def check_external_data(path: str | os.PathLike[str]) -> list[Path]:
     """Refuse external-data locations outside the model's folder or through symbolic links."""
-    import onnx
     from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
     path = Path(path)
     if path.is_symlink():
         raise DataError(f"{path} is a symbolic link; refusing to load it")
     folder = path.parent.resolve()
-    proto = onnx.load(str(path), load_external_data=False)
+    proto = load_proto(path)
     files = []
     tensors = list(proto.graph.initializer)
     for node in proto.graph.node:
@@ -49,11 +48,25 @@ def check_external_data(path: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The model's metadata properties, JSON values decoded."""
+def load_proto(path: str | os.PathLike[str]) -> Any:
+    """The ONNX graph (without external data); a file that is not one is a :class:`DataError`."""
     import onnx
 
-    proto = onnx.load(str(path), load_external_data=False)
+    if not Path(path).is_file():
+        raise DataError(f"ONNX file {str(path)!r} does not exist")
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except MemoryError:
+        raise
+    except Exception as exc:  # protobuf's DecodeError and friends: truncated, damaged or not ONNX
+        raise DataError(f"{str(path)!r} is not a readable ONNX model ({type(exc).__name__}: "
+                        f"{str(exc).strip()[:120]}); it is truncated, damaged or another format. Re-export it "
+                        "with 'harness export'") from None
+
+
+def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The model's metadata properties, JSON values decoded."""
+    proto = load_proto(path)
     result: dict[str, Any] = {}
     for entry in proto.metadata_props:
         try:
@@ -61,6 +74,31 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             result[entry.key] = entry.value
     return result
+
+
+HARNESS_KEYS = ("input_size", "mean", "std")
+
+
+def harness_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata of a file ``harness export`` wrote, after checking it is one: harness's keys, an
+    image input called ``input`` with the recorded channel count, an output called ``logits``."""
+    proto = load_proto(path)
+    meta = read_onnx_metadata(path)
+    fix = "export the model with 'harness export' (it writes these)"
+    missing = [k for k in HARNESS_KEYS if k not in meta]
+    if missing:
+        raise DataError(f"{path} has no harness metadata ({', '.join(missing)} missing); {fix}")
+    inputs = [i for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
+    outputs = [o.name for o in proto.graph.output]
+    if [i.name for i in inputs] != ["input"] or outputs != ["logits"]:
+        raise DataError(f"{path} has inputs {[i.name for i in inputs]} and outputs {outputs}; harness files have "
+                        f"one input 'input' and one output 'logits'; {fix}")
+    dims = inputs[0].type.tensor_type.shape.dim
+    channels = dims[1].dim_value if len(dims) == 4 else None
+    if channels is None or (channels and channels != int(meta.get("channels", 3))):
+        raise DataError(f"{path}: its input has shape {[d.dim_value or d.dim_param for d in dims]}, but its metadata "
+                        f"says {meta.get('channels', 3)} channels; {fix}")
+    return meta
 
 
 def ort_session(path: str | os.PathLike[str], threads: int | None = None, providers: list[str] | None = None):
@@ -74,7 +112,11 @@ def ort_session(path: str | os.PathLike[str], threads: int | None = None, provid
         options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     wanted = providers or ["CPUExecutionProvider"]
-    session = ort.InferenceSession(str(path), sess_options=options, providers=wanted)
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=wanted)
+    except Exception as exc:  # ORT's own errors have no common base; an invalid graph is the file's fault
+        raise DataError(f"ONNX Runtime cannot load {path}: {str(exc).strip().splitlines()[0][:200]}; re-export it "
+                        "with 'harness export'") from None
     if session.get_providers()[0] != wanted[0]:
         raise BenchmarkError(f"ONNX Runtime fell back to {session.get_providers()[0]} instead of {wanted[0]}")
     return session

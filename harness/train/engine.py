@@ -54,7 +54,15 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any,
                     generator: torch.Generator, fingerprint: str) -> FitState:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict):
+            raise ValueError(f"it holds a {type(payload).__name__}, not a checkpoint")
+    except MemoryError:
+        raise
+    except Exception as exc:  # truncated, zero bytes, another format (EOFError would read as "Aborted!")
+        raise DataError(f"checkpoint {path} is damaged ({type(exc).__name__}: {str(exc).strip()[:120]}); delete it to "
+                        "start the run again, or drop {param}", param="resume") from None
     if payload.get("fingerprint") != fingerprint:
         raise DataError(f"checkpoint {path} belongs to another run; remove it or drop {{param}}", param="resume")
     model.load_state_dict(payload["model"])

@@ -1,0 +1,127 @@
+"""``registry check`` and ``registry check --repair``: what is wrong with a store, and the repairs
+that cannot lose anything.
+
+Found: a database SQLite reports damaged; artifact files that are missing or no longer match their
+sha256; files in ``artifacts/`` the database has no record of (store.db replaced, emptied or
+restored from an older backup); pending records of writers that died between placing a file and
+committing. Repaired (``--repair``): unknown files are *moved* to ``HOME/lost+found/`` (never
+deleted); a damaged ONNX artifact's record is dropped (export or check-onnx re-creates it from the
+weights); dead writers' pending files become garbage for ``gc``. A damaged weights file cannot be
+repaired here: the message says which version to remove or which file to restore.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from registry.store import ModelStore
+
+LOST_AND_FOUND = "lost+found"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the store; ``repair`` says what ``--repair`` does about it (None: nothing)."""
+
+    kind: str  # database | missing | altered | unknown-file | pending
+    text: str
+    repair: str | None = None
+
+
+def find_problems(store: ModelStore) -> list[Problem]:
+    """Everything wrong with ``store``, cheapest checks first."""
+    problems = _database(store)
+    if problems:
+        return problems
+    problems += _artifacts(store)
+    problems += _unknown_files(store)
+    problems += _stale_pending(store)
+    return problems
+
+
+def _database(store: ModelStore) -> list[Problem]:
+    rows = [r[0] for r in store._conn.execute("PRAGMA integrity_check").fetchall()]
+    if rows == ["ok"]:
+        return []
+    return [Problem("database", f"database: {'; '.join(rows[:3])}")]
+
+
+def _artifacts(store: ModelStore) -> list[Problem]:
+    from registry import keys
+
+    problems = []
+    for row in store._conn.execute("SELECT v.name, v.version, a.role, a.sha256, a.size"
+                                   " FROM artifacts a JOIN versions v ON v.id = a.version_id"):
+        ref, role = f"{row['name']}@{row['version']}", row["role"]
+        path = store.blobs.path(row["sha256"])
+        fix = ("--repair drops the record; 'harness export' re-creates it" if role == keys.ROLE_ONNX
+               else None)
+        if not path.is_file():
+            problems.append(Problem("missing", f"{ref}: {role} file is missing ({path})",
+                                    fix or f"restore the file or 'harness registry remove {ref}'"))
+        elif path.stat().st_size != row["size"] or not store.blobs.verify(row["sha256"]):
+            problems.append(Problem("altered", f"{ref}: {role} file does not match its sha256 ({path})",
+                                    fix or f"restore the file or 'harness registry remove {ref}'"))
+    return problems
+
+
+def _known(store: ModelStore) -> set[str]:
+    known = {r[0] for r in store._conn.execute("SELECT sha256 FROM known_blobs")}
+    known |= {r[0] for r in store._conn.execute("SELECT sha256 FROM artifacts")}
+    return known | {r[0] for r in store._conn.execute("SELECT sha256 FROM pending_blobs")}
+
+
+def unknown_files(store: ModelStore) -> list[os.PathLike[str]]:
+    """Blob files the database has no record of."""
+    known = _known(store)
+    return [p for p in store.blobs.files() if p.name not in known]
+
+
+def _unknown_files(store: ModelStore) -> list[Problem]:
+    found = unknown_files(store)
+    if not found:
+        return []
+    return [Problem("unknown-file",
+                    f"{len(found)} file(s) in {store.blobs.root} that the database has no record of (was store.db "
+                    "replaced, emptied or restored from an older copy?); nothing deletes them",
+                    f"restore store.db, or --repair moves them to {store.home / LOST_AND_FOUND}")]
+
+
+def _stale_pending(store: ModelStore) -> list[Problem]:
+    from registry.store import pending_alive
+
+    rows = [r for r in store._conn.execute("SELECT * FROM pending_blobs") if not pending_alive(r)]
+    if not rows:
+        return []
+    return [Problem("pending", f"{len(rows)} file(s) placed by writers that died before committing",
+                    "--repair (or the next 'registry remove') collects them")]
+
+
+def repair(store: ModelStore) -> list[str]:
+    """Apply every safe repair; returns what was done, one line each."""
+    from registry import keys
+
+    done = []
+    for problem in _artifacts(store):
+        ref, _, rest = problem.text.partition(": ")
+        if rest.startswith(f"{keys.ROLE_ONNX} "):
+            version = store.get(ref)
+            with store.transaction() as conn:
+                conn.execute("DELETE FROM artifacts WHERE version_id = ? AND role = ?", (version.id, keys.ROLE_ONNX))
+            done.append(f"{ref}: dropped the damaged ONNX record (re-export with 'harness export {ref}')")
+    found = unknown_files(store)
+    if found:
+        target = store.home / LOST_AND_FOUND
+        target.mkdir(exist_ok=True)
+        for path in found:
+            shutil.move(os.fspath(path), target / os.path.basename(path))
+        done.append(f"moved {len(found)} unknown file(s) to {target}")
+    stale = _stale_pending(store)
+    collected = store.gc()
+    if stale or collected:
+        done.append(f"collected {collected} unreferenced file(s)")
+    return done
