@@ -34,7 +34,7 @@ BAD_OPTIONS = [
     (("finetune", "cifar_convnet_xs", "--task", "synthetic", "--alias", "9lives"), "--alias"),
     (("finetune", "cifar_convnet_xs", "--task", "synthetc"), "did you mean 'synthetic'"),
     (("finetune", "cifar_convnet_x", "--task", "synthetic"), "did you mean 'cifar_convnet_xs'"),
-    (("finetune", "cifar_convnet_xs", "--task", "synthetic", "--resume", "--weights", "/nonexistent.pth"), "does not exist"),
+    (("finetune", "cifar_convnet_xs", "--task", "synthetic", "--weights", "/nonexistent.pth"), "does not exist"),
     (("pretrain", "cifar_convnet_xs", "--dataset", "synthetic", "--epochs", "0"), "--epochs"),
     (("pretrain", "cifar_convnet_xs", "--dataset", "synthetc"), "did you mean 'synthetic'"),
     (("evaluate", M, "--test-limit", "0"), "--test-limit"),
