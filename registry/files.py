@@ -41,6 +41,23 @@ def atomic_writer(target: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
             tmp.unlink()
 
 
+LOW_SPACE = 16 << 20
+
+
+def as_disk_full(exc: BaseException, target: str | os.PathLike[str]) -> BaseException:
+    """Libraries that write through C++ (torch.save) report a full disk as a RuntimeError about a
+    write position; with little space left where ``target`` goes, say what happened instead."""
+    try:
+        free = shutil.disk_usage(Path(target).parent).free
+    except OSError:
+        return exc
+    if free < LOW_SPACE:
+        import errno
+
+        return OSError(errno.ENOSPC, "No space left on device", str(target))
+    return exc
+
+
 def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
     with atomic_writer(target) as f:
         f.write(data)

@@ -175,6 +175,8 @@ class ModelStore:
         self.read_only = False
         try:
             self._conn = self._open()
+        except sqlite3.OperationalError:
+            raise  # locked, disk full, read-only: the machine's state, not damage (the CLI says which)
         except sqlite3.DatabaseError as exc:
             raise damaged(self.db_path, exc) from None
         except OSError as exc:
@@ -229,14 +231,20 @@ class ModelStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken with BEGIN IMMEDIATE so writers queue instead of failing."""
+    def require_writable(self) -> None:
+        """Refuse up front, before any training, when this store cannot be written."""
         if self.read_only:
             raise StoreError(f"the model store {str(self.home)!r} is read-only for you; point HARNESS_HOME at a "
                              "writable folder to change it")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken with BEGIN IMMEDIATE so writers queue instead of failing."""
+        self.require_writable()
         try:
             self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            raise
         except sqlite3.DatabaseError as exc:
             raise damaged(self.db_path, exc) from None
         try:

@@ -73,11 +73,17 @@ def environment_error(exc: BaseException) -> CliError | None:
     import errno
     import sqlite3
 
-    if isinstance(exc, sqlite3.DatabaseError):
+    text = str(exc).lower()
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.OperationalError) and ("disk is full" in text or "disk i/o" in text):
+        full = True
+    elif isinstance(exc, sqlite3.OperationalError) and "readonly" in text:
+        return CliError(f"the model store is read-only ({exc}); point HARNESS_HOME at a folder you can write to", 1)
+    elif isinstance(exc, sqlite3.DatabaseError):
         return CliError(f"the model store database is damaged or unreadable ({exc}); nothing was changed. Run "
                         "'harness registry check', restore store.db from a backup, or point HARNESS_HOME elsewhere", 1)
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        where = f" writing {exc.filename}" if exc.filename else ""
+    if full:
+        where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
         return CliError(f"no space left on the device{where}; nothing partial was kept. Free some space (or point "
                         "HARNESS_HOME / --out at another disk) and run the command again", 1)
     if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):

@@ -10,11 +10,15 @@ failure (or a full disk) never leaves a partial file or replaces a good one.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import logging
 import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,13 +75,40 @@ def _operator_hint(exc: BaseException) -> str:
     return ""
 
 
+MACHINE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _reraise_machine_errors(exc: BaseException) -> None:
+    """A full disk or an unwritable folder is not an exporter failure: let it reach the CLI as is."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in MACHINE_ERRNOS:
+            raise cause
+        cause = cause.__cause__ or cause.__context__
+
+
+@contextlib.contextmanager
+def _quiet_exporter_logs() -> Iterator[None]:
+    """The exporters log their internal retries with tracebacks (opset conversion that falls back,
+    for one); harness reports what matters (exporter, real opset, fallback reason) itself."""
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "torch.onnx", "onnx_ir")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 def _write(model: nn.Module, out: Path, input_size: int, channels: int, opset: int) -> tuple[str, str | None]:
     """Run the dynamo exporter (the legacy one if it fails); returns (exporter, fallback reason)."""
     import torch
 
     example = torch.randn(2, channels, input_size, input_size)
     inline = sum(p.numel() * p.element_size() for p in model.parameters()) < INLINE_LIMIT
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_exporter_logs():
         warnings.simplefilter("ignore")
         try:
             program = torch.onnx.export(model, (example,), dynamo=True, input_names=["input"],
@@ -86,12 +117,14 @@ def _write(model: nn.Module, out: Path, input_size: int, channels: int, opset: i
             program.save(str(out), external_data=not inline)
             return "dynamo", None
         except Exception as exc:  # the new exporter cannot handle every model: fall back, and say so
+            _reraise_machine_errors(exc)
             reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"
             try:
                 torch.onnx.export(model, (example,), str(out), dynamo=False, input_names=["input"],
                                   output_names=["logits"], opset_version=opset,
                                   dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
             except Exception as legacy:
+                _reraise_machine_errors(legacy)
                 op = _operator_hint(legacy) or _operator_hint(exc)
                 raise ExportError(f"cannot export to ONNX{f' (operator {op})' if op else ''}: "
                                   f"{str(legacy).strip().splitlines()[0][:200]}") from None

@@ -113,6 +113,7 @@ def _tau(rows: list[LeaderboardRow], scores: dict[str, float], higher_is_better:
 def select(ctx: Context, config: SelectConfig, executor: Executor | None = None) -> SelectResult:
     """Run the protocol of ``config`` over its candidates; the winner gets the alias ``TASK:best``."""
     started = time.perf_counter()
+    ctx.store.require_writable()
     runnable, missing = resolve_candidates(ctx, config)
     plan = make_plan(ctx, config)
     setup = {"data": time.perf_counter() - started}

@@ -23,7 +23,7 @@ from torch import nn
 from harness.data.batches import TensorBatches
 from harness.progress import Progress
 from registry import DataError, TrainingError
-from registry.files import atomic_writer
+from registry.files import as_disk_full, atomic_writer
 
 
 @dataclass
@@ -48,8 +48,11 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any
     }
     if torch.cuda.is_available():
         payload["cuda_rng"] = torch.cuda.get_rng_state_all()
-    with atomic_writer(path) as f:
-        torch.save(payload, f)
+    try:
+        with atomic_writer(path) as f:
+            torch.save(payload, f)
+    except RuntimeError as exc:
+        raise as_disk_full(exc, path) from None
 
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any,

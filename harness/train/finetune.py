@@ -67,6 +67,7 @@ class Run:
 
 def prepare(ctx: Context, model_ref: str, task_name: str, recipe: Recipe, backbone: str | None = None) -> Run:
     """Resolve the model and load the data; every user error surfaces here, before any training."""
+    ctx.store.require_writable()
     task = ctx.catalogue.task(task_name)
     primary = ctx.catalogue.metrics.get(task.primary_metric)
     device = select_device(ctx.device)

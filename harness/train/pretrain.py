@@ -93,6 +93,7 @@ class PretrainRun:
 def prepare(ctx: Context, backbone_ref: str, dataset_name: str, method: str, recipe: Recipe,
             backbone_name: str | None) -> PretrainRun:
     """Resolve the backbone and load the source data; user errors surface here, before training."""
+    ctx.store.require_writable()
     if method not in METHODS:
         raise UsageError(f"{{param}} must be one of {', '.join(METHODS)}", param="method")
     dataset = ctx.catalogue.datasets.get(dataset_name)
