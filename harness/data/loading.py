@@ -52,6 +52,10 @@ def load_split(ctx: Context, dataset: str, split: str, *, image_size: int | None
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise UsageError(f"dataset {dataset} has no split {split!r}; {hint}splits: {', '.join(entry.splits)}")
     root = data_root(ctx.data.data_dir)
+    if root.exists() and not root.is_dir():
+        source = ("--data-dir" if ctx.data.data_dir else
+                  "HARNESS_DATA" if os.environ.get("HARNESS_DATA") else "the data root")
+        raise UsageError(f"{source} {str(root)!r} is a file; point it at a folder")
     result = _cached((dataset, split, str(root.resolve()), image_size, id(entry.loader)),
                      lambda: _call_loader(entry, split, root, ctx.data.download, image_size))
     if not isinstance(result, ImageSplit):

@@ -191,6 +191,9 @@ def export_model(ctx: Context, model_ref: str, out_dir: str | os.PathLike[str] |
     folder = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="harness-onnx-"))
     info = export_onnx(model, folder / f"{stem}.onnx", input_size=pre.input_size, channels=pre.channels,
                        metadata=metadata, opset=opset)
+    if info.opset != opset:
+        ctx.progress.warn(f"asked for opset {opset}; the {info.exporter} exporter wrote opset {info.opset} (the file's "
+                          "real opset is what is recorded)")
     if register and input_size is None and version is not None and info.external_data is None:
         version = ctx.store.add_artifact(version.ref, keys.ROLE_ONNX, info.path, {
             "opset": info.opset, "exporter": info.exporter, "fallback_reason": info.fallback_reason})

@@ -20,7 +20,7 @@ import torch
 from harness.data.batches import TensorBatches
 from harness.data.preprocess import Preprocess, resolve_preprocess
 from harness.data.splits import TaskData, load_task_data
-from harness.environment import device_description, library_versions, select_device
+from harness.environment import check_batch_fits, device_description, library_versions, select_device
 from harness.evaluate.metrics import compute, preflight
 from harness.evaluate.predict import predict, score
 from harness.evaluate.report import Evaluation
@@ -75,6 +75,7 @@ def prepare(ctx: Context, model_ref: str, task_name: str, recipe: Recipe, backbo
     augmentation = recipe.augmentation if recipe.augmentation is not None else task.protocol.augmentation
     pre = resolve_preprocess(source, recipe.input_size or task.protocol.input_size, augmentation=augmentation,
                              crop_padding=task.protocol.crop_padding)
+    check_batch_fits(recipe.batch_size, pre.channels, pre.input_size, device)
     data = load_task_data(ctx, task, image_size=pre.input_size, train_limit=recipe.train_limit,
                           test_limit=recipe.test_limit, val_fraction=recipe.val_fraction, seed=recipe.seed)
     preflight(ctx.catalogue, task, data.num_classes)

@@ -30,6 +30,8 @@ BAD_OPTIONS = [
     (("finetune", "cifar_convnet_xs", "--task", "synthetic", "--epochs", "0"), "--epochs"),
     (("finetune", "cifar_convnet_xs", "--task", "synthetic", "--lr", "0"), "--lr"),
     (("finetune", "cifar_convnet_xs", "--task", "synthetic", "--batch-size", "5000"), "--batch-size"),
+    (("finetune", "cifar_convnet_xs", "--task", "synthetic", "--batch-size", "512", "--input-size", "4096"),
+     "GiB free"),
     (("finetune", "cifar_convnet_xs", "--task", "synthetic", "--name", "bad name!"), "--name"),
     (("finetune", "cifar_convnet_xs", "--task", "synthetic", "--alias", "9lives"), "--alias"),
     (("finetune", "cifar_convnet_xs", "--task", "synthetc"), "did you mean 'synthetic'"),
@@ -72,6 +74,22 @@ def _weights_file(trained: str) -> Path:
 
 
 DAMAGED_WEIGHTS = ["zero", "garbage", "truncated", "pickle-payload", "not-a-state-dict"]
+
+
+def test_data_root_that_is_a_file_is_named(run_cli, trained, tmp_path, monkeypatch):
+    afile = tmp_path / "not-a-folder"
+    afile.write_text("x")
+    monkeypatch.setenv("HARNESS_DATA", str(afile))
+    assert_clean_failure(run_cli("finetune", "cifar_convnet_xs", "--task", "fashion-mnist", "--epochs", "1"),
+                         2, "HARNESS_DATA")
+
+
+def test_home_that_is_a_file_is_named(run_cli, tmp_path, monkeypatch):
+    afile = tmp_path / "not-a-folder"
+    afile.write_text("x")
+    monkeypatch.setenv("HARNESS_HOME", str(afile))
+    for args in (("registry", "list"), ("leaderboard", "--task", "synthetic")):
+        assert_clean_failure(run_cli(*args), 2, "HARNESS_HOME")
 
 
 @pytest.mark.parametrize("how", DAMAGED_WEIGHTS)
