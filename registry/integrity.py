@@ -92,7 +92,7 @@ def _unknown_files(store: ModelStore) -> list[Problem]:
 
 
 def _stale_pending(store: ModelStore) -> list[Problem]:
-    from registry.store import pending_alive
+    from registry.blobs import pending_alive
 
     rows = [r for r in store._conn.execute("SELECT * FROM pending_blobs") if not pending_alive(r)]
     if not rows:

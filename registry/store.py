@@ -18,21 +18,20 @@ for that task); versions are numbered 1, 2, 3... per name without gaps. Referenc
 from __future__ import annotations
 
 import builtins
-import contextlib
 import json
 import os
 import re
-import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from registry import blobs
 from registry.errors import StoreError, UnknownNameError, UsageError
-from registry.files import BlobStore, pid_alive, sweep_temporaries
+from registry.files import BlobStore, sweep_temporaries
+from registry.records import Artifact, ModelVersion
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
@@ -91,61 +90,7 @@ CREATE TABLE IF NOT EXISTS pending_blobs (
     PRIMARY KEY (sha256, host, pid)
 );
 """
-PENDING_MAX_AGE_S = 24 * 3600
-"""A pending blob of a writer on another host is protected this long (its pid cannot be checked)."""
 
-
-@dataclass(frozen=True)
-class Artifact:
-    role: str
-    sha256: str
-    size: int
-    path: Path
-    meta: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One registered model version (immutable apart from metrics, tags and aliases)."""
-
-    id: int
-    name: str
-    version: int
-    backbone: str
-    kind: str
-    parent_id: int | None
-    parent_ref: str | None
-    task: str | None
-    dataset: str | None
-    num_classes: int | None
-    class_names: tuple[str, ...] | None
-    recipe: Mapping[str, Any]
-    metrics: Mapping[str, Any]
-    environment: Mapping[str, Any]
-    seed: int | None
-    device: str | None
-    created_at: float
-    aliases: tuple[str, ...] = ()
-    tags: Mapping[str, str] = field(default_factory=dict)
-    artifacts: Mapping[str, Artifact] = field(default_factory=dict)
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.version}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ref": self.ref, "name": self.name, "version": self.version, "backbone": self.backbone,
-            "kind": self.kind, "parent": self.parent_ref, "task": self.task, "dataset": self.dataset,
-            "num_classes": self.num_classes,
-            "class_names": list(self.class_names) if self.class_names else None,
-            "aliases": list(self.aliases), "tags": dict(self.tags), "recipe": dict(self.recipe),
-            "metrics": dict(self.metrics), "environment": dict(self.environment), "seed": self.seed,
-            "device": self.device,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created_at)),
-            "artifacts": {r: {"sha256": a.sha256, "size": a.size, "path": str(a.path), **a.meta}
-                          for r, a in self.artifacts.items()},
-        }
 
 
 def default_home() -> Path:
@@ -208,7 +153,7 @@ class ModelStore:
                     c.execute(statement)
             if not had_blob_table:  # a store written before blobs were recorded: adopt what it references
                 c.execute("INSERT OR IGNORE INTO known_blobs (sha256, size) SELECT sha256, size FROM artifacts")
-            self._adopt_dead_writers(c)
+            blobs.adopt_dead_writers(c)
         sweep_temporaries(self.blobs.root)
         return conn
 
@@ -267,7 +212,7 @@ class ModelStore:
         """Add the next version of ``name``: copy ``files`` in, then record it in one transaction."""
         self.check_name_and_alias(name, alias)
         parent_id = self._parent_id(parent)
-        with self._placing(files) as stored, self.transaction() as conn:
+        with blobs.placing(self, files) as stored, self.transaction() as conn:
             row = conn.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?",
                                (name,)).fetchone()
             version = int(row[0])
@@ -287,56 +232,11 @@ class ModelStore:
                              (version_id, role, sha, size, meta))
             for key, value in (tags or {}).items():
                 conn.execute("INSERT INTO tags (version_id, key, value) VALUES (?, ?, ?)", (version_id, key, value))
-            self._adopt(conn, stored)
+            blobs.adopt(conn, stored)
             if alias is not None:
                 conn.execute("INSERT OR REPLACE INTO aliases (name, alias, version_id) VALUES (?, ?, ?)",
                              (name, alias, version_id))
         return self.get(f"{name}@{version}")
-
-    @contextmanager
-    def _placing(self, files: Mapping[str, str | os.PathLike[str]]) -> Iterator[dict[str, tuple[str, int]]]:
-        """Stage ``files`` into the blob folder, record them as pending (committed), place them, and
-        yield ``{role: (sha256, size)}``; the caller's transaction references them and calls
-        :meth:`_adopt`, which records them as known and clears their pending records atomically."""
-        staged = {role: self.blobs.stage(path) for role, path in files.items()}
-        host, pid = socket.gethostname(), os.getpid()
-        try:
-            with self.transaction() as conn:
-                for _, sha, _ in staged.values():
-                    conn.execute("INSERT OR REPLACE INTO pending_blobs (sha256, host, pid, created_at) "
-                                 "VALUES (?, ?, ?, ?)", (sha, host, pid, time.time()))
-            slow = float(os.environ.get("HARNESS_TEST_PLACE_DELAY", "0") or 0)
-            for tmp, sha, _ in staged.values():
-                self.blobs.place(tmp, sha)
-                if slow:  # tests widen the window between placing and committing (a slow disk)
-                    time.sleep(slow)
-            yield {role: (sha, size) for role, (_, sha, size) in staged.items()}
-        except BaseException:
-            for tmp, _, _ in staged.values():
-                tmp.unlink(missing_ok=True)
-            with contextlib.suppress(Exception), self.transaction() as conn:  # let gc collect what was placed
-                self._adopt(conn, {role: (sha, size) for role, (_, sha, size) in staged.items()})
-            raise
-
-    @staticmethod
-    def _adopt_dead_writers(conn: sqlite3.Connection) -> set[str]:
-        """Pending records of writers that died between placing and committing make their files the
-        store's garbage (known, unreferenced); returns the blobs live writers still have pending."""
-        protected = set()
-        for row in conn.execute("SELECT * FROM pending_blobs").fetchall():
-            if pending_alive(row):
-                protected.add(row["sha256"])
-                continue
-            conn.execute("INSERT OR IGNORE INTO known_blobs (sha256, size) VALUES (?, 0)", (row["sha256"],))
-            conn.execute("DELETE FROM pending_blobs WHERE sha256 = ? AND host = ? AND pid = ?",
-                         (row["sha256"], row["host"], row["pid"]))
-        return protected
-
-    @staticmethod
-    def _adopt(conn: sqlite3.Connection, stored: Mapping[str, tuple[str, int]]) -> None:
-        conn.executemany("INSERT OR IGNORE INTO known_blobs (sha256, size) VALUES (?, ?)", list(stored.values()))
-        conn.executemany("DELETE FROM pending_blobs WHERE sha256 = ? AND host = ? AND pid = ?",
-                         [(sha, socket.gethostname(), os.getpid()) for sha, _ in stored.values()])
 
     def _parent_id(self, parent: str | int | None) -> int | None:
         if parent is None:
@@ -397,11 +297,11 @@ class ModelStore:
                      meta: Mapping[str, Any] | None = None) -> ModelVersion:
         """Attach (or replace) one artifact file of an existing version."""
         mv = self.get(ref)
-        with self._placing({role: path}) as stored, self.transaction() as conn:
+        with blobs.placing(self, {role: path}) as stored, self.transaction() as conn:
             sha, size = stored[role]
             conn.execute("INSERT OR REPLACE INTO artifacts (version_id, role, sha256, size, meta) "
                          "VALUES (?, ?, ?, ?, ?)", (mv.id, role, sha, size, json.dumps(dict(meta or {}))))
-            self._adopt(conn, stored)
+            blobs.adopt(conn, stored)
         self.gc()  # the file it replaced may now be unreferenced
         return self.get(mv.ref)
 
@@ -418,19 +318,8 @@ class ModelStore:
         return mv
 
     def gc(self) -> int:
-        """Delete blobs the database recorded that no version references and no live writer has
-        pending; returns how many. Files the database never recorded are left alone (see ``check``)."""
-        removed = 0
-        with self.transaction() as conn:
-            used = {r[0] for r in conn.execute("SELECT sha256 FROM artifacts")}
-            protected = self._adopt_dead_writers(conn)
-            for (sha,) in conn.execute("SELECT sha256 FROM known_blobs").fetchall():
-                if sha in used or sha in protected:
-                    continue
-                self.blobs.path(sha).unlink(missing_ok=True)
-                conn.execute("DELETE FROM known_blobs WHERE sha256 = ?", (sha,))
-                removed += 1
-        return removed
+        """Delete blob files the store placed that nothing references (see :mod:`registry.blobs`)."""
+        return blobs.collect(self)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -547,14 +436,6 @@ class ModelStore:
             tags={r[0]: r[1] for r in self._conn.execute("SELECT key, value FROM tags WHERE version_id = ?", (vid,))},
             artifacts=artifacts,
         )
-
-
-def pending_alive(row: sqlite3.Row) -> bool:
-    """Whether a pending-blob record may still belong to a writer at work: its process is alive (same
-    host), or it is recent (another host, whose processes cannot be checked)."""
-    if row["host"] == socket.gethostname():
-        return pid_alive(int(row["pid"]))
-    return time.time() - float(row["created_at"]) < PENDING_MAX_AGE_S
 
 
 def damaged(path: Path, exc: BaseException) -> StoreError:
