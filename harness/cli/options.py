@@ -51,3 +51,32 @@ weights_option = click.option(
 
 backbone_option = click.option("--backbone", help="For a weights file without harness metadata (a torchvision "
                                                   ".pth): its backbone.")
+
+task_source_options = stack(
+    click.option("--data", "data_uri", help="Your images, made a task: an image folder (<class>/*.jpg, or "
+                                            "train/<class>/ + test/<class>/), a .csv/.jsonl manifest (path,label"
+                                            "[,split]) or hf:NAME_OR_PATH (Hugging Face datasets)."),
+    click.option("--test-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
+                 show_default=True, help="With --data that has no test split: share of each class held out "
+                                         "(seeded, stratified)."),
+    click.option("--image-column", help="With --data hf:...: the image column (default: its Image feature)."),
+    click.option("--label-column", help="With --data hf:...: the label column (default: its ClassLabel feature)."),
+)
+
+
+def data_spec(options: dict[str, Any]) -> Any:
+    """Pop the :data:`task_source_options` from ``options``; a DataSpec when --data was given."""
+    from harness.data.sources import DataSpec
+
+    uri = options.pop("data_uri", None)
+    fraction = options.pop("test_fraction", 0.2)
+    image, label = options.pop("image_column", None), options.pop("label_column", None)
+    if uri is None:
+        if image or label:
+            raise click.UsageError("--image-column/--label-column go with --data hf:...")
+        return None
+    if not uri.startswith("hf:"):
+        from pathlib import Path
+
+        uri = str(Path(uri).expanduser().resolve())
+    return DataSpec(uri, test_fraction=fraction, image_column=image, label_column=label)

@@ -7,7 +7,15 @@ from typing import Any
 import click
 
 from harness.cli.app import HarnessCommand, make_context
-from harness.cli.options import budget_option, data_options, positive_int, stack, strategy_choice
+from harness.cli.options import (
+    budget_option,
+    data_options,
+    data_spec,
+    positive_int,
+    stack,
+    strategy_choice,
+    task_source_options,
+)
 from harness.output import to_json
 from harness.select.config import PRESCREENS
 from harness.select.leaderboard import FORMATS
@@ -27,7 +35,8 @@ RECIPE_FLAGS = ("strategy", "epochs", "batch_size", "lr", "train_limit", "test_l
 
 
 @click.command("select", cls=HarnessCommand)
-@click.option("--task", "task_name", required=True)
+@click.option("--task", "task_name", help="A task (harness list tasks) or a task file (.toml); or use --data.")
+@task_source_options
 @budget_option
 @click.option("--candidates", help="Comma-separated names, wildcards (resnet*, *.tv_in1k) or registry refs.")
 @click.option("--prescreen", type=click.Choice(PRESCREENS), help="Score transferability first.")
@@ -52,7 +61,8 @@ RECIPE_FLAGS = ("strategy", "epochs", "batch_size", "lr", "train_limit", "test_l
 @view_options
 @data_options
 @click.pass_context
-def select_command(ctx: click.Context, task_name: str, budget: str, candidates: str | None, prescreen: str | None,
+def select_command(ctx: click.Context, task_name: str | None, budget: str, candidates: str | None,
+                   prescreen: str | None,
                    top_k: int | None, seeds: int, no_cache: bool, offline: bool, threads: int | None, fmt: str,
                    plot_path: str | None, wide: bool, columns: str | None, data_dir: str | None, download: bool,
                    device: str, quiet: bool, **options: Any) -> None:
@@ -61,14 +71,19 @@ def select_command(ctx: click.Context, task_name: str, budget: str, candidates: 
     \b
     Example:
       harness select --task fashion-mnist --budget quick
+      harness select --data ./photos --budget quick
       harness select --task cifar10 --candidates 'resnet18.tv_in1k,cifar_*' --prescreen knn --top-k 2
     """
+    from harness.data.datatask import resolve
     from harness.select.config import Constraints, SelectConfig
     from harness.select.leaderboard import plot, render_rows
     from harness.select.run import select
 
+    source = data_spec(options)
     recipe = {k: options.pop(k) for k in RECIPE_FLAGS}
-    config = SelectConfig(task=task_name, budget=budget, prescreen=prescreen, top_k=top_k, seeds=seeds,
+    with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet) as hctx:
+        task_name = resolve(hctx, task_name, source)
+    config = SelectConfig(task=str(task_name), budget=budget, prescreen=prescreen, top_k=top_k, seeds=seeds,
                           candidates=tuple(candidates.split(",")) if candidates else None,
                           constraints=Constraints(**options), use_cache=not no_cache, offline=offline,
                           threads=threads, recipe={k: v for k, v in recipe.items() if v is not None})
@@ -103,20 +118,23 @@ def summary_lines(result: Any) -> list[str]:
 
 
 @click.command("leaderboard", cls=HarnessCommand)
-@click.option("--task", "task_name", required=True)
+@click.option("--task", "task_name", help="A task (harness list tasks) or a task file (.toml); or use --data.")
+@task_source_options
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="table is github; csv and json are for machines.")
 @click.option("--sort", "sort_by", help="Metric or column to sort by (default: the task's primary metric).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write accuracy vs latency PNG.")
 @view_options
 @click.pass_context
-def leaderboard_command(ctx: click.Context, task_name: str, fmt: str, sort_by: str | None, plot_path: str | None,
-                        wide: bool, columns: str | None) -> None:
+def leaderboard_command(ctx: click.Context, task_name: str | None, fmt: str, sort_by: str | None,
+                        plot_path: str | None, wide: bool, columns: str | None, **source: Any) -> None:
     """The stored leaderboard of a task: one row per candidate that select has run."""
+    from harness.data.datatask import resolve
     from harness.select.choose import sort_rows
     from harness.select.leaderboard import plot, render_rows, rows_from_store, sort_direction
 
     with make_context(ctx) as hctx:
+        task_name = str(resolve(hctx, task_name, data_spec(source)))
         task = hctx.catalogue.task(task_name)
         primary = hctx.catalogue.metrics.get(task.primary_metric)
         higher_first = sort_direction(hctx, task, sort_by) if sort_by else True

@@ -11,12 +11,14 @@ from harness.cli.options import (
     backbone_option,
     budget_option,
     data_options,
+    data_spec,
     format_option,
     optimizer_choice,
     positive_int,
     schedule_choice,
     stack,
     strategy_choice,
+    task_source_options,
     weights_option,
 )
 from harness.output import render, render_report, to_json
@@ -76,7 +78,8 @@ def emit_row(row: dict[str, Any], fmt: str) -> None:
 
 @click.command("finetune", cls=HarnessCommand)
 @click.argument("model")
-@click.option("--task", "task_name", required=True, help="Task to fine-tune on (harness list tasks).")
+@click.option("--task", "task_name", help="Task to fine-tune on (harness list tasks), or a task file (.toml).")
+@task_source_options
 @recipe_options
 @click.option("--name", help="Registry name for the result (default: the task name).")
 @click.option("--alias", help="Point NAME:ALIAS at the result.")
@@ -88,7 +91,7 @@ def emit_row(row: dict[str, Any], fmt: str) -> None:
 @data_options
 @format_option
 @click.pass_context
-def finetune_command(ctx: click.Context, model: str, task_name: str, budget: str, name: str | None,
+def finetune_command(ctx: click.Context, model: str, task_name: str | None, budget: str, name: str | None,
                      alias: str | None, resume: bool, use_compile: bool, tta: bool, backbone: str | None,
                      weights_file: str | None, fmt: str, **options: Any) -> None:
     """Fine-tune MODEL (backbone[.tag], registry NAME[@V|:ALIAS] or weights file) on a task.
@@ -100,12 +103,15 @@ def finetune_command(ctx: click.Context, model: str, task_name: str, budget: str
       harness finetune fashion-mnist:best --task fashion-mnist --epochs 2 --lr 0.01
       harness finetune resnet18 --weights resnet18-f37072fd.pth --task cifar10
     """
+    from harness.data.datatask import resolve
     from harness.train.finetune import finetune
     from harness.train.recipe import recipe_for
 
     model, backbone = with_weights(model, weights_file, backbone)
+    source = data_spec(options)
     with make_context(ctx, **split_options(options, DATA_FLAGS)) as hctx:
         hctx.store.check_name_and_alias(name, alias)
+        task_name = str(resolve(hctx, task_name, source))
         recipe = recipe_for(hctx.catalogue.task(task_name), budget, **split_options(options, RECIPE_FLAGS))
         result = finetune(hctx, model, task_name, recipe, name=name, resume=resume, compile=use_compile,
                           alias=alias, tta_flip=tta, backbone=backbone)
@@ -120,6 +126,7 @@ def finetune_command(ctx: click.Context, model: str, task_name: str, budget: str
 @click.command("evaluate", cls=HarnessCommand)
 @click.argument("model")
 @click.option("--task", "task_name", help="Task to evaluate on (default: the one MODEL was trained for).")
+@task_source_options
 @click.option("--tta", is_flag=True, help="Test-time augmentation: average with horizontally flipped images.")
 @positive_int("--test-limit", help="Evaluate on a seeded random subset of N test images.")
 @backbone_option
@@ -131,10 +138,13 @@ def finetune_command(ctx: click.Context, model: str, task_name: str, budget: str
 def evaluate_command(ctx: click.Context, model: str, task_name: str | None, tta: bool, test_limit: int | None,
                      backbone: str | None, weights_file: str | None, save: bool, fmt: str, **options: Any) -> None:
     """Evaluate MODEL on a task's test split: every metric, per-class scores, confusion matrix."""
+    from harness.data.datatask import resolve
     from harness.evaluate.model import evaluate_model
 
     model, backbone = with_weights(model, weights_file, backbone)
+    source = data_spec(options)
     with make_context(ctx, **options) as hctx:
+        task_name = resolve(hctx, task_name, source, required=False)
         report = evaluate_model(hctx, model, task_name, tta_flip=tta, test_limit=test_limit, backbone=backbone,
                                 save=save)
     data = report.as_dict()

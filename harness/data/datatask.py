@@ -1,0 +1,262 @@
+"""Tasks made from a user's data (``--data``, ``harness task add``, ``--task FILE.toml``), without a
+plugin: a dataset entry whose loader decodes the source, and a task whose protocol is derived from
+the data (input size from the images, budgets from their number).
+
+A saved task is a small TOML file under ``$HARNESS_HOME/tasks/`` holding the source and what was
+derived when it was added (so listing tasks never walks the folder again). The built-in plugin
+``plugins.saved_tasks`` registers those files, and the tasks of this process's ``--data``
+(passed to child processes in ``HARNESS_DATA_TASKS``), like any plugin's entries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from harness.data.sources import DataSpec, Source, describe, image_sizes, open_source
+from registry import Budget, DataError, Dataset, ImageSplit, Protocol, Task, UsageError
+
+ENV = "HARNESS_DATA_TASKS"
+QUALITY = ("accuracy", "macro_f1", "top5_accuracy", "ece")
+SMALL_CANDIDATES = ("cifar_convnet_xs", "cifar_resnet8", "cifar_convnet_s", "cifar_resnet20")
+PRETRAINED = ("resnet18.tv_in1k", "mobilenet_v3_small.tv_in1k")
+QUICK_MAX_SIZE = 64
+"""The quick budget trains at most at this size: minutes on a CPU (standard/full use the data's size)."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task from data: its name, source, and what was derived from the data (or overridden)."""
+
+    name: str
+    data: DataSpec
+    input_size: int
+    class_names: tuple[str, ...]
+    train_images: int
+    metrics: tuple[str, ...] = QUALITY
+    candidates: tuple[str, ...] | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {"name": self.name, "data": self.data.as_dict(), "input_size": self.input_size,
+                "class_names": list(self.class_names), "train_images": self.train_images,
+                "metrics": list(self.metrics)}
+        if self.candidates is not None:
+            data["candidates"] = list(self.candidates)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskSpec:
+        try:
+            return cls(name=str(data["name"]), data=DataSpec(**data["data"]), input_size=int(data["input_size"]),
+                       class_names=tuple(data["class_names"]), train_images=int(data["train_images"]),
+                       metrics=tuple(data.get("metrics", QUALITY)),
+                       candidates=tuple(data["candidates"]) if data.get("candidates") else None)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"not a harness task file ({type(exc).__name__}: {exc}); make one with 'harness task add'"
+                            ) from None
+
+
+def slug(text: str) -> str:
+    """A task name from a folder or file name: lower case, ``[a-z0-9-]``."""
+    name = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return name if name and name[0].isalpha() else f"data-{name or 'set'}"
+
+
+def default_name(uri: str) -> str:
+    if uri.startswith("hf:"):
+        return slug(uri[3:].rstrip("/").rsplit("/", 1)[-1])
+    path = Path(uri).expanduser().resolve()
+    return slug(path.stem if path.is_file() else path.name)
+
+
+def derived_size(source: Source) -> int:
+    """The side to train at: the images' median shorter side, rounded to 16, within 32..224."""
+    sizes = image_sizes(source)
+    if not sizes:
+        raise DataError(f"{source.location}: none of the sampled images could be opened; run 'harness data check'")
+    side = statistics.median(min(w, h) for w, h in sizes)
+    return int(min(224, max(32, round(side / 16) * 16)))
+
+
+def make_spec(name: str, data: DataSpec, *, input_size: int | None = None, metrics: tuple[str, ...] | None = None,
+              candidates: tuple[str, ...] | None = None) -> TaskSpec:
+    """Open the source (every data problem surfaces here) and derive the task."""
+    source = open_source(data)
+    size = input_size or derived_size(source)
+    return TaskSpec(name=name, data=data, input_size=size, class_names=source.class_names,
+                    train_images=source.count("train") + source.count("val"), metrics=metrics or QUALITY,
+                    candidates=candidates, notes=tuple(describe(source)))
+
+
+def protocol(spec: TaskSpec) -> Protocol:
+    """Budgets scaled to the number of training images; CIFAR-style nets at small sizes."""
+    n = spec.train_images
+    batch = max(8, min(64, n // 10))
+    epochs = 3 if n >= 5000 else 6 if n >= 1000 else 10
+    small = spec.candidates or SMALL_CANDIDATES + PRETRAINED
+    large = spec.candidates or ("resnet18", "mobilenet_v3_small", *PRETRAINED)
+    quick_size = min(spec.input_size, QUICK_MAX_SIZE)
+    return Protocol(
+        input_size=spec.input_size, augmentation=("random_crop", "hflip"),
+        crop_padding=max(2, spec.input_size // 8),
+        budgets={"quick": Budget(epochs=epochs, batch_size=batch, lr=0.1 if batch >= 32 else 0.05,
+                                 train_limit=12_000, test_limit=2_000, input_size=quick_size,
+                                 augmentation=("hflip",), candidates=small),
+                 "standard": Budget(epochs=30, batch_size=min(128, max(8, n // 10)), lr=0.1),
+                 "full": Budget(epochs=100, batch_size=min(128, max(8, n // 10)), lr=0.1)},
+        candidates=small if spec.input_size <= QUICK_MAX_SIZE else large)
+
+
+def entries(spec: TaskSpec) -> tuple[Dataset, Task]:
+    """The dataset and task entries of ``spec`` (nothing is decoded until the loader runs)."""
+    where = spec.data.uri
+    dataset = Dataset(name=spec.name, loader=partial(load_split, spec), num_classes=len(spec.class_names),
+                      class_names=spec.class_names, splits=("train", "test"), image_size=spec.input_size,
+                      channels=3, license="yours", description=f"your data: {where}")
+    task = Task(name=spec.name, dataset=spec.name, metrics=spec.metrics, protocol=protocol(spec),
+                description=f"your data: {where} ({len(spec.class_names)} classes, "
+                            f"{spec.train_images} training images)")
+    return dataset, task
+
+
+def load_split(spec: TaskSpec, split: str, root: Path, download: bool = False,
+               image_size: int | None = None) -> ImageSplit:
+    """Decode ``split`` of the task's source (``val`` images count as training data here: the
+    engine carves its own validation split) at ``image_size``, in parallel."""
+    import numpy as np
+    import torch
+
+    from harness.data.decode import decode_all
+
+    source = open_source(spec.data)
+    if source.class_names != spec.class_names:
+        raise DataError(f"the classes of {spec.data.uri} changed since task {spec.name!r} was made "
+                        f"({len(spec.class_names)} then, {len(source.class_names)} now); run 'harness task add "
+                        f"{spec.name} --data {spec.data.uri} --force' to update it")
+    items = source.splits.get(split, []) + (source.splits.get("val", []) if split == "train" else [])
+    if not items:
+        raise DataError(f"{spec.data.uri}: no {split} images")
+    pixels = decode_all(source, [item for item, _ in items], image_size or spec.input_size)
+    labels = torch.tensor([label for _, label in items], dtype=torch.int64)
+    return ImageSplit(torch.from_numpy(np.ascontiguousarray(pixels)), labels, spec.class_names)
+
+
+# -- saved tasks ---------------------------------------------------------------------------------
+
+
+def tasks_dir(home: Path | None = None) -> Path:
+    from registry.store import default_home
+
+    return (home or default_home()) / "tasks"
+
+
+def save(spec: TaskSpec, home: Path | None = None, *, force: bool = False) -> Path:
+    """Write ``spec`` as ``$HARNESS_HOME/tasks/NAME.toml`` (atomically); refuse to overwrite unless ``force``."""
+    from registry.files import atomic_write_bytes
+
+    path = tasks_dir(home) / f"{spec.name}.toml"
+    if path.exists() and not force:
+        raise UsageError(f"task {spec.name!r} is already saved ({path}); pass {{param}} to replace it", param="force")
+    atomic_write_bytes(path, to_toml(spec.as_dict()).encode())
+    return path
+
+
+def to_toml(data: dict[str, Any], table: str | None = None) -> str:
+    """The few TOML shapes a task file uses: strings, numbers, lists of strings, one sub-table."""
+    lines = [f"[{table}]"] if table else []
+    subtables = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            subtables.append(to_toml(value, key))
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join([*lines, *("\n" + s for s in subtables)]) + "\n"
+
+
+def read(path: Path) -> TaskSpec:
+    """A task file (``harness task add``'s, or one written by hand in a project)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read task file {path}: {exc}") from None
+    spec = TaskSpec.from_dict(data)
+    uri = spec.data.uri
+    if not uri.startswith("hf:") and not Path(uri).expanduser().is_absolute():  # relative to the file
+        spec = replace(spec, data=replace(spec.data, uri=str((path.parent / uri).resolve())))
+    return spec
+
+
+def saved(home: Path | None = None) -> list[TaskSpec]:
+    folder = tasks_dir(home)
+    return [read(p) for p in sorted(folder.glob("*.toml"))] if folder.is_dir() else []
+
+
+def from_environment() -> list[TaskSpec]:
+    """The ``--data`` tasks of the parent process (benchmark and executor workers see them too)."""
+    raw = os.environ.get(ENV)
+    return [TaskSpec.from_dict(d) for d in json.loads(raw)] if raw else []
+
+
+def publish(spec: TaskSpec) -> None:
+    """Make ``spec`` visible to child processes."""
+    current = [d for d in (json.loads(os.environ[ENV]) if os.environ.get(ENV) else []) if d["name"] != spec.name]
+    os.environ[ENV] = json.dumps([*current, spec.as_dict()])
+
+
+# -- using a data task in this process -----------------------------------------------------------
+
+
+def register(ctx: Any, spec: TaskSpec) -> str:
+    """Add ``spec``'s dataset and task to ``ctx``'s catalogue (and to child processes'); returns the
+    task name, which differs from ``spec.name`` only when another task already uses that name."""
+    import hashlib
+
+    from registry import PluginInfo
+
+    tasks, datasets = ctx.catalogue.tasks, ctx.catalogue.datasets
+    tasks.names(), datasets.names()  # fill from plugins first: names below are then final
+    name = spec.name
+    if name in tasks or name in datasets:
+        existing = tasks.get(name) if name in tasks else None
+        if existing is not None and existing.description.startswith(f"your data: {spec.data.uri} "):
+            return name  # this same data is already a task (saved, or registered earlier here)
+        name = f"{spec.name}-{hashlib.sha256(spec.data.uri.encode()).hexdigest()[:6]}"
+        spec = replace(spec, name=name)
+        if name in tasks:
+            return name
+    dataset, task = entries(spec)
+    info = PluginInfo("data", None, None)
+    datasets.add(dataset, info)
+    tasks.add(task, info)
+    publish(spec)
+    for line in spec.notes:
+        ctx.progress.info(line)
+    ctx.progress.info(f"task {name!r} from {spec.data.uri}: {len(spec.class_names)} classes, {spec.input_size}px "
+                      f"(save it with 'harness task add {name} --data {spec.data.uri}')")
+    return name
+
+
+def resolve(ctx: Any, task: str | None, data: DataSpec | None, *, required: bool = True) -> str | None:
+    """The task name a command runs on: ``--task NAME``, ``--task FILE.toml`` or ``--data SOURCE``."""
+    if task and data:
+        raise UsageError("give {param} or --data, not both", param="task_name")
+    if data is not None:
+        name = default_name(data.uri)
+        return register(ctx, make_spec(name, data))
+    if task and task.endswith(".toml"):
+        path = Path(task).expanduser()
+        if not path.is_file():
+            raise UsageError(f"task file {task!r} does not exist")
+        return register(ctx, read(path))
+    if required and not task:
+        raise UsageError("give {param} NAME (harness list tasks) or --data PATH (your own images)", param="task_name")
+    return task
