@@ -96,3 +96,22 @@ def write_imagefolder(root: Path, classes=("cat", "dog", "emu"), per_class: int 
                 h, w = 20 + 4 * k, 30 - 2 * k
                 img = np.full((h, w, 3), 40 * c + 10 * s, dtype=np.uint8)
                 Image.fromarray(img).save(folder / f"{k}.png")
+
+
+def write_photos(root: Path, classes=("cat", "dog", "emu"), per_class: int = 12, split: bool = False) -> Path:
+    """Real JPEG and PNG files of varying sizes, one colour per class, in ``root/<class>/`` (or
+    ``root/train|test/<class>/``)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(classes):
+        for k in range(per_class):
+            part = ("test" if k % 4 == 0 else "train") if split else ""
+            folder = root / part / name
+            folder.mkdir(parents=True, exist_ok=True)
+            h, w = 40 + k % 5, 48 - k % 3
+            pixels = np.zeros((h, w, 3), np.uint8)
+            pixels[..., c] = 170
+            pixels += rng.integers(0, 50, (h, w, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{k}.{'jpg' if k % 2 else 'png'}")
+    return root

@@ -39,7 +39,7 @@ def task_add(ctx: click.Context, name: str, input_size: int | None, metrics: str
       harness task add photos --data ./photos
       harness select --task photos --budget quick
     """
-    from harness.data.datatask import make_spec, save, slug
+    from harness.data.datatask import add_entries, make_spec, save, slug
     from registry import UsageError
 
     spec_source = data_spec(source)
@@ -56,6 +56,7 @@ def task_add(ctx: click.Context, name: str, input_size: int | None, metrics: str
             hctx.catalogue.metrics.get(metric)
         spec = make_spec(name, spec_source, input_size=input_size, metrics=chosen, candidates=_names(candidates))
         path = save(spec, hctx.store.home, force=force)
+        add_entries(hctx.catalogue, spec)  # usable by name in this process too (a notebook, a test)
     for line in spec.notes:
         click.echo(line, err=True)
     click.echo(render([{"task": spec.name, "data": spec.data.uri, "classes": len(spec.class_names),

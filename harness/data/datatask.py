@@ -15,7 +15,6 @@ import os
 import re
 import statistics
 from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -119,13 +118,40 @@ def protocol(spec: TaskSpec) -> Protocol:
 def entries(spec: TaskSpec) -> tuple[Dataset, Task]:
     """The dataset and task entries of ``spec`` (nothing is decoded until the loader runs)."""
     where = spec.data.uri
-    dataset = Dataset(name=spec.name, loader=partial(load_split, spec), num_classes=len(spec.class_names),
+    dataset = Dataset(name=spec.name, loader=SourceLoader(spec), num_classes=len(spec.class_names),
                       class_names=spec.class_names, splits=("train", "test"), image_size=spec.input_size,
                       channels=3, license="yours", description=f"your data: {where}")
     task = Task(name=spec.name, dataset=spec.name, metrics=spec.metrics, protocol=protocol(spec),
                 description=f"your data: {where} ({len(spec.class_names)} classes, "
                             f"{spec.train_images} training images)")
     return dataset, task
+
+
+class SourceLoader:
+    """A data task's loader; :meth:`cache_token` changes when the data does (file list, sizes and
+    modification times; a HF dataset's fingerprint), so decoded splits kept in a process are never
+    served for changed files."""
+
+    def __init__(self, spec: TaskSpec) -> None:
+        self.spec = spec
+
+    def __call__(self, split: str, root: Path, download: bool = False, image_size: int | None = None) -> ImageSplit:
+        return load_split(self.spec, split, root, download, image_size)
+
+    def cache_token(self) -> str:
+        import hashlib
+
+        source = open_source(self.spec.data)
+        digest = hashlib.sha256()
+        for split, items in sorted(source.splits.items()):
+            for item, label in items:
+                if isinstance(item, Path):
+                    stat = item.stat()
+                    digest.update(f"{split}|{item}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+                else:
+                    digest.update(f"{split}|{item}|{label}\n".encode())
+        digest.update(source.fingerprint.encode())
+        return digest.hexdigest()
 
 
 def load_split(spec: TaskSpec, split: str, root: Path, download: bool = False,
@@ -220,8 +246,6 @@ def register(ctx: Any, spec: TaskSpec) -> str:
     task name, which differs from ``spec.name`` only when another task already uses that name."""
     import hashlib
 
-    from registry import PluginInfo
-
     tasks, datasets = ctx.catalogue.tasks, ctx.catalogue.datasets
     tasks.names(), datasets.names()  # fill from plugins first: names below are then final
     name = spec.name
@@ -233,16 +257,26 @@ def register(ctx: Any, spec: TaskSpec) -> str:
         spec = replace(spec, name=name)
         if name in tasks:
             return name
-    dataset, task = entries(spec)
-    info = PluginInfo("data", None, None)
-    datasets.add(dataset, info)
-    tasks.add(task, info)
+    add_entries(ctx.catalogue, spec)
     publish(spec)
     for line in spec.notes:
         ctx.progress.info(line)
     ctx.progress.info(f"task {name!r} from {spec.data.uri}: {len(spec.class_names)} classes, {spec.input_size}px "
                       f"(save it with 'harness task add {name} --data {spec.data.uri}')")
     return name
+
+
+def add_entries(catalogue: Any, spec: TaskSpec) -> None:
+    """Put ``spec``'s dataset and task in this process's catalogue (a saved task added just now, or
+    a ``--data`` task), unless a task of that name is there already."""
+    from registry import PluginInfo
+
+    if spec.name in catalogue.tasks:
+        return
+    dataset, task = entries(spec)
+    info = PluginInfo("data", None, None)
+    catalogue.datasets.add(dataset, info)
+    catalogue.tasks.add(task, info)
 
 
 def resolve(ctx: Any, task: str | None, data: DataSpec | None, *, required: bool = True) -> str | None:

@@ -96,7 +96,8 @@ def open_hf(spec: DataSpec) -> Source:
             raise DataError(f"hf:{name} {table}[{index}] has no image")
         return image
 
-    source = Source("hf", spec.uri, names, splits, decode)
+    source = Source("hf", spec.uri, names, splits, decode,
+                    fingerprint="|".join(str(getattr(t, "_fingerprint", "")) for t in tables.values()))
     if "test" not in splits:
         _make_test_split(source, spec)
     return source

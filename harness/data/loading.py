@@ -56,7 +56,8 @@ def load_split(ctx: Context, dataset: str, split: str, *, image_size: int | None
         source = ("--data-dir" if ctx.data.data_dir else
                   "HARNESS_DATA" if os.environ.get("HARNESS_DATA") else "the data root")
         raise UsageError(f"{source} {str(root)!r} is a file; point it at a folder")
-    result = _cached((dataset, split, str(root.resolve()), image_size, id(entry.loader)),
+    token = entry.loader.cache_token() if hasattr(entry.loader, "cache_token") else None  # data that can change
+    result = _cached((dataset, split, str(root.resolve()), image_size, id(entry.loader), token),
                      lambda: _call_loader(entry, split, root, ctx.data.download, image_size))
     if not isinstance(result, ImageSplit):
         raise PluginError(f"dataset {dataset!r} ({entry.plugin or 'no plugin'}): its loader returned "

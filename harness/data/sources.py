@@ -51,6 +51,7 @@ class Source:
     decode: Callable[[Any], Any]
     made_test_split: bool = False
     notes: list[str] = field(default_factory=list)
+    fingerprint: str = ""  # what identifies content that item names cannot (a HF dataset's fingerprint)
 
     def count(self, split: str | None = None) -> int:
         return sum(len(v) for k, v in self.splits.items() if split in (None, k))

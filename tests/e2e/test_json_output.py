@@ -7,11 +7,12 @@ import json
 
 import click
 import pytest
+from helpers import make_plugins
 
 from harness.cli import cli
 
 # (command path, arguments); "{model}" is the trained version, "{tmp}" a scratch folder, "{weights}"
-# its stored weights file
+# its stored weights file, "{photos}" a folder of images in class sub-folders
 COMMANDS: list[tuple[str, tuple[str, ...]]] = [
     ("list", ("backbones", "cifar_*")),
     ("list", ("tasks",)),
@@ -33,6 +34,7 @@ COMMANDS: list[tuple[str, tuple[str, ...]]] = [
                   "--batch-size", "32")),
     ("select", ("--task", "synthetic", "--budget", "quick", "--candidates", "cifar_convnet_xs", "--epochs", "1",
                 "--train-limit", "128", "--test-limit", "64")),
+    ("task add", ("jsontask", "--data", "{photos}")),
 ]
 
 
@@ -63,13 +65,17 @@ def _refuse(constant: str) -> None:
 
 @pytest.mark.slow
 def test_every_json_output_parses_with_a_strict_parser(run_cli, trained, tmp_path):
+    from fileformats import write_photos
+
     from registry import keys
     from registry.store import ModelStore
 
     with ModelStore() as store:
         weights = store.get(trained).artifacts[keys.ROLE_WEIGHTS].path
+    photos = write_photos(tmp_path / "photos")
+    plugins = make_plugins()  # its own: task add puts a task in the catalogue
     for path, args in COMMANDS:
-        filled = [a.format(model=trained, tmp=tmp_path, weights=weights) for a in args]
-        result = run_cli(*path.split(), *filled, "--format", "json")
+        filled = [a.format(model=trained, tmp=tmp_path, weights=weights, photos=photos) for a in args]
+        result = run_cli(*path.split(), *filled, "--format", "json", plugins=plugins)
         assert result.exit_code == 0, (path, result.output[-2000:])
         json.loads(result.stdout, parse_constant=_refuse)

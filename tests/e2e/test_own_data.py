@@ -1,0 +1,191 @@
+"""Your own data as a task: image folders (flat or split), CSV/JSON-lines manifests, Hugging Face
+datasets (a real ``save_to_disk`` folder and parquet files), saved tasks and task files, the cache
+keyed by content, and every kind of bad input refused before anything is stored."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from faultlib import assert_clean_failure
+from fileformats import write_photos
+from helpers import make_plugins
+from PIL import Image
+
+from registry.store import ModelStore
+
+FAST = ("--candidates", "cifar_convnet_xs", "--epochs", "1")
+
+
+@pytest.fixture
+def own(monkeypatch, run_cli):
+    """Fresh plugins per test (data tasks join the catalogue) and no --data tasks leaking out."""
+    monkeypatch.setenv("HARNESS_DATA_TASKS", "")
+    plugins = make_plugins()
+
+    def run(*args: str):
+        return run_cli(*args, plugins=plugins)
+
+    return run
+
+
+def _json(result):
+    assert result.exit_code == 0, result.output[-3000:]
+    return json.loads(result.stdout)
+
+
+def test_flat_folder_select_leaderboard_and_content_keyed_cache(own, tmp_path):
+    photos = write_photos(tmp_path / "photos")
+    first = _json(own("select", "--data", str(photos), *FAST, "--format", "json"))
+    assert first["task"] == "photos" and first["winner"] == "photos@1"
+    (row,) = first["rows"]
+    assert row["status"] == "ok" and row["parity"] == "passed"
+    board = _json(own("leaderboard", "--data", str(photos), "--format", "json"))
+    assert [r["model"] for r in board] == ["photos@1"]
+    again = _json(own("select", "--data", str(photos), *FAST, "--format", "json"))
+    assert again["rows"][0]["status"] == "cached"
+    changed = photos / "cat" / "0.png"  # same name, other pixels: the cache must not serve it
+    Image.fromarray(np.full((40, 48, 3), 255, np.uint8)).save(changed)
+    third = _json(own("select", "--data", str(photos), *FAST, "--format", "json"))
+    assert third["rows"][0]["status"] == "ok" and third["rows"][0]["model"] == "photos@2"
+
+
+def test_test_split_is_made_stratified_and_seeded(tmp_path):
+    from harness.data.sources import DataSpec, open_source
+
+    photos = write_photos(tmp_path / "p", per_class=10)
+    a, b = open_source(DataSpec(str(photos))), open_source(DataSpec(str(photos)))
+    assert a.splits["test"] == b.splits["test"] and a.made_test_split
+    per_class = [sum(1 for _, label in a.splits["test"] if label == k) for k in range(3)]
+    assert per_class == [2, 2, 2] and a.count("train") == 24
+    other = open_source(DataSpec(str(photos), seed=1))
+    assert other.splits["test"] != a.splits["test"]
+
+
+def test_split_folders_and_finetune_evaluate(own, tmp_path):
+    photos = write_photos(tmp_path / "split", split=True)
+    tuned = _json(own("finetune", "cifar_convnet_xs", "--data", str(photos), "--epochs", "1", "--batch-size", "8",
+                      "--format", "json"))
+    assert tuned["model"] == "split@1"
+    scores = _json(own("evaluate", "split@1", "--data", str(photos), "--format", "json"))
+    assert scores["samples"] == 9 and scores["task"] == "split"
+
+
+def test_csv_and_jsonl_manifests(own, tmp_path):
+    photos = write_photos(tmp_path / "imgs")
+    rows = [(p.relative_to(tmp_path).as_posix(), p.parent.name, "test" if p.stem in ("0", "1") else "train")
+            for p in sorted(photos.rglob("*.*"))]
+    manifest = tmp_path / "labels.csv"
+    with open(manifest, "w", newline="") as f:
+        csv.writer(f).writerows([("path", "label", "split"), *rows])
+    tuned = _json(own("finetune", "cifar_convnet_xs", "--data", str(manifest), "--epochs", "1", "--batch-size", "8",
+                      "--format", "json"))
+    assert tuned["model"] == "labels@1"
+    lines = tmp_path / "labels2.jsonl"
+    lines.write_text("\n".join(json.dumps({"path": p, "label": label}) for p, label, _ in rows))
+    from harness.data.sources import DataSpec, open_source
+
+    source = open_source(DataSpec(str(lines)))
+    assert source.class_names == ("cat", "dog", "emu") and source.made_test_split
+
+
+def test_hugging_face_save_to_disk_and_parquet(own, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    photos = write_photos(tmp_path / "p")
+    files = sorted(photos.rglob("*.*"))
+    features = datasets.Features({"img": datasets.Image(), "kind": datasets.ClassLabel(names=["cat", "dog", "emu"])})
+    table = {"img": [str(p) for p in files], "kind": [["cat", "dog", "emu"].index(p.parent.name) for p in files]}
+    full = datasets.Dataset.from_dict(table, features=features)
+    parts = full.train_test_split(test_size=0.25, seed=0, stratify_by_column="kind")
+    saved = tmp_path / "hfsaved"
+    parts.save_to_disk(str(saved))
+    tuned = _json(own("finetune", "cifar_convnet_xs", "--data", f"hf:{saved}", "--epochs", "1", "--batch-size", "8",
+                      "--format", "json"))
+    assert tuned["model"] == "hfsaved@1"
+    parquet = tmp_path / "hfparquet"
+    parquet.mkdir()
+    parts["train"].to_parquet(str(parquet / "train-00000.parquet"))
+    parts["test"].to_parquet(str(parquet / "test-00000.parquet"))
+    from harness.data.sources import DataSpec, open_source
+
+    source = open_source(DataSpec(f"hf:{parquet}", image_column="img", label_column="kind"))
+    assert source.count("test") == 9 and source.class_names == ("cat", "dog", "emu")
+    plain = datasets.Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]})
+    plain.save_to_disk(str(tmp_path / "noimages"))
+    assert_clean_failure(own("finetune", "cifar_convnet_xs", "--data", f"hf:{tmp_path / 'noimages'}"), 2,
+                         "--image-column")
+
+
+def test_saved_task_by_name_and_task_file(own, tmp_path):
+    photos = write_photos(tmp_path / "mine")
+    added = _json(own("task", "add", "shoes", "--data", str(photos), "--format", "json"))
+    assert added[0]["classes"] == 3 and added[0]["input_size"] == 48
+    listed = _json(own("list", "tasks", "--format", "json"))
+    assert "shoes" in [t["name"] for t in listed]
+    refused = own("task", "add", "shoes", "--data", str(photos))
+    assert_clean_failure(refused, 2, "--force")
+    assert_clean_failure(own("task", "add", "cifar10", "--data", str(photos)), 2, "choose another name")
+    project = tmp_path / "project"
+    project.mkdir()
+    task_file = project / "mytask.toml"
+    task_file.write_text((Path(added[0]["file"])).read_text().replace(str(photos), "../mine"))
+    from harness.data.datatask import read
+
+    assert read(task_file).data.uri == str(photos.resolve())
+    assert own("task", "remove", "shoes").exit_code == 0
+    assert_clean_failure(own("task", "remove", "shoes"), 2, "saved task")
+
+
+BAD_DATA = {
+    "missing": (lambda root: root / "nope", "does not exist"),
+    "empty folder": (lambda root: root.mkdir() or root, "no images"),
+    "loose images": (lambda root: write_photos(root / "x", classes=("only",), per_class=2).parent
+                     if False else _loose(root), "one sub-folder per class"),
+    "one class": (lambda root: write_photos(root, classes=("only",), per_class=4), "at least 2"),
+    "manifest with missing files": (lambda root: _manifest(root, "missing.png,cat\n"), "do not exist"),
+    "manifest with an empty label": (lambda root: _manifest(root, "{img},\n"), "empty label"),
+    "manifest without columns": (lambda root: _manifest(root, "", header="file,class"), "path,label"),
+    "not a data file": (lambda root: _file(root / "notes.txt"), "manifest"),
+    "test-only classes": (lambda root: _test_only(root), "train/ lacks"),
+}
+
+
+def _loose(root: Path) -> Path:
+    root.mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "a.png")
+    return root
+
+
+def _manifest(root: Path, body: str, header: str = "path,label") -> Path:
+    root.mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "img.png")
+    path = root / "m.csv"
+    path.write_text(header + "\n" + body.replace("{img}", "img.png"))
+    return path
+
+
+def _file(path: Path) -> Path:
+    path.parent.mkdir(parents=True)
+    path.write_text("hello")
+    return path
+
+
+def _test_only(root: Path) -> Path:
+    write_photos(root, split=True)
+    extra = root / "test" / "yak"
+    extra.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(extra / "y.png")
+    return root
+
+
+@pytest.mark.parametrize("case", list(BAD_DATA))
+def test_bad_data_is_refused_before_anything_is_stored(own, tmp_path, case):
+    make, needle = BAD_DATA[case]
+    target = make(tmp_path / "data")
+    for args in (("select", "--data", str(target), *FAST), ("task", "add", "bad", "--data", str(target))):
+        assert_clean_failure(own(*args), 2, needle)
+    with ModelStore() as store:
+        assert store.list() == [] and not (store.home / "tasks" / "bad.toml").exists()
