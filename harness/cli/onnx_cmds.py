@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from harness.cli.app import HarnessCommand, make_context
-from harness.cli.options import format_option, positive_int
+from harness.cli.options import data_spec, format_option, positive_int, task_source_options
 from harness.output import render, render_report, to_json
 from registry import UsageError
 
@@ -37,6 +37,7 @@ def export_command(ctx: click.Context, model: str, opset: int, out_dir: str, fmt
 @click.command("check-onnx", cls=HarnessCommand)
 @click.argument("model_or_onnx")
 @click.option("--task", "task_name", help="Task whose test images are used (default: the model's).")
+@task_source_options
 @positive_int("--samples", default=256, show_default=True)
 @click.option("--atol", type=click.FloatRange(min=0), default=1e-4, show_default=True)
 @click.option("--rtol", type=click.FloatRange(min=0), default=1e-3, show_default=True)
@@ -46,11 +47,14 @@ def export_command(ctx: click.Context, model: str, opset: int, out_dir: str, fmt
 @format_option
 @click.pass_context
 def check_onnx_command(ctx: click.Context, model_or_onnx: str, task_name: str | None, samples: int, atol: float,
-                       rtol: float, batch_size: int, threads: int | None, data_dir: str | None, fmt: str) -> None:
+                       rtol: float, batch_size: int, threads: int | None, data_dir: str | None, fmt: str,
+                       **source: Any) -> None:
     """Check that ONNX Runtime matches PyTorch on the task's test images; exit 1 when it does not."""
+    from harness.data.datatask import resolve
     from harness.onnx.parity import check_parity
 
     with make_context(ctx, data_dir=data_dir) as hctx:
+        task_name = resolve(hctx, task_name, data_spec(source), required=False)
         report = check_parity(hctx, model_or_onnx, task_name, samples=samples, atol=atol, rtol=rtol,
                               batch_size=batch_size, threads=threads)
     click.echo(to_json(report.as_dict()) if fmt == "json" else render([report.as_dict()], fmt))
@@ -90,6 +94,7 @@ def setup_lines(report: Any) -> list[str]:
 @positive_int("--rounds", default=3, show_default=True, help="Interleaved rounds, one process each.")
 @positive_int("--iters", default=10, show_default=True, help="Timed iterations per round.")
 @click.option("--task", "task_name", help="Task for INT8 calibration and accuracy (default: the model's).")
+@task_source_options
 @click.option("--input-size", type=click.IntRange(8, 4096), help="Benchmark at this input size (default: the model's).")
 @click.option("--data-dir", type=click.Path(file_okay=False))
 @format_option
@@ -100,7 +105,11 @@ def bench_command(ctx: click.Context, model: str, batch_sizes: str, runtimes: st
     from harness.onnx.bench import bench
 
     sizes = parse_batch_sizes(batch_sizes)
+    from harness.data.datatask import resolve
+
+    source = data_spec(options)
     with make_context(ctx, data_dir=data_dir) as hctx:
+        options["task_name"] = resolve(hctx, options.get("task_name"), source, required=False)
         report = bench(hctx, model, batch_sizes=sizes, runtimes=tuple(runtimes.split(",")), **options)
     data = report.as_dict()
     machine = render_report(data, data["rows"], fmt)

@@ -172,7 +172,8 @@ def _print_evaluation(report: Any, data: dict[str, Any]) -> None:
 
 @click.command("pretrain", cls=HarnessCommand)
 @click.argument("backbone")
-@click.option("--dataset", "dataset_name", required=True, help="Source dataset (harness list datasets).")
+@click.option("--dataset", "dataset_name", help="Source dataset (harness list datasets); or use --data.")
+@task_source_options
 @click.option("--method", type=click.Choice(PRETRAIN_METHODS), default="supervised", show_default=True,
               help="supervised: train on the labels; autoencoder: reconstruct the images (labels unused).")
 @positive_int("--epochs", default=5, show_default=True)
@@ -187,7 +188,7 @@ def _print_evaluation(report: Any, data: dict[str, Any]) -> None:
 @data_options
 @format_option
 @click.pass_context
-def pretrain_command(ctx: click.Context, backbone: str, dataset_name: str, method: str, name: str | None,
+def pretrain_command(ctx: click.Context, backbone: str, dataset_name: str | None, method: str, name: str | None,
                      resume: bool, weights_file: str | None, fmt: str, **options: Any) -> None:
     """Pretrain BACKBONE on a dataset and register the weights as a new model version.
 
@@ -196,12 +197,18 @@ def pretrain_command(ctx: click.Context, backbone: str, dataset_name: str, metho
       harness pretrain cifar_resnet20 --dataset cifar10 --method autoencoder --epochs 5
       harness finetune cifar_resnet20-autoencoder-cifar10 --task fashion-mnist
     """
+    from harness.data.datatask import resolve
     from harness.train.pretrain import pretrain
     from harness.train.recipe import Recipe
 
     ref, entry = with_weights(backbone, weights_file, None)
+    source = data_spec(options)
     with make_context(ctx, **split_options(options, DATA_FLAGS)) as hctx:
         hctx.store.check_name_and_alias(name, None)
+        if (source is None) == (dataset_name is None):
+            raise click.UsageError("give --dataset NAME (harness list datasets) or --data PATH, one of them")
+        if source is not None:  # a data task's dataset has the task's name
+            dataset_name = str(resolve(hctx, None, source))
         recipe = Recipe(**options, budget="pretrain", label_smoothing=0.0)
         result = pretrain(hctx, ref, dataset_name, method, recipe, name=name, resume=resume, backbone_name=entry)
     emit_row({"model": result.version.ref, **{k: v for k, v in result.metrics.items() if k != "dataset"}}, fmt)
