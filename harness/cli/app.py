@@ -37,6 +37,7 @@ COMMANDS = {
     "select": "harness.cli.select_cmds:select_command",
     "leaderboard": "harness.cli.select_cmds:leaderboard_command",
     "task": "harness.cli.task_cmds:task_group",
+    "data": "harness.cli.data_cmds:data_group",
 }
 
 

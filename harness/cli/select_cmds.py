@@ -48,6 +48,8 @@ RECIPE_FLAGS = ("strategy", "epochs", "batch_size", "lr", "train_limit", "test_l
 @positive_int("--seeds", default=1, show_default=True, help="Runs per candidate (mean ± 95% CI).")
 @click.option("--no-cache", is_flag=True, help="Retrain even when an identical run is in the store.")
 @click.option("--offline", is_flag=True, help="Fail fast, listing pretrained files to place, instead of downloading.")
+@click.option("--ignore-data-errors", is_flag=True, help="Go on when test images of your data are exact copies of "
+                                                         "training images (harness data check lists them).")
 @click.option("--strategy", type=strategy_choice, help="Fine-tuning strategy for every candidate (default: full).")
 @positive_int("--epochs", help="Override the budget's epochs.")
 @positive_int("--batch-size", help="Override the budget's batch size.")
@@ -63,7 +65,8 @@ RECIPE_FLAGS = ("strategy", "epochs", "batch_size", "lr", "train_limit", "test_l
 @click.pass_context
 def select_command(ctx: click.Context, task_name: str | None, budget: str, candidates: str | None,
                    prescreen: str | None,
-                   top_k: int | None, seeds: int, no_cache: bool, offline: bool, threads: int | None, fmt: str,
+                   top_k: int | None, seeds: int, no_cache: bool, offline: bool, ignore_data_errors: bool,
+                   threads: int | None, fmt: str,
                    plot_path: str | None, wide: bool, columns: str | None, data_dir: str | None, download: bool,
                    device: str, quiet: bool, **options: Any) -> None:
     """Fine-tune, evaluate, export, check and benchmark candidates on TASK; choose one to ship.
@@ -86,6 +89,7 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
     config = SelectConfig(task=str(task_name), budget=budget, prescreen=prescreen, top_k=top_k, seeds=seeds,
                           candidates=tuple(candidates.split(",")) if candidates else None,
                           constraints=Constraints(**options), use_cache=not no_cache, offline=offline,
+                          ignore_data_errors=ignore_data_errors,
                           threads=threads, recipe={k: v for k, v in recipe.items() if v is not None})
     with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet) as hctx:
         result = select(hctx, config)

@@ -73,6 +73,7 @@ class SelectConfig:
     offline: bool = False
     threads: int | None = None
     recipe: dict[str, Any] = field(default_factory=dict)
+    ignore_data_errors: bool = False  # go on when test images are exact copies of training images
 
     def __post_init__(self) -> None:
         if self.budget not in BUDGETS:

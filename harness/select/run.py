@@ -22,7 +22,7 @@ from harness.select.leaderboard import new_group
 from harness.select.row import UNITS_NOTE, LeaderboardRow, skipped_row
 from harness.select.stages import CandidateRun, Plan, row_of
 from harness.train.recipe import recipe_for
-from registry import UsageError, keys
+from registry import DataError, Task, UsageError, keys
 
 if TYPE_CHECKING:
     from harness.context import Context
@@ -82,9 +82,32 @@ def make_plan(ctx: Context, config: SelectConfig) -> Plan:
     task = ctx.catalogue.task(config.task)
     preflight(ctx.catalogue, task, ctx.catalogue.datasets.get(task.dataset).num_classes or 10)
     recipe = recipe_for(task, config.budget, **config.recipe)
+    check_leakage(ctx, task, recipe.input_size or task.protocol.input_size, config.ignore_data_errors)
     data_id = dataset_hash(ctx, task.dataset, recipe.input_size or task.protocol.input_size)
     return Plan(config, task, ctx.catalogue.metrics.get(task.primary_metric), recipe, data_id, library_versions(),
                 select_device(ctx.device).type, new_group())
+
+
+def check_leakage(ctx: Context, task: Task, size: int, ignore: bool) -> None:
+    """Select's cheap data check, before any training: test images that are exact copies of
+    training images make every score optimistic. On your own data that stops the run (unless
+    ``ignore``); on a registered benchmark it is a warning (its splits are what they are)."""
+    from harness.data.check import leaked_exact
+    from harness.data.loading import load_split
+
+    entry = ctx.catalogue.datasets.get(task.dataset)
+    leaked = leaked_exact(load_split(ctx, task.dataset, "train", image_size=size),
+                          load_split(ctx, task.dataset, "test", image_size=size))
+    if not leaked:
+        return
+    spec = getattr(entry.loader, "spec", None)
+    target = spec.data.uri if spec is not None else task.name
+    message = (f"{leaked} test image(s) of {task.name} are exact copies of training images (train/test leakage); "
+               f"see 'harness data check {target}'")
+    if hasattr(entry.loader, "cache_token") and not ignore:
+        raise DataError(message + "; fix the split (data check --write-clean writes a clean manifest) or pass "
+                                  "{param} to go on anyway", param="ignore_data_errors")
+    ctx.progress.warn(message)
 
 
 def prescreen(ctx: Context, plan: Plan, runnable: list[Candidate]) -> tuple[dict[str, float], list[Candidate]]:

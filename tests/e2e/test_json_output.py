@@ -35,6 +35,7 @@ COMMANDS: list[tuple[str, tuple[str, ...]]] = [
     ("select", ("--task", "synthetic", "--budget", "quick", "--candidates", "cifar_convnet_xs", "--epochs", "1",
                 "--train-limit", "128", "--test-limit", "64")),
     ("task add", ("jsontask", "--data", "{photos}")),
+    ("data check", ("{photos}",)),
 ]
 
 

@@ -1,0 +1,78 @@
+"""``harness data check``: what is wrong with a dataset, before anything is trained on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.cli.app import HarnessGroup, make_context
+from harness.cli.options import format_option
+from harness.output import render
+
+
+@click.group("data", cls=HarnessGroup)
+def data_group() -> None:
+    """Look at data before training on it."""
+
+
+@data_group.command("check")
+@click.argument("target")
+@click.option("--input-size", type=click.IntRange(8, 4096), help="The size images will be trained at "
+                                                                 "(default: the task's, or derived from the data).")
+@click.option("--near/--no-near", default=True, show_default=True, help="Look for near duplicates (all pairs).")
+@click.option("--write-clean", type=click.Path(dir_okay=False), help="Write a manifest (CSV) of the source without "
+                                                                      "the flagged files; your files are untouched.")
+@click.option("--test-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
+              show_default=True, help="For a source without a test split (as --data).")
+@click.option("--image-column", help="For hf:... sources.")
+@click.option("--label-column", help="For hf:... sources.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Data root for registered datasets.")
+@format_option
+@click.pass_context
+def data_check(ctx: click.Context, target: str, input_size: int | None, near: bool, write_clean: str | None,
+               test_fraction: float, image_column: str | None, label_column: str | None, data_dir: str | None,
+               fmt: str) -> None:
+    """Check TARGET: a task or dataset name, a task file (.toml), an image folder, a manifest or hf:NAME.
+    Integrity, labels, exact and near duplicates within and across splits. Exit 1 on errors.
+
+    \b
+    Example:
+      harness data check ./photos --write-clean clean.csv && harness select --data clean.csv
+      harness data check fashion-mnist --format json
+    """
+    from harness.data.check import check_target
+    from harness.data.check import write_clean as write_manifest
+    from harness.data.sources import DataSpec
+    from registry import UsageError
+
+    spec = None
+    if target.startswith("hf:") or (Path(target).expanduser().exists() and not target.endswith(".toml")):
+        uri = target if target.startswith("hf:") else str(Path(target).expanduser().resolve())
+        spec = DataSpec(uri, test_fraction=test_fraction, image_column=image_column, label_column=label_column)
+    with make_context(ctx, data_dir=data_dir) as hctx:
+        report, source = check_target(hctx, target, spec=spec, input_size=input_size, near=near)
+    if write_clean:
+        if source is None or source.kind == "hf":
+            raise UsageError("{param} needs an image folder or a manifest as TARGET", param="write_clean")
+        rows = write_manifest(report, source, Path(write_clean))
+        click.echo(f"wrote {write_clean}: {rows} images ({len(report.flagged)} flagged left out)", err=True)
+    if fmt == "json":
+        click.echo(_json(report))
+    else:
+        rows_out: list[dict[str, Any]] = [{**f.as_dict(), "items": ", ".join(f.items[:3]) +
+                                          (f" (+{len(f.items) - 3})" if len(f.items) > 3 else "")}
+                                         for f in report.findings]
+        click.echo(render(rows_out, fmt))
+    click.echo(f"{report.target}: {sum(report.counts.values())} images, {len(report.errors)} error(s), "
+               f"{sum(1 for f in report.findings if f.severity == 'warning')} warning(s) in {report.seconds:.1f}s",
+               err=True)
+    if report.errors:
+        ctx.exit(1)
+
+
+def _json(report: Any) -> str:
+    from harness.output import to_json
+
+    return to_json(report.as_dict())

@@ -1,0 +1,289 @@
+"""``harness data check``: what is wrong with a dataset before anything is trained on it.
+
+Integrity (files that do not decode, are empty or truncated, carry the wrong extension, are much
+smaller than the input size, mix colour modes, have extreme aspect ratios), labels (balance per
+split, classes missing from a split) and duplicates (exact and near, within a split and across
+train/test: leakage, with label disagreements). Errors are what makes a result untrustworthy or a
+run crash: undecodable files and exact train/test copies. Everything else is a warning or a note.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.data.dedup import Pair, exact_groups, near_pairs
+
+EXAMPLES = 5
+ASPECT_LIMIT = 3.0
+IMBALANCE_LIMIT = 10.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem (or fact) found: which check, how bad, how many, and the items involved."""
+
+    check: str
+    severity: str  # error | warning | info
+    count: int
+    detail: str
+    items: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"check": self.check, "severity": self.severity, "count": self.count, "detail": self.detail,
+                "items": list(self.items)}
+
+
+@dataclass
+class Images:
+    """Everything the checks need, for every image of every split, in one list."""
+
+    ids: list[str] = field(default_factory=list)  # a path, or split[index]
+    splits: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    keys: list[bytes] = field(default_factory=list)  # exact-content key
+    small: list[np.ndarray] = field(default_factory=list)  # 32x32 greyscale, 0..1
+    info: list[dict[str, Any]] = field(default_factory=list)  # size, mode, format (files)
+    broken: list[tuple[str, str]] = field(default_factory=list)  # (id, why)
+
+
+@dataclass
+class DataReport:
+    """What ``harness data check`` prints; ``errors`` decide its exit code."""
+
+    target: str
+    class_names: tuple[str, ...]
+    counts: dict[str, int]
+    findings: list[Finding]
+    seconds: float
+    flagged: set[str] = field(default_factory=set)  # ids a clean manifest leaves out
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "classes": len(self.class_names), "images": self.counts,
+                "errors": len(self.errors), "findings": [f.as_dict() for f in self.findings],
+                "seconds": round(self.seconds, 2)}
+
+
+def _grey32(image: Any) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(image.convert("L").resize((32, 32), Image.Resampling.BOX), dtype=np.float32) / 255
+
+
+def _file(path: Path) -> tuple[bytes, np.ndarray | None, dict[str, Any], str | None]:
+    """(content key, 32x32 grey, facts, why it is broken) for one image file."""
+    from PIL import Image
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return b"", None, {}, f"unreadable ({exc.strerror})"
+    if not data:
+        return b"", None, {}, "zero bytes"
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # decodes everything: a truncated file fails here
+            facts = {"format": image.format, "mode": image.mode, "width": image.width, "height": image.height}
+            return hashlib.blake2b(data, digest_size=16).digest(), _grey32(image), facts, None
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for damaged files
+        return b"", None, {}, f"does not decode ({type(exc).__name__}: {str(exc)[:80]})"
+
+
+def images_of_source(source: Any) -> Images:
+    """Read every file of a ``--data`` source once (all cores)."""
+    found = Images()
+    entries = [(split, item, label) for split, items in source.splits.items() for item, label in items]
+    if source.kind != "hf":
+        with ThreadPoolExecutor() as pool:
+            results = list(pool.map(lambda e: _file(Path(e[1])), entries))
+    else:
+        results = []
+        for _, item, _ in entries:
+            try:
+                with source.decode(item) as image:
+                    pixels = np.asarray(image.convert("RGB"))
+                    results.append((hashlib.blake2b(pixels.tobytes(), digest_size=16).digest(), _grey32(image),
+                                    {"mode": image.mode, "width": image.width, "height": image.height}, None))
+            except Exception as exc:
+                results.append((b"", None, {}, f"does not decode ({type(exc).__name__})"))
+    for (split, item, label), (key, small, facts, why) in zip(entries, results, strict=True):
+        ident = str(item) if source.kind != "hf" else f"{item[0]}[{item[1]}]"
+        if why is not None:
+            found.broken.append((ident, why))
+            continue
+        found.ids.append(ident)
+        found.splits.append(split)
+        found.labels.append(label)
+        found.keys.append(key)
+        found.small.append(small)  # type: ignore[arg-type]
+        found.info.append({**facts, "suffix": Path(str(item)).suffix.lower() if source.kind != "hf" else ""})
+    return found
+
+
+def images_of_tensors(splits: dict[str, Any]) -> Images:
+    """The decoded splits of a registered dataset (``{split: ImageSplit}``)."""
+    import torch.nn.functional as F
+
+    found = Images()
+    for split, data in splits.items():
+        pixels = data.images
+        grey = pixels.float().mean(1, keepdim=True) / 255
+        small = F.interpolate(grey, size=(32, 32), mode="area") if grey.shape[-1] != 32 else grey
+        arrays = pixels.numpy()
+        for i in range(len(pixels)):
+            found.ids.append(f"{split}[{i}]")
+            found.splits.append(split)
+            found.labels.append(int(data.labels[i]))
+            found.keys.append(hashlib.blake2b(arrays[i].tobytes(), digest_size=16).digest())
+            found.info.append({"width": pixels.shape[-1], "height": pixels.shape[-2]})
+        found.small.extend(small[:, 0].numpy())
+    return found
+
+
+def _integrity(found: Images, input_size: int) -> list[Finding]:
+    out = []
+    if found.broken:
+        out.append(Finding("integrity", "error", len(found.broken), "files that cannot be used: "
+                           + "; ".join(f"{i} {w}" for i, w in found.broken[:3]),
+                           tuple(i for i, _ in found.broken)))
+    names = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",), "GIF": (".gif",), "BMP": (".bmp",), "WEBP": (".webp",),
+             "TIFF": (".tif", ".tiff")}
+    wrong = [i for i, f in zip(found.ids, found.info, strict=True)
+             if f.get("suffix") and f.get("format") in names and f["suffix"] not in names[f["format"]]]
+    if wrong:
+        out.append(Finding("extension", "warning", len(wrong), "files whose extension is not their format",
+                           tuple(wrong)))
+    tiny = [i for i, f in zip(found.ids, found.info, strict=True) if min(f["width"], f["height"]) * 2 < input_size]
+    if tiny:
+        out.append(Finding("size", "warning", len(tiny), f"images smaller than half the input size ({input_size}px): "
+                           "upscaled more than 2x", tuple(tiny)))
+    wide = [i for i, f in zip(found.ids, found.info, strict=True)
+            if max(f["width"], f["height"]) > ASPECT_LIMIT * min(f["width"], f["height"])]
+    if wide:
+        out.append(Finding("aspect", "warning", len(wide), f"aspect ratio above {ASPECT_LIMIT:g}:1 (the centre crop "
+                           "drops most of the image)", tuple(wide)))
+    modes = Counter(f["mode"] for f in found.info if "mode" in f)
+    if len(modes) > 1:
+        out.append(Finding("modes", "info", len(modes), "colour modes: " + ", ".join(f"{m} {n}" for m, n in
+                                                                                     modes.most_common())))
+    return out
+
+
+def _labels(found: Images, names: tuple[str, ...]) -> list[Finding]:
+    out = []
+    for split in sorted(set(found.splits)):
+        counts = Counter(label for label, s in zip(found.labels, found.splits, strict=True) if s == split)
+        missing = [names[k] for k in range(len(names)) if counts[k] == 0]
+        if missing:
+            out.append(Finding("classes", "warning", len(missing), f"classes with no {split} images: "
+                               + ", ".join(missing[:10]), tuple(missing)))
+        present = [c for c in counts.values() if c]
+        if present and max(present) / min(present) > IMBALANCE_LIMIT:
+            out.append(Finding("balance", "warning", len(present), f"{split}: the largest class has "
+                               f"{max(present) / min(present):.1f}x the images of the smallest"))
+        out.append(Finding("balance", "info", len(present), f"{split}: {sum(counts.values())} images, "
+                           f"{min(present) if present else 0}..{max(present) if present else 0} per class"))
+    return out
+
+
+def _pairs_finding(found: Images, pairs: list[Pair], kind: str) -> list[Finding]:
+    within = [p for p in pairs if found.splits[p.a] == found.splits[p.b]]
+    across = [p for p in pairs if found.splits[p.a] != found.splits[p.b]]
+    out = []
+
+    def text(p: Pair) -> str:
+        clash = " (labels differ)" if found.labels[p.a] != found.labels[p.b] else ""
+        return f"{found.ids[p.a]} = {found.ids[p.b]}{clash}"
+
+    if across:
+        severity = "error" if kind == "exact" else "warning"
+        clashes = sum(1 for p in across if found.labels[p.a] != found.labels[p.b])
+        out.append(Finding(f"{kind}-leakage", severity, len(across), f"{kind} copies across splits (test images "
+                           f"seen in training); {clashes} with different labels", tuple(text(p) for p in across)))
+    if within:
+        clashes = sum(1 for p in within if found.labels[p.a] != found.labels[p.b])
+        out.append(Finding(f"{kind}-duplicates", "warning", len(within), f"{kind} copies within a split; {clashes} "
+                           "with different labels", tuple(text(p) for p in within)))
+    return out
+
+
+def check(found: Images, target: str, names: tuple[str, ...], input_size: int, *, near: bool = True) -> DataReport:
+    """Run every check over ``found``."""
+    started = time.perf_counter()
+    findings = _integrity(found, input_size) + _labels(found, names)
+    exact = [Pair(g[0], other, 0.0) for g in exact_groups(found.keys) for other in g[1:]]
+    findings += _pairs_finding(found, exact, "exact")
+    if near and found.small:
+        small = np.stack(found.small).reshape(len(found.small), -1)
+        thumbs = small.reshape(-1, 8, 4, 8, 4).mean(axis=(2, 4)).reshape(len(small), -1)
+        findings += _pairs_finding(found, near_pairs(small, thumbs, {(p.a, p.b) for p in exact}), "near")
+    flagged = {i for i, _ in found.broken}
+    for p in exact:  # keep one copy: the test one across splits, the first within a split
+        flagged.add(found.ids[p.b] if found.splits[p.b] != "test" else found.ids[p.a])
+    counts = dict(Counter(found.splits))
+    return DataReport(target, names, counts, findings, time.perf_counter() - started, flagged)
+
+
+def leaked_exact(train: Any, test: Any) -> int:
+    """How many test images are byte-identical to a training image (select's cheap check)."""
+    seen = {hashlib.blake2b(a.tobytes(), digest_size=16).digest() for a in train.images.numpy()}
+    return sum(1 for a in test.images.numpy() if hashlib.blake2b(a.tobytes(), digest_size=16).digest() in seen)
+
+
+def check_target(ctx: Any, target: str, *, spec: Any = None, input_size: int | None = None,
+                 near: bool = True) -> tuple[DataReport, Any]:
+    """Check a registered task or dataset (by name), a task file, or a ``--data`` source (``spec``);
+    returns the report and the source (None for a registered dataset)."""
+    from harness.data.datatask import derived_size, read
+    from harness.data.loading import load_split
+    from harness.data.sources import open_source
+
+    if spec is None and target.endswith(".toml"):
+        spec = read(Path(target)).data
+    if spec is not None:
+        source = open_source(spec)
+        size = input_size or derived_size(source)
+        ctx.progress.info(f"checking {source.count()} images of {source.location}")
+        return check(images_of_source(source), source.location, source.class_names, size, near=near), source
+    catalogue = ctx.catalogue
+    dataset = catalogue.task(target).dataset if target in catalogue.tasks else catalogue.datasets.get(target).name
+    entry = catalogue.datasets.get(dataset)
+    size = input_size or (catalogue.task(target).protocol.input_size if target in catalogue.tasks else None)
+    splits = {split: load_split(ctx, dataset, split, image_size=size) for split in ("train", "test")
+              if split in entry.splits}
+    names = tuple(next(iter(splits.values())).class_names or entry.class_names or ())
+    ctx.progress.info(f"checking {sum(len(s) for s in splits.values())} images of {dataset}")
+    found = images_of_tensors(splits)
+    return check(found, dataset, names, size or splits["train"].images.shape[-1], near=near), None
+
+
+def write_clean(report: DataReport, source: Any, path: Path) -> int:
+    """A manifest (path,label,split) of ``source`` without the flagged files; returns its rows."""
+    import csv
+
+    from registry.files import atomic_write_bytes
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(("path", "label", "split"))
+    rows = 0
+    for split, items in source.splits.items():
+        for item, label in items:
+            if str(item) in report.flagged:
+                continue
+            writer.writerow((str(Path(item).resolve()), source.class_names[label], split))
+            rows += 1
+    atomic_write_bytes(path, buffer.getvalue().encode())
+    return rows
