@@ -37,6 +37,7 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("HARNESS_DATA", str(base / "data"))
     monkeypatch.setenv("HARNESS_HOME", str(base / "home"))
     monkeypatch.setenv("TORCH_HOME", str(base / "torch"))
+    monkeypatch.setenv("HARNESS_CACHE", str(base / "cache"))
     for name in ("HARNESS_LOAD_PLUGINS", "HARNESS_STRICT_PLUGINS", "HARNESS_DISABLE_PLUGIN_AUTOLOAD",
                  "HARNESS_DEBUG"):
         monkeypatch.delenv(name, raising=False)

@@ -25,8 +25,11 @@ class TensorBatches:
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, pre: Preprocess,
                  device: torch.device, *, train: bool, generator: torch.Generator | None = None,
                  drop_last: bool | None = None) -> None:
-        self.images = images.to(device)
-        self.labels = labels.to(device)
+        # a split that does not fit the device stays where it is (in RAM or memory-mapped); each
+        # batch is copied to the device as it is taken
+        fits = device.type != "cuda" or images.numel() < torch.cuda.mem_get_info(device)[0] // 4
+        self.images = images.to(device) if fits else images
+        self.labels = labels.to(device) if fits else labels
         self.batch_size = batch_size
         self.pre = pre
         self.device = device
@@ -40,13 +43,12 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = self.labels.shape[0]
-        if self.train:
-            order = torch.randperm(n, generator=self.generator).to(self.device)
-        else:
-            order = torch.arange(n, device=self.device)
+        where = self.images.device
+        order = (torch.randperm(n, generator=self.generator).to(where) if self.train
+                 else torch.arange(n, device=where))
         for i in range(len(self)):
             index = order[i * self.batch_size:(i + 1) * self.batch_size]
-            images = self.images[index]
+            images, labels = self.images[index].to(self.device), self.labels[index].to(self.device)
             if self.train:
                 images = augment(images, self.pre, self.generator)
-            yield to_model_input(images, self.pre), self.labels[index]
+            yield to_model_input(images, self.pre), labels

@@ -139,28 +139,17 @@ class SourceLoader:
         return load_split(self.spec, split, root, download, image_size)
 
     def cache_token(self) -> str:
-        import hashlib
-
         source = open_source(self.spec.data)
-        digest = hashlib.sha256()
-        for split, items in sorted(source.splits.items()):
-            for item, label in items:
-                if isinstance(item, Path):
-                    stat = item.stat()
-                    digest.update(f"{split}|{item}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-                else:
-                    digest.update(f"{split}|{item}|{label}\n".encode())
-        digest.update(source.fingerprint.encode())
-        return digest.hexdigest()
+        return _identity(source, [entry for _, items in sorted(source.splits.items()) for entry in items])
 
 
 def load_split(spec: TaskSpec, split: str, root: Path, download: bool = False,
                image_size: int | None = None) -> ImageSplit:
     """Decode ``split`` of the task's source (``val`` images count as training data here: the
     engine carves its own validation split) at ``image_size``, in parallel."""
-    import numpy as np
     import torch
 
+    from harness.data.cache import decoded, key_of
     from harness.data.decode import decode_all
 
     source = open_source(spec.data)
@@ -171,9 +160,27 @@ def load_split(spec: TaskSpec, split: str, root: Path, download: bool = False,
     items = source.splits.get(split, []) + (source.splits.get("val", []) if split == "train" else [])
     if not items:
         raise DataError(f"{spec.data.uri}: no {split} images")
-    pixels = decode_all(source, [item for item, _ in items], image_size or spec.input_size)
+    size = image_size or spec.input_size
+    key = key_of(spec.data.as_dict(), split, size, _identity(source, items))
+    paths = [item for item, _ in items]
+    pixels = decoded(key, len(items), size, lambda array: decode_all(source, paths, size, out=array))
     labels = torch.tensor([label for _, label in items], dtype=torch.int64)
-    return ImageSplit(torch.from_numpy(np.ascontiguousarray(pixels)), labels, spec.class_names)
+    return ImageSplit(pixels, labels, spec.class_names)
+
+
+def _identity(source: Source, items: list[tuple[Any, int]]) -> str:
+    """What the decoded pixels depend on: each file's path, size and modification time (a HF
+    dataset's fingerprint), and the labels' order."""
+    import hashlib
+
+    digest = hashlib.sha256(source.fingerprint.encode())
+    for item, label in items:
+        if isinstance(item, Path):
+            stat = item.stat()
+            digest.update(f"{item}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        else:
+            digest.update(f"{item}|{label}\n".encode())
+    return digest.hexdigest()
 
 
 # -- saved tasks ---------------------------------------------------------------------------------

@@ -31,25 +31,32 @@ def to_square(image: Any, size: int) -> Any:
     return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
-def decode_all(source: Any, items: Sequence[Any], size: int, workers: int | None = None) -> Any:
-    """Every item of ``source`` as one uint8 array (N, 3, size, size); an image that does not decode
-    is a :class:`DataError` naming it (``harness data check`` lists them all)."""
+def decode_all(source: Any, items: Sequence[Any], size: int, out: Any = None, workers: int | None = None) -> Any:
+    """Every item of ``source`` as a uint8 array (N, 3, size, size), written into ``out`` when given
+    (a memory-mapped cache file); an image that does not decode is a :class:`DataError` naming it
+    (``harness data check`` lists them all). A progress bar shows on a terminal."""
     import numpy as np
 
-    out = np.empty((len(items), size, size, 3), dtype=np.uint8)
+    from harness.progress import Progress
+
+    out = np.empty((len(items), 3, size, size), dtype=np.uint8) if out is None else out
 
     def one(index: int) -> None:
         item = items[index]
         try:
             with source.decode(item) as image:
-                out[index] = to_square(image, size)
+                out[index] = to_square(image, size).transpose(2, 0, 1)
         except DataError:
             raise
         except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for damaged files
             raise DataError(f"cannot decode {item} ({type(exc).__name__}: {str(exc)[:120]}); run 'harness data "
                             "check' to list every damaged file, or remove it") from None
 
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        for _ in pool.map(one, range(len(items))):
-            pass
-    return out.transpose(0, 3, 1, 2)
+    bar = Progress().bar(len(items), f"decoding {len(items)} images at {size}px", unit="img")
+    try:
+        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+            for _ in pool.map(one, range(len(items))):
+                bar.update(1)
+    finally:
+        bar.close()
+    return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from harness.data.cache import take
 from harness.data.loading import load_split
 from registry import ImageSplit, Task, UsageError
 
@@ -32,7 +33,7 @@ def subset(split: ImageSplit, limit: int | None, seed: int) -> ImageSplit:
         return split
     index = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:limit]
     index, _ = index.sort()
-    return ImageSplit(split.images[index], split.labels[index], split.class_names)
+    return ImageSplit(take(split.images, index), split.labels[index], split.class_names)
 
 
 def split_train_val(train: ImageSplit, val_fraction: float, seed: int) -> tuple[ImageSplit, ImageSplit | None]:
@@ -44,8 +45,8 @@ def split_train_val(train: ImageSplit, val_fraction: float, seed: int) -> tuple[
         return train, None
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 2))
     val_idx, train_idx = order[:n_val].sort()[0], order[n_val:].sort()[0]
-    return (ImageSplit(train.images[train_idx], train.labels[train_idx], train.class_names),
-            ImageSplit(train.images[val_idx], train.labels[val_idx], train.class_names))
+    return (ImageSplit(take(train.images, train_idx), train.labels[train_idx], train.class_names),
+            ImageSplit(take(train.images, val_idx), train.labels[val_idx], train.class_names))
 
 
 def _classes(ctx: Context, task: Task, split: ImageSplit) -> tuple[tuple[str, ...], int]:

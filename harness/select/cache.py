@@ -26,7 +26,9 @@ def dataset_hash(ctx: Context, dataset: str, image_size: int | None) -> str:
     digest = hashlib.sha256()
     for split in ("train", "test"):
         data = load_split(ctx, dataset, split, image_size=image_size)
-        digest.update(data.images.numpy().tobytes())
+        pixels = data.images.numpy()
+        for start in range(0, len(pixels), 4096):  # in chunks: a memory-mapped split need not fit in RAM
+            digest.update(pixels[start:start + 4096].tobytes())
         digest.update(data.labels.numpy().tobytes())
     return digest.hexdigest()[:16]
 

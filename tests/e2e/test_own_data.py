@@ -189,3 +189,45 @@ def test_bad_data_is_refused_before_anything_is_stored(own, tmp_path, case):
         assert_clean_failure(own(*args), 2, needle)
     with ModelStore() as store:
         assert store.list() == [] and not (store.home / "tasks" / "bad.toml").exists()
+
+
+def test_decoded_splits_are_cached_on_disk_and_memory_mapped(own, tmp_path, monkeypatch):
+    """The second process (here: a fresh plugin set, so no in-process cache) maps the file the
+    first one decoded; a changed image makes a new entry."""
+    import os
+
+    from harness.data.cache import cache_root
+
+    photos = write_photos(tmp_path / "cached")
+    assert own("finetune", "cifar_convnet_xs", "--data", str(photos), "--epochs", "1", "--batch-size", "8"
+               ).exit_code == 0
+    entries = sorted(p.name for p in cache_root().iterdir() if not p.name.startswith("."))
+    assert len(entries) == 2  # train and test at the task's size
+    from harness.data.datatask import default_name, make_spec
+    from harness.data.datatask import load_split as load
+    from harness.data.sources import DataSpec
+
+    spec = make_spec(default_name(str(photos)), DataSpec(str(photos)))
+    again = load(spec, "train", Path("."))
+    maps = Path("/proc/self/maps").read_text()
+    assert any(str(cache_root() / e / "images.npy") in maps for e in entries)  # mapped, not read into RAM
+    assert len(again) == 30
+    before = os.stat(cache_root() / entries[0] / "images.npy").st_mtime_ns
+    load(spec, "test", Path("."))
+    assert os.stat(cache_root() / entries[0] / "images.npy").st_mtime_ns == before  # nothing decoded again
+    Image.fromarray(np.full((40, 48, 3), 9, np.uint8)).save(photos / "dog" / "2.png")
+    load(spec, "train", Path("."))
+    assert len([p for p in cache_root().iterdir() if not p.name.startswith(".")]) == 3
+
+
+def test_take_spills_large_selections_to_a_mapped_file(monkeypatch):
+    import torch
+
+    from harness.data import cache
+
+    images = torch.randint(0, 255, (64, 3, 8, 8), dtype=torch.uint8)
+    index = torch.tensor([5, 1, 60])
+    monkeypatch.setattr(cache, "IN_MEMORY_LIMIT", 100)  # three rows (576 bytes) are "large" now
+    taken = cache.take(images, index)
+    assert torch.equal(taken, images[index])
+    assert ".scratch-" in Path("/proc/self/maps").read_text()  # a mapped (and already unlinked) file
