@@ -59,9 +59,20 @@ def _sweep(root: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _in_memory(array: Any) -> Any:
+    """The mapped ``array`` read into RAM when it fits comfortably (training from RAM is ~10% faster
+    than from mapped pages on 2 cores); left mapped when it does not, so memory stays bounded."""
+    import numpy as np
+
+    if array.nbytes <= min(IN_MEMORY_LIMIT, _available() // 4):
+        return _as_tensor(np.array(array))
+    return _as_tensor(array)
+
+
 def decoded(key: str, count: int, size: int, fill: Callable[[Any], None]) -> Any:
-    """The (count, 3, size, size) uint8 tensor of entry ``key``: memory-mapped from the cache, or
-    made by ``fill(array)`` (which writes every image into a memory-mapped array) and kept."""
+    """The (count, 3, size, size) uint8 tensor of entry ``key``: read (or memory-mapped, when large)
+    from the cache, or made by ``fill(array)`` (which writes every image into a memory-mapped
+    array) and kept."""
     import numpy as np
 
     root = cache_root()
@@ -70,7 +81,7 @@ def decoded(key: str, count: int, size: int, fill: Callable[[Any], None]) -> Any
         try:
             images = np.load(final / "images.npy", mmap_mode="c")
             if images.shape == (count, 3, size, size) and images.dtype == np.uint8:
-                return _as_tensor(images)
+                return _in_memory(images)
         except (OSError, ValueError):  # damaged entry: make it again
             pass
         shutil.rmtree(final, ignore_errors=True)
@@ -92,11 +103,12 @@ def decoded(key: str, count: int, size: int, fill: Callable[[Any], None]) -> Any
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return _as_tensor(np.load(final / "images.npy", mmap_mode="c"))
+    return _in_memory(np.load(final / "images.npy", mmap_mode="c"))
 
 
 IN_MEMORY_LIMIT = 1 << 30
-"""Selections of more bytes than this (or than a quarter of the free memory) go to a file."""
+"""Splits and selections of more bytes than this (or than a quarter of the free memory) stay in
+(or go to) memory-mapped files instead of RAM."""
 
 
 def _available() -> int:

@@ -207,7 +207,10 @@ def test_decoded_splits_are_cached_on_disk_and_memory_mapped(own, tmp_path, monk
     from harness.data.datatask import load_split as load
     from harness.data.sources import DataSpec
 
+    from harness.data import cache
+
     spec = make_spec(default_name(str(photos)), DataSpec(str(photos)))
+    monkeypatch.setattr(cache, "IN_MEMORY_LIMIT", 0)  # as for a split too large for RAM: stay mapped
     again = load(spec, "train", Path("."))
     maps = Path("/proc/self/maps").read_text()
     assert any(str(cache_root() / e / "images.npy") in maps for e in entries)  # mapped, not read into RAM
