@@ -203,11 +203,10 @@ def test_decoded_splits_are_cached_on_disk_and_memory_mapped(own, tmp_path, monk
                ).exit_code == 0
     entries = sorted(p.name for p in cache_root().iterdir() if not p.name.startswith("."))
     assert len(entries) == 2  # train and test at the task's size
+    from harness.data import cache
     from harness.data.datatask import default_name, make_spec
     from harness.data.datatask import load_split as load
     from harness.data.sources import DataSpec
-
-    from harness.data import cache
 
     spec = make_spec(default_name(str(photos)), DataSpec(str(photos)))
     monkeypatch.setattr(cache, "IN_MEMORY_LIMIT", 0)  # as for a split too large for RAM: stay mapped
