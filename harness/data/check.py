@@ -50,7 +50,7 @@ class Images:
     splits: list[str] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     keys: list[bytes] = field(default_factory=list)  # exact-content key
-    small: list[np.ndarray] = field(default_factory=list)  # 32x32 greyscale, 0..1
+    small: list[np.ndarray] = field(default_factory=list)  # (C, 32, 32) colour copies, 0..1
     info: list[dict[str, Any]] = field(default_factory=list)  # size, mode, format (files)
     broken: list[tuple[str, str]] = field(default_factory=list)  # (id, why)
 
@@ -76,10 +76,13 @@ class DataReport:
                 "seconds": round(self.seconds, 2)}
 
 
-def _grey32(image: Any) -> np.ndarray:
+def _small32(image: Any) -> np.ndarray:
+    """A (3, 32, 32) colour copy in 0..1: near copies are confirmed in colour (two images can share
+    their brightness pattern and differ in hue)."""
     from PIL import Image
 
-    return np.asarray(image.convert("L").resize((32, 32), Image.Resampling.BOX), dtype=np.float32) / 255
+    small = np.asarray(image.convert("RGB").resize((32, 32), Image.Resampling.BOX), dtype=np.float32) / 255
+    return small.transpose(2, 0, 1)
 
 
 def _file(path: Path) -> tuple[bytes, np.ndarray | None, dict[str, Any], str | None]:
@@ -96,7 +99,7 @@ def _file(path: Path) -> tuple[bytes, np.ndarray | None, dict[str, Any], str | N
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # decodes everything: a truncated file fails here
             facts = {"format": image.format, "mode": image.mode, "width": image.width, "height": image.height}
-            return hashlib.blake2b(data, digest_size=16).digest(), _grey32(image), facts, None
+            return hashlib.blake2b(data, digest_size=16).digest(), _small32(image), facts, None
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for damaged files
         return b"", None, {}, f"does not decode ({type(exc).__name__}: {str(exc)[:80]})"
 
@@ -114,7 +117,7 @@ def images_of_source(source: Any) -> Images:
             try:
                 with source.decode(item) as image:
                     pixels = np.asarray(image.convert("RGB"))
-                    results.append((hashlib.blake2b(pixels.tobytes(), digest_size=16).digest(), _grey32(image),
+                    results.append((hashlib.blake2b(pixels.tobytes(), digest_size=16).digest(), _small32(image),
                                     {"mode": image.mode, "width": image.width, "height": image.height}, None))
             except Exception as exc:
                 results.append((b"", None, {}, f"does not decode ({type(exc).__name__})"))
@@ -139,8 +142,8 @@ def images_of_tensors(splits: dict[str, Any]) -> Images:
     found = Images()
     for split, data in splits.items():
         pixels = data.images
-        grey = pixels.float().mean(1, keepdim=True) / 255
-        small = F.interpolate(grey, size=(32, 32), mode="area") if grey.shape[-1] != 32 else grey
+        scaled = pixels.float() / 255
+        small = F.interpolate(scaled, size=(32, 32), mode="area") if scaled.shape[-1] != 32 else scaled
         arrays = pixels.numpy()
         for i in range(len(pixels)):
             found.ids.append(f"{split}[{i}]")
@@ -148,7 +151,7 @@ def images_of_tensors(splits: dict[str, Any]) -> Images:
             found.labels.append(int(data.labels[i]))
             found.keys.append(hashlib.blake2b(arrays[i].tobytes(), digest_size=16).digest())
             found.info.append({"width": pixels.shape[-1], "height": pixels.shape[-2]})
-        found.small.extend(small[:, 0].numpy())
+        found.small.extend(small.numpy())
     return found
 
 
@@ -226,9 +229,10 @@ def check(found: Images, target: str, names: tuple[str, ...], input_size: int, *
     exact = [Pair(g[0], other, 0.0) for g in exact_groups(found.keys) for other in g[1:]]
     findings += _pairs_finding(found, exact, "exact")
     if near and found.small:
-        small = np.stack(found.small).reshape(len(found.small), -1)
-        thumbs = small.reshape(-1, 8, 4, 8, 4).mean(axis=(2, 4)).reshape(len(small), -1)
-        findings += _pairs_finding(found, near_pairs(small, thumbs, {(p.a, p.b) for p in exact}), "near")
+        small = np.stack(found.small)  # (N, C, 32, 32)
+        thumbs = small.mean(axis=1).reshape(-1, 8, 4, 8, 4).mean(axis=(2, 4)).reshape(len(small), -1)
+        pairs = near_pairs(small.reshape(len(small), -1), thumbs, {(p.a, p.b) for p in exact})
+        findings += _pairs_finding(found, pairs, "near")
     flagged = {i for i, _ in found.broken}
     for p in exact:  # keep one copy: the test one across splits, the first within a split
         flagged.add(found.ids[p.b] if found.splits[p.b] != "test" else found.ids[p.a])
