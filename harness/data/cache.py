@@ -112,14 +112,9 @@ IN_MEMORY_LIMIT = 1 << 30
 
 
 def _available() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 1 << 62
+    from harness.environment import available_memory
+
+    return available_memory(None) or 1 << 62
 
 
 def take(images: Any, index: Any) -> Any:
