@@ -9,7 +9,7 @@ import click
 
 from harness.cli.app import HarnessGroup, make_context
 from harness.cli.options import format_option
-from harness.output import render
+from harness.output import render, to_json
 
 
 @click.group("data", cls=HarnessGroup)
@@ -51,15 +51,15 @@ def data_check(ctx: click.Context, target: str, input_size: int | None, near: bo
     if target.startswith("hf:") or (Path(target).expanduser().exists() and not target.endswith(".toml")):
         uri = target if target.startswith("hf:") else str(Path(target).expanduser().resolve())
         spec = DataSpec(uri, test_fraction=test_fraction, image_column=image_column, label_column=label_column)
+    if write_clean and (spec is None or spec.uri.startswith("hf:")):
+        raise UsageError("{param} needs an image folder or a manifest as TARGET", param="write_clean")
     with make_context(ctx, data_dir=data_dir) as hctx:
         report, source = check_target(hctx, target, spec=spec, input_size=input_size, near=near)
     if write_clean:
-        if source is None or source.kind == "hf":
-            raise UsageError("{param} needs an image folder or a manifest as TARGET", param="write_clean")
         rows = write_manifest(report, source, Path(write_clean))
         click.echo(f"wrote {write_clean}: {rows} images ({len(report.flagged)} flagged left out)", err=True)
     if fmt == "json":
-        click.echo(_json(report))
+        click.echo(to_json(report.as_dict()))
     else:
         rows_out: list[dict[str, Any]] = [{**f.as_dict(), "items": ", ".join(f.items[:3]) +
                                           (f" (+{len(f.items) - 3})" if len(f.items) > 3 else "")}
@@ -71,8 +71,3 @@ def data_check(ctx: click.Context, target: str, input_size: int | None, near: bo
     if report.errors:
         ctx.exit(1)
 
-
-def _json(report: Any) -> str:
-    from harness.output import to_json
-
-    return to_json(report.as_dict())
