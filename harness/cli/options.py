@@ -75,8 +75,12 @@ def data_spec(options: dict[str, Any]) -> Any:
         if image or label:
             raise click.UsageError("--image-column/--label-column go with --data hf:...")
         return None
-    if not uri.startswith("hf:"):
+    from harness.data.views import split_view
+
+    base, view = split_view(uri)
+    if not base.startswith("hf:"):
         from pathlib import Path
 
-        uri = str(Path(uri).expanduser().resolve())
+        base = str(Path(base).expanduser().resolve())
+    uri = f"{base}:{view.text()}" if view else base
     return DataSpec(uri, test_fraction=fraction, image_column=image, label_column=label)

@@ -209,6 +209,11 @@ def pretrain_command(ctx: click.Context, backbone: str, dataset_name: str | None
             raise click.UsageError("give --dataset NAME (harness list datasets) or --data PATH, one of them")
         if source is not None:  # a data task's dataset has the task's name
             dataset_name = str(resolve(hctx, None, source))
+        else:
+            from harness.data.views import register_view, split_view
+
+            base, view = split_view(str(dataset_name))
+            dataset_name = register_view(hctx, base, view) if view else base
         recipe = Recipe(**options, budget="pretrain", label_smoothing=0.0)
         result = pretrain(hctx, ref, dataset_name, method, recipe, name=name, resume=resume, backbone_name=entry)
     emit_row({"model": result.version.ref, **{k: v for k, v in result.metrics.items() if k != "dataset"}}, fmt)

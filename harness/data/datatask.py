@@ -288,11 +288,18 @@ def add_entries(catalogue: Any, spec: TaskSpec) -> None:
 
 def resolve(ctx: Any, task: str | None, data: DataSpec | None, *, required: bool = True) -> str | None:
     """The task name a command runs on: ``--task NAME``, ``--task FILE.toml`` or ``--data SOURCE``."""
+    from harness.data.views import register_view, split_view
+
     if task and data:
         raise UsageError("give {param} or --data, not both", param="task_name")
     if data is not None:
-        name = default_name(data.uri)
-        return register(ctx, make_spec(name, data))
+        uri, view = split_view(data.uri)
+        name = register(ctx, make_spec(default_name(uri), replace(data, uri=uri)))
+        return register_view(ctx, name, view) if view else name
+    if task:
+        base, view = split_view(task)
+        if view is not None:
+            return register_view(ctx, str(resolve(ctx, base, None)), view)
     if task and task.endswith(".toml"):
         path = Path(task).expanduser()
         if not path.is_file():

@@ -151,6 +151,9 @@ def register(ctx: Context, run: Run, model: torch.nn.Module, state: FitState, te
     parent = run.source.version or pretrained_version(ctx, run.source)
     recorded = {**run.recipe.as_dict(), "preprocess": run.pre.as_dict(), "source": run.model_ref,
                 "best_epoch": state.best_epoch}
+    loader = ctx.catalogue.datasets.get(run.task.dataset).loader
+    if hasattr(loader, "view"):  # a view of a dataset: which one, and what it keeps
+        recorded["view"] = {"of": loader.base.name, "view": loader.view.text()}
     path = save_weights(model, run.run_dir / "weights.safetensors", {
         "backbone": run.source.backbone.name, "num_classes": run.data.num_classes,
         "class_names": list(run.data.class_names), "task": run.task.name, "preprocess": run.pre.as_dict()})
