@@ -38,6 +38,7 @@ COMMANDS = {
     "leaderboard": "harness.cli.select_cmds:leaderboard_command",
     "task": "harness.cli.task_cmds:task_group",
     "data": "harness.cli.data_cmds:data_group",
+    "zoo": "harness.cli.zoo_cmds:zoo_group",
 }
 
 

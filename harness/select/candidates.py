@@ -36,6 +36,11 @@ def expand(ctx: Context, patterns: Sequence[str]) -> list[str]:
         pattern = pattern.strip()
         if not pattern:
             continue
+        if pattern.startswith("zoo:"):  # every model of a zoo built here (harness zoo build)
+            from harness.train.zoo import members
+
+            refs.extend(members(ctx, pattern[4:]))
+            continue
         if any(c in pattern for c in "*?["):
             if "." in pattern:
                 found = [f"{b.name}.{w.tag}" for b, w in catalogue.list_weights(pattern)]
