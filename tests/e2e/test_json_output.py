@@ -12,7 +12,7 @@ from helpers import make_plugins
 from harness.cli import cli
 
 # (command path, arguments); "{model}" is the trained version, "{tmp}" a scratch folder, "{weights}"
-# its stored weights file, "{photos}" a folder of images in class sub-folders
+# its stored weights file, "{photos}" a folder of images in class sub-folders, "{zoospec}" a one-model zoo
 COMMANDS: list[tuple[str, tuple[str, ...]]] = [
     ("list", ("backbones", "cifar_*")),
     ("list", ("tasks",)),
@@ -36,6 +36,8 @@ COMMANDS: list[tuple[str, tuple[str, ...]]] = [
                 "--train-limit", "128", "--test-limit", "64")),
     ("task add", ("jsontask", "--data", "{photos}")),
     ("data check", ("{photos}",)),
+    ("zoo build", ("--spec", "{zoospec}", "--quiet")),
+    ("zoo list", ("json",)),
 ]
 
 
@@ -74,9 +76,13 @@ def test_every_json_output_parses_with_a_strict_parser(run_cli, trained, tmp_pat
     with ModelStore() as store:
         weights = store.get(trained).artifacts[keys.ROLE_WEIGHTS].path
     photos = write_photos(tmp_path / "photos")
+    zoospec = tmp_path / "zoo.toml"
+    zoospec.write_text('name = "json"\nepochs = 1\nbatch_size = 32\ntrain_limit = 64\n[[groups]]\n'
+                       'backbones = ["cifar_convnet_xs"]\nmethod = "supervised"\nsource = "synthetic"\n')
     plugins = make_plugins()  # its own: task add puts a task in the catalogue
     for path, args in COMMANDS:
-        filled = [a.format(model=trained, tmp=tmp_path, weights=weights, photos=photos) for a in args]
+        filled = [a.format(model=trained, tmp=tmp_path, weights=weights, photos=photos, zoospec=zoospec)
+                  for a in args]
         result = run_cli(*path.split(), *filled, "--format", "json", plugins=plugins)
         assert result.exit_code == 0, (path, result.output[-2000:])
         json.loads(result.stdout, parse_constant=_refuse)
