@@ -39,6 +39,7 @@ COMMANDS = {
     "task": "harness.cli.task_cmds:task_group",
     "data": "harness.cli.data_cmds:data_group",
     "zoo": "harness.cli.zoo_cmds:zoo_group",
+    "study": "harness.cli.study_cmds:study_group",
 }
 
 

@@ -38,6 +38,8 @@ COMMANDS: list[tuple[str, tuple[str, ...]]] = [
     ("data check", ("{photos}",)),
     ("zoo build", ("--spec", "{zoospec}", "--quiet")),
     ("zoo list", ("json",)),
+    ("study transfer", ("--task", "synthetic:classes=0-2", "--starts", "cifar_convnet_xs", "--labels", "4",
+                        "--seeds", "1", "--epochs", "1")),
 ]
 
 
