@@ -228,11 +228,6 @@ def read(path: Path) -> TaskSpec:
     return spec
 
 
-def saved(home: Path | None = None) -> list[TaskSpec]:
-    folder = tasks_dir(home)
-    return [read(p) for p in sorted(folder.glob("*.toml"))] if folder.is_dir() else []
-
-
 def from_environment() -> list[TaskSpec]:
     """The ``--data`` tasks of the parent process (benchmark and executor workers see them too)."""
     raw = os.environ.get(ENV)
