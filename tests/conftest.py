@@ -73,6 +73,15 @@ def run_cli(builtin_plugins) -> Callable[..., object]:
     return run
 
 
+@pytest.fixture
+def own(monkeypatch: pytest.MonkeyPatch, run_cli) -> Callable[..., object]:
+    """The CLI with plugins of its own: tasks made from data, views and saved tasks join that
+    catalogue, not the session's, and no --data task leaks to other tests through the environment."""
+    monkeypatch.setenv("HARNESS_DATA_TASKS", "")
+    plugins = make_plugins()
+    return lambda *args: run_cli(*args, plugins=plugins)
+
+
 @pytest.fixture(scope="session")
 def trained_home(tmp_path_factory: pytest.TempPathFactory, builtin_plugins) -> Path:
     """A store holding ``synthetic@1``: cifar_convnet_s fine-tuned one epoch on the synthetic task

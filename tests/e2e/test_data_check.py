@@ -8,18 +8,9 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 from faultlib import assert_clean_failure
 from fileformats import write_photos
-from helpers import make_plugins
 from PIL import Image
-
-
-@pytest.fixture
-def own(monkeypatch, run_cli):
-    monkeypatch.setenv("HARNESS_DATA_TASKS", "")
-    plugins = make_plugins()
-    return lambda *args: run_cli(*args, plugins=plugins)
 
 
 def planted(root: Path) -> Path:

@@ -12,24 +12,11 @@ import numpy as np
 import pytest
 from faultlib import assert_clean_failure
 from fileformats import write_photos
-from helpers import make_plugins
 from PIL import Image
 
 from registry.store import ModelStore
 
 FAST = ("--candidates", "cifar_convnet_xs", "--epochs", "1")
-
-
-@pytest.fixture
-def own(monkeypatch, run_cli):
-    """Fresh plugins per test (data tasks join the catalogue) and no --data tasks leaking out."""
-    monkeypatch.setenv("HARNESS_DATA_TASKS", "")
-    plugins = make_plugins()
-
-    def run(*args: str):
-        return run_cli(*args, plugins=plugins)
-
-    return run
 
 
 def _json(result):

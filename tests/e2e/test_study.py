@@ -7,17 +7,9 @@ import json
 
 import pytest
 from faultlib import assert_clean_failure
-from helpers import make_plugins
 
 SPEC = ('name = "s"\nepochs = 1\nbatch_size = 32\ntrain_limit = 128\n[[groups]]\n'
         'backbones = ["cifar_convnet_xs"]\nmethod = "supervised"\nsource = "synthetic:classes=0-4"\n')
-
-
-@pytest.fixture
-def own(monkeypatch, run_cli):
-    monkeypatch.setenv("HARNESS_DATA_TASKS", "")
-    plugins = make_plugins()
-    return lambda *args: run_cli(*args, plugins=plugins)
 
 
 def test_study_table_gain_cache_and_plot(own, tmp_path):

@@ -14,13 +14,6 @@ from helpers import make_plugins
 from harness.data.views import View, split_view
 
 
-@pytest.fixture
-def own(monkeypatch, run_cli):
-    monkeypatch.setenv("HARNESS_DATA_TASKS", "")
-    plugins = make_plugins()
-    return lambda *args: run_cli(*args, plugins=plugins)
-
-
 def test_parse_views():
     assert split_view("fashion-mnist") == ("fashion-mnist", None)
     assert split_view("fashion-mnist:classes=0-4,per_class=50") == ("fashion-mnist", View(("0-4",), 50, 0))

@@ -7,7 +7,6 @@ import json
 
 import pytest
 from faultlib import assert_clean_failure
-from helpers import make_plugins
 
 SPEC = """
 name = "tiny"
@@ -23,13 +22,6 @@ backbones = ["cifar_convnet_xs"]
 method = "autoencoder"
 source = "synthetic"
 """
-
-
-@pytest.fixture
-def own(monkeypatch, run_cli):
-    monkeypatch.setenv("HARNESS_DATA_TASKS", "")
-    plugins = make_plugins()
-    return lambda *args: run_cli(*args, plugins=plugins)
 
 
 def test_build_resume_and_select_from_the_zoo(own, tmp_path):
