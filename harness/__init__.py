@@ -1,8 +1,11 @@
 """harness: a plugin-based model registry and evaluation harness for image classification.
 
 Plugin authors need only :data:`hookimpl` from here and the entry types from ``registry``.
-Library users start from :class:`harness.Context` (imported on first use, so ``import harness``
-stays as cheap as the CLI's ``--version``).
+Library users call the Python API (:mod:`harness.api`: ``harness.select(task=...)``,
+``harness.finetune``, ``harness.evaluate``, ``harness.export``, ``harness.check_onnx``,
+``harness.bench``, ``harness.leaderboard``, ``harness.load_model``, ``harness.load_onnx``) or start
+from :class:`harness.Context`; everything is imported on first use, so ``import harness`` stays as
+cheap as the CLI's ``--version``.
 """
 
 from __future__ import annotations
@@ -22,13 +25,19 @@ try:
 except importlib.metadata.PackageNotFoundError:  # running from a source tree without install
     __version__ = "0+unknown"
 
-_LAZY = {"Context": "harness.context", "DataOptions": "harness.context", "load_plugins": "harness.plugins"}
+_LAZY = {"Context": "harness.context", "DataOptions": "harness.context", "load_plugins": "harness.plugins",
+         **{name: "harness.api" for name in ("finetune", "export", "check_onnx", "bench", "leaderboard",
+                                             "load_model", "load_onnx")}}
+_CALLABLE_PACKAGES = ("select", "evaluate")  # subpackages that are also the API's functions
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _CALLABLE_PACKAGES:
+        return importlib.import_module(f"harness.{name}")
     raise AttributeError(f"module 'harness' has no attribute {name!r}")
 
 
-__all__ = ["DISTRIBUTION", "Context", "DataOptions", "__version__", "hookimpl", "load_plugins"]
+__all__ = ["DISTRIBUTION", "Context", "DataOptions", "__version__", "bench", "check_onnx", "evaluate", "export",
+           "finetune", "hookimpl", "leaderboard", "load_model", "load_onnx", "load_plugins", "select"]

@@ -1,2 +1,19 @@
 """Evaluation: logits over a split, every quality metric of a task, per-class scores, the
 confusion matrix (``predict``), typed reports (``report``) and ``evaluate_model`` for any MODEL."""
+
+
+import sys as _sys
+import types as _types
+
+
+class _CallableModule(_types.ModuleType):
+    """``harness.evaluate(...)`` is the Python API's :func:`harness.api.evaluate`, while
+    ``harness.evaluate`` stays the subpackage (both names are taken; calling it is unambiguous)."""
+
+    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from harness.api import evaluate
+
+        return evaluate(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule

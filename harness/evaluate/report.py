@@ -57,5 +57,13 @@ class EvaluationReport:
     def metrics(self) -> dict[str, float]:
         return self.evaluation.metrics
 
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data (same as ``as_dict()``)."""
+        return self.as_dict()
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """The per-class rows (class, precision, recall, f1, support)."""
+        return [c.as_dict() for c in self.evaluation.per_class]
+
     def as_dict(self) -> dict[str, Any]:
         return {"model": self.model, "task": self.task, "tta_flip": self.tta_flip, **self.evaluation.as_dict()}

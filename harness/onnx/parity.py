@@ -47,6 +47,10 @@ class ParityReport:
     rtol: float
     passed: bool
 
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data (same as ``as_dict()``)."""
+        return self.as_dict()
+
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["providers"], data["batch_sizes"] = list(self.providers), list(self.batch_sizes)

@@ -84,6 +84,14 @@ class BenchReport:
                 ratios[f"int8_vs_fp32_b{b}"] = round(ort / int8, 2)
         return ratios
 
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data (same as ``as_dict()``)."""
+        return self.as_dict()
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """One dict per runtime and batch size."""
+        return [r.as_dict() for r in self.rows]
+
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "model": self.model, "threads": self.threads, "input": list(self.input), "params": self.params,

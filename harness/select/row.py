@@ -71,6 +71,10 @@ class LeaderboardRow:
             return self.ci95
         return getattr(self, key, None)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data (same as ``as_dict()``)."""
+        return self.as_dict()
+
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON keys (strict JSON: NaN and infinities become null)."""
         data: dict[str, Any] = {"candidate": self.candidate, "model": self.model, "status": self.status}

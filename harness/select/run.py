@@ -52,6 +52,14 @@ class SelectResult:
         return [f"  {name}: " + ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in stages.items())
                 + f" (total {sum(stages.values()):.1f}s)" for name, stages in self.stage_seconds.items()]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data (same as ``as_dict()``)."""
+        return self.as_dict()
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """One dict per candidate row (skipped ones included), as the leaderboard shows them."""
+        return [r.as_dict() for r in [*self.rows, *self.skipped]]
+
     def as_dict(self) -> dict[str, Any]:
         return {"task": self.task, "primary_metric": self.primary,
                 "rows": [r.as_dict() for r in [*self.rows, *self.skipped]],
