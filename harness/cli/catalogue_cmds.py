@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from harness.cli.app import HarnessCommand, plugins_from
+from harness.cli.app import HarnessCommand, make_context, plugins_from
 from harness.cli.options import format_option
 from harness.output import render, render_record, to_json
 from registry import KINDS
@@ -45,8 +45,15 @@ def show_command(ctx: click.Context, name: str, kind: str | None, measure: bool,
 
     JSON output is always a list: one record per kind that has the name.
     """
+    from harness.data.views import split_view
     from harness.describe import describe
 
+    base, view = split_view(name)
+    if view is not None:  # a view (fashion-mnist:classes=0-4) is shown as the task/dataset it makes
+        from harness.data.views import register_view
+
+        with make_context(ctx, quiet=True) as hctx:
+            name = register_view(hctx, base, view)
     records = describe(plugins_from(ctx).catalogue, name, kind, measure=measure)
     if fmt == "json":
         click.echo(to_json(records))

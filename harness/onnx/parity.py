@@ -81,17 +81,18 @@ def _source_of_onnx(ctx: Context, path: Path) -> ModelSource:
     return resolve_model(ctx, version.ref)
 
 
-def _onnx_file(ctx: Context, source: ModelSource, model_ref: str, tmp: Path, record: bool) -> Path:
-    """The version's stored ONNX artifact when it is intact, else a fresh export."""
+def _onnx_file(ctx: Context, source: ModelSource, model_ref: str, tmp: Path, record: bool) -> tuple[Path, str]:
+    """The version's stored ONNX artifact when it is intact, else a fresh export; and which it was."""
     artifact = source.version.artifacts.get(keys.ROLE_ONNX) if source.version else None
     if artifact is not None and ctx.store.blobs.verify(artifact.sha256):
         path = tmp / "model.onnx"
         ctx.store.blobs.export(artifact.sha256, path)
-        return path
+        return path, "registry artifact"
     if artifact is not None:
         ctx.progress.warn(f"the stored ONNX file of {model_ref} is missing or damaged (sha256 mismatch); exporting "
                           "it again from the weights" + (" and replacing it in the store" if record else ""))
-    return export_model(ctx, model_ref, tmp, register=record).info.path
+    label = "re-exported (stored file damaged)" if artifact is not None else "new export"
+    return export_model(ctx, model_ref, tmp, register=record).info.path, label
 
 
 def _compare(source: ModelSource, path: Path, pre: Preprocess, test: Any, batch_size: int,
@@ -133,15 +134,17 @@ def check_parity(ctx: Context, model_or_onnx: str, task_name: str | None = None,
         from_file = model_or_onnx.endswith(".onnx")
         source = _source_of_onnx(ctx, Path(model_or_onnx)) if from_file else resolve_model(ctx, model_or_onnx)
         if onnx_file is not None:
-            path = Path(onnx_file)
+            path, label = Path(onnx_file), str(onnx_file)
+        elif from_file:
+            path, label = Path(model_or_onnx), model_or_onnx
         else:
-            path = Path(model_or_onnx) if from_file else _onnx_file(ctx, source, model_or_onnx, Path(tmp), record)
+            path, label = _onnx_file(ctx, source, model_or_onnx, Path(tmp), record)
         return _check(ctx, source, path, task_name, samples=samples, atol=atol, rtol=rtol, batch_size=batch_size,
-                      threads=threads, record=record and not from_file, label=model_or_onnx if from_file else None)
+                      threads=threads, record=record and not from_file, label=label)
 
 
 def _check(ctx: Context, source: ModelSource, path: Path, task_name: str | None, *, samples: int, atol: float,
-           rtol: float, batch_size: int, threads: int | None, record: bool, label: str | None) -> ParityReport:
+           rtol: float, batch_size: int, threads: int | None, record: bool, label: str) -> ParityReport:
     import numpy as np
 
     meta = harness_metadata(path)
@@ -160,7 +163,7 @@ def _check(ctx: Context, source: ModelSource, path: Path, task_name: str | None,
     found = _compare(source, path, pre, test, batch_size, threads)
     within = all(np.allclose(out, found["reference"], atol=atol, rtol=rtol) for out in found["outputs"].values())
     report = ParityReport(
-        model=source.label, task=task.name, samples=len(test), onnx=label or "registry artifact",
+        model=source.label, task=task.name, samples=len(test), onnx=label,
         providers=found["providers"], exporter=meta.get("exporter"), batch_sizes=found["batch_sizes"],
         max_abs_diff=found["max_abs_diff"], mean_abs_diff=found["mean_abs_diff"],
         top1_agreement=found["top1_agreement"], accuracy_torch=found["accuracy_torch"],

@@ -56,6 +56,8 @@ def test_views_from_the_command_line(own, tmp_path):
               "--batch-size", "32", "--format", "json")
     assert pre.exit_code == 0, pre.output
     assert "synthetic--classes-0-4" in json.loads(pre.stdout)["model"]
+    shown = json.loads(own("show", "synthetic:classes=0-4", "--format", "json").stdout)
+    assert {r["kind"] for r in shown} == {"dataset", "task"} and shown[0]["num_classes"] == 5
     selected = own("select", "--task", "synthetic:classes=0-1,per_class=30", "--candidates", "cifar_convnet_xs",
                    "--epochs", "1", "--format", "json")
     assert selected.exit_code == 0, selected.output

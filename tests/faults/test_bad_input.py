@@ -7,6 +7,7 @@ that ``registry check`` still passes with the same versions as before.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -147,8 +148,9 @@ def test_damaged_stored_onnx_is_exported_again(run_cli, trained, tmp_path):
     with ModelStore() as store:
         artifact = store.get(trained).artifacts["onnx"]
     damage(artifact.path, artifact.path, "flip")
-    result = run_cli("check-onnx", trained)
+    result = run_cli("check-onnx", trained, "--format", "json")
     assert result.exit_code == 0 and "stored ONNX file" in result.stderr and "damaged" in result.stderr
+    assert json.loads(result.stdout)["onnx"] == "re-exported (stored file damaged)"
     assert run_cli("registry", "check").exit_code == 0  # the damaged blob was replaced
 
 
