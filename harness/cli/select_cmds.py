@@ -107,9 +107,8 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
 def summary_lines(result: Any) -> list[str]:
     """What select says under its table: units, time, prescreen agreement, the choice."""
     lines = [UNITS_NOTE, f"wall time {result.seconds:.0f}s; seconds per stage:", *result.time_summary()]
-    if result.prescreen:
-        tau = "n/a (fewer than 3 fine-tuned)" if result.kendall_tau is None else f"{result.kendall_tau:.2f}"
-        lines.append(f"prescreen {result.prescreen} vs fine-tuned order: Kendall tau {tau}")
+    if result.rank_check is not None:
+        lines.extend(result.rank_check.lines())
     if result.winner:
         w = result.winner
         lines.append(f"chosen: {w.model} ({w.candidate}, {result.primary} {w.primary_value}) "

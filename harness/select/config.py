@@ -8,7 +8,7 @@ from typing import Any
 from harness.train.recipe import BUDGETS
 from registry import UsageError
 
-PRESCREENS = ("logme", "knn", "linear")
+PRESCREENS = ("logme", "knn", "linear", "sfda")
 """Transferability prescreens, all higher-is-better (see :mod:`harness.select.prescreen`)."""
 
 

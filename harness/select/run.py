@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from harness.environment import library_versions, select_device
 from harness.select.candidates import Candidate, check_available, expand
-from harness.select.choose import decide, kendall_tau, sort_rows
+from harness.select.choose import decide, sort_rows
 from harness.select.config import SelectConfig
 from harness.select.executor import Executor, SerialExecutor
 from harness.select.leaderboard import new_group
+from harness.select.rankcheck import RankCheck, rank_check
 from harness.select.row import UNITS_NOTE, LeaderboardRow, skipped_row
 from harness.select.stages import CandidateRun, Plan, row_of
 from harness.train.recipe import recipe_for
@@ -46,6 +47,7 @@ class SelectResult:
     seconds: float
     skipped: list[LeaderboardRow] = field(default_factory=list)
     stage_seconds: dict[str, dict[str, float]] = field(default_factory=dict)
+    rank_check: RankCheck | None = None
 
     def time_summary(self) -> list[str]:
         """One line per candidate (and the shared setup): seconds per stage."""
@@ -64,7 +66,9 @@ class SelectResult:
         return {"task": self.task, "primary_metric": self.primary,
                 "rows": [r.as_dict() for r in [*self.rows, *self.skipped]],
                 "winner": self.winner.model if self.winner else None, "prescreen": self.prescreen,
-                "kendall_tau": self.kendall_tau, "seconds": self.seconds, "stage_seconds": self.stage_seconds,
+                "kendall_tau": self.kendall_tau,
+                "rank_check": self.rank_check.as_dict() if self.rank_check else None,
+                "seconds": self.seconds, "stage_seconds": self.stage_seconds,
                 "units": UNITS_NOTE}
 
 
@@ -134,11 +138,17 @@ def prescreen(ctx: Context, plan: Plan, runnable: list[Candidate]) -> tuple[dict
     return {c.ref: scores[c.ref] for c in ranked[:config.top_k] if c.ref in scores}, dropped
 
 
-def _tau(rows: list[LeaderboardRow], scores: dict[str, float], higher_is_better: bool) -> float | None:
-    pairs = [(scores[r.candidate], r.primary_value) for r in rows
-             if r.candidate in scores and r.primary_value is not None and math.isfinite(r.primary_value)]
+def check_ranking(ctx: Context, method: str, rows: list[LeaderboardRow], scores: dict[str, float],
+                  higher_is_better: bool) -> RankCheck:
+    """The prescreen's order against the fine-tuned one, next to the free baselines' orders."""
+    from harness.select.prescreen import pretraining_score
+
     sign = 1 if higher_is_better else -1
-    return kendall_tau([p[0] for p in pairs], [sign * p[1] for p in pairs])  # type: ignore[operator]
+    truth = {r.candidate: sign * r.primary_value for r in rows
+             if r.primary_value is not None and math.isfinite(r.primary_value)}
+    params = {r.candidate: r.params_m for r in rows if r.params_m is not None}
+    pretraining = {ref: value for ref in truth if (value := pretraining_score(ctx, ref)) is not None}
+    return rank_check(method, scores, truth, {"parameter count": params, "pretraining score": pretraining})
 
 
 def select(ctx: Context, config: SelectConfig, executor: Executor | None = None) -> SelectResult:
@@ -164,9 +174,11 @@ def select(ctx: Context, config: SelectConfig, executor: Executor | None = None)
     if winner is not None and winner.model is not None:
         ctx.store.set_alias(winner.model, keys.ALIAS_BEST)
     skipped = [skipped_row(c.ref, plan.primary.name, c.reason, c.place) for c in missing]
+    checked = (check_ranking(ctx, config.prescreen, rows, scores, plan.primary.higher_is_better)
+               if config.prescreen else None)
     return SelectResult(plan.task.name, plan.primary.name, plan.primary.higher_is_better,
                         sort_rows(rows, plan.primary.name, plan.primary.higher_is_better), winner,
-                        _tau(rows, scores, plan.primary.higher_is_better) if config.prescreen else None,
-                        config.prescreen, round(time.perf_counter() - started, 1), skipped,
+                        checked.prescreen.kendall if checked else None, config.prescreen,
+                        round(time.perf_counter() - started, 1), skipped,
                         {SETUP: {k: round(v, 2) for k, v in setup.items()},
-                         **{r.ref: {k: round(v, 2) for k, v in r.seconds.items()} for r in runs}})
+                         **{r.ref: {k: round(v, 2) for k, v in r.seconds.items()} for r in runs}}, checked)

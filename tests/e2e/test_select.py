@@ -40,6 +40,12 @@ def test_select_with_prescreen_cache_leaderboard_and_plot(run_cli, tmp_path):
         assert r["eager_b32_ms"] is None  # quick measures ONNX Runtime only
         assert isinstance(r["prescreen"], float) and r["params_m"] > 0 and r["gflops"] > 0
     assert first["kendall_tau"] is None or -1 <= first["kendall_tau"] <= 1
+    check = first["rank_check"]
+    assert check["prescreen"]["order"] == "logme" and check["prescreen"]["n"] == 3
+    assert check["prescreen"]["kendall"] == first["kendall_tau"]
+    baselines = {b["order"]: b for b in check["baselines"]}
+    assert baselines["parameter count"]["n"] == 3
+    assert baselines["pretraining score"]["kendall"] is None  # all from scratch: no order to compare
     assert any(r.get("pareto") for r in rows.values())
     winner = first["winner"]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
