@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -102,19 +103,27 @@ def finetune_command(ctx: click.Context, model: str, task_name: str | None, budg
       harness finetune resnet18.tv_in1k --task cifar10 --strategy linear --budget standard
       harness finetune fashion-mnist:best --task fashion-mnist --epochs 2 --lr 0.01
       harness finetune resnet18 --weights resnet18-f37072fd.pth --task cifar10
+      torchrun --nproc-per-node 2 -m harness finetune cifar_resnet20 --task fashion-mnist
     """
     from harness.data.datatask import resolve
+    from harness.train.distributed import launched
     from harness.train.finetune import finetune
     from harness.train.recipe import recipe_for
 
     model, backbone = with_weights(model, weights_file, backbone)
     source = data_spec(options)
-    with make_context(ctx, **split_options(options, DATA_FLAGS)) as hctx:
+    flags = split_options(options, DATA_FLAGS)
+    secondary = launched() and os.environ.get("RANK", "0") != "0"  # torchrun: rank 0 reports
+    if secondary:
+        flags["quiet"] = True
+    with make_context(ctx, **flags) as hctx:
         hctx.store.check_name_and_alias(name, alias)
         task_name = str(resolve(hctx, task_name, source))
         recipe = recipe_for(hctx.catalogue.task(task_name), budget, **split_options(options, RECIPE_FLAGS))
         result = finetune(hctx, model, task_name, recipe, name=name, resume=resume, compile=use_compile,
                           alias=alias, tta_flip=tta, backbone=backbone)
+    if secondary:
+        return
     emit_row({"model": result.version.ref, "parent": result.version.parent_ref, **result.test.metrics,
               **{name: None for name in result.test.failed},
               "seconds": result.version.metrics["train"]["seconds"]}, fmt)
@@ -175,7 +184,8 @@ def _print_evaluation(report: Any, data: dict[str, Any]) -> None:
 @click.option("--dataset", "dataset_name", help="Source dataset (harness list datasets); or use --data.")
 @task_source_options
 @click.option("--method", type=click.Choice(PRETRAIN_METHODS), default="supervised", show_default=True,
-              help="supervised: train on the labels; autoencoder: reconstruct the images (labels unused).")
+              help="supervised: train on the labels; autoencoder: reconstruct the images; contrastive: "
+                   "SimCLR, two augmented views agree (the last two never read labels).")
 @positive_int("--epochs", default=5, show_default=True)
 @positive_int("--batch-size", default=128, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True)

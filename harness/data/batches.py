@@ -24,7 +24,7 @@ class TensorBatches:
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, pre: Preprocess,
                  device: torch.device, *, train: bool, generator: torch.Generator | None = None,
-                 drop_last: bool | None = None) -> None:
+                 drop_last: bool | None = None, shard: tuple[int, int] | None = None) -> None:
         # a split that does not fit the device stays where it is (in RAM or memory-mapped); each
         # batch is copied to the device as it is taken
         fits = device.type != "cuda" or images.numel() < torch.cuda.mem_get_info(device)[0] // 4
@@ -36,6 +36,7 @@ class TensorBatches:
         self.train = train
         self.generator = generator or torch.Generator().manual_seed(0)
         self.drop_last = train if drop_last is None else drop_last
+        self.shard = shard  # (rank, world): yield this rank's slice of every (global) batch
 
     def __len__(self) -> int:
         n = self.labels.shape[0]
@@ -49,6 +50,9 @@ class TensorBatches:
         for i in range(len(self)):
             index = order[i * self.batch_size:(i + 1) * self.batch_size]
             images, labels = self.images[index].to(self.device), self.labels[index].to(self.device)
-            if self.train:
+            if self.train:  # the whole global batch, so the generator stays in step on every rank
                 images = augment(images, self.pre, self.generator)
+            if self.shard is not None:
+                rank, world = self.shard
+                images, labels = images[rank::world], labels[rank::world]
             yield to_model_input(images, self.pre), labels

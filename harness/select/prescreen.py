@@ -47,6 +47,7 @@ def prescreen_candidates(ctx: Context, task: Task, method: str, refs: Sequence[s
     for ref in refs:
         try:
             source = resolve_model(ctx, ref)
+            torch.manual_seed(seed)  # a model from scratch is scored at the initialisation its fine-tune starts from
             model = source.build(int(train.labels.max()) + 1)
             pre = resolve_preprocess(source, input_size)
             feats = extract_features(model, source.backbone.head, train.images, pre)

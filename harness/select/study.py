@@ -81,6 +81,11 @@ def _backbone(ctx: Context, ref: str) -> tuple[str, bool]:
     return source.backbone.name, bool(source.pretrained)
 
 
+QUALITY = {"supervised": "val accuracy", "contrastive": "val positive-pair accuracy",
+           "autoencoder": "minus val reconstruction MSE"}
+"""What 'pretraining quality' means per method (each higher is better)."""
+
+
 def _quality(ctx: Context, ref: str) -> tuple[str, float] | None:
     """(method, pretraining quality, higher better) of a zoo/pretrain version, or None."""
     try:
@@ -90,6 +95,8 @@ def _quality(ctx: Context, ref: str) -> tuple[str, float] | None:
     summary = version.metrics.get(keys.PRETRAIN, {})
     if summary.get("val_accuracy") is not None:
         return "supervised", float(summary["val_accuracy"])
+    if summary.get("val_pair_accuracy") is not None:
+        return "contrastive", float(summary["val_pair_accuracy"])
     if summary.get("val_reconstruction_mse") is not None:
         return "autoencoder", -float(summary["val_reconstruction_mse"])
     return None
@@ -182,7 +189,7 @@ def correlate(ctx: Context, table: list[dict[str, Any]]) -> list[dict[str, Any]]
         if len(points) >= 3 and len({p[0] for p in points}) > 1 and len({p[1] for p in points}) > 1:
             rho = round(float(spearmanr([p[0] for p in points], [p[1] for p in points]).statistic), 3)
         out.append({"method": method, "pairs": len(points), "spearman": rho,
-                    "quality": "val accuracy" if method == "supervised" else "minus val reconstruction MSE"})
+                    "quality": QUALITY[method]})
     return out
 
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from harness.data.batches import TensorBatches
 from harness.progress import Progress
+from harness.train.distributed import all_sum, unwrap
 from registry import DataError, TrainingError
 from registry.files import as_disk_full, atomic_writer
 
@@ -100,6 +101,7 @@ class EpochStats:
     loss_sum: float = 0.0
     correct: int = 0
     seconds: float = 0.0
+    steps: int = 0
 
 
 def _train_epoch(model: nn.Module, batches: TensorBatches, optimizer: Any, scheduler: Any, config: FitConfig,
@@ -123,6 +125,7 @@ def _train_epoch(model: nn.Module, batches: TensorBatches, optimizer: Any, sched
         optimizer.step()
         scheduler.step()
         state.step += 1
+        stats.steps += 1
         n = labels.shape[0]
         stats.seen += n
         stats.loss_sum += loss.item() * n
@@ -137,7 +140,8 @@ def _train_epoch(model: nn.Module, batches: TensorBatches, optimizer: Any, sched
 
 
 def _epoch_record(epoch: int, stats: EpochStats, optimizer: Any, custom_loss: bool) -> dict[str, Any]:
-    record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": stats.loss_sum / max(stats.seen, 1),
+    record: dict[str, Any] = {"epoch": epoch + 1, "steps": stats.steps,
+                              "train_loss": stats.loss_sum / max(stats.seen, 1),
                               "lr": optimizer.param_groups[0]["lr"], "seconds": round(stats.seconds, 3),
                               "images_per_s": round(stats.seen / max(stats.seconds, 1e-9), 1)}
     if not custom_loss:
@@ -161,7 +165,7 @@ def _keep_best(model: nn.Module, state: FitState, config: FitConfig, record: dic
         metric = record.get("train_accuracy", 0.0)
     if improved and not (isinstance(metric, float) and math.isnan(metric)):
         state.best_metric, state.best_epoch, state.bad_epochs = metric, epoch + 1, 0
-        state.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        state.best_state = {k: v.detach().to("cpu", copy=True) for k, v in unwrap(model).state_dict().items()}
     else:
         state.bad_epochs += 1
 
@@ -189,18 +193,20 @@ def fit(model: nn.Module, batches: TensorBatches, optimizer: Any, scheduler: Any
         for module in frozen:
             module.eval()
         stats = _train_epoch(model, batches, optimizer, scheduler, config, state, epoch, criterion, custom)
+        seen, loss_sum, correct = all_sum([stats.seen, stats.loss_sum, stats.correct])  # every rank's, under torchrun
+        stats.seen, stats.loss_sum, stats.correct = int(seen), loss_sum, int(correct)
         record = _epoch_record(epoch, stats, optimizer, custom)
         _keep_best(model, state, config, record, validate, custom, epoch)
         state.history.append(record)
         state.epoch = epoch + 1
         config.progress.info(_summary(record, config.epochs))
         if config.checkpoint is not None:
-            save_checkpoint(config.checkpoint, model, optimizer, scheduler, state, batches.generator,
+            save_checkpoint(config.checkpoint, unwrap(model), optimizer, scheduler, state, batches.generator,
                             config.fingerprint)
         if config.patience is not None and state.bad_epochs >= config.patience:
             config.progress.info(f"early stop: no improvement for {config.patience} epochs "
                                  f"(best epoch {state.best_epoch})")
             break
     if state.best_state is None:
-        state.best_state = copy.deepcopy(model.state_dict())
+        state.best_state = copy.deepcopy(unwrap(model).state_dict())
     return state

@@ -27,6 +27,7 @@ from harness.evaluate.report import Evaluation
 from harness.fingerprint import fingerprint
 from harness.models.sources import ModelSource, pretrained_version, resolve_model
 from harness.models.weights import save_weights
+from harness.train.distributed import Dist, current, finish, share, weights_identical, wrap
 from harness.train.engine import FitConfig, FitState, fit, load_checkpoint
 from harness.train.freeze import apply_strategy, param_groups
 from harness.train.recipe import Recipe
@@ -59,6 +60,7 @@ class Run:
     device: torch.device
     run_id: str
     run_dir: Path
+    dist: Dist | None = None  # under torchrun: this rank's place
 
     @property
     def amp(self) -> torch.dtype | None:
@@ -71,6 +73,12 @@ def prepare(ctx: Context, model_ref: str, task_name: str, recipe: Recipe, backbo
     task = ctx.catalogue.task(task_name)
     primary = ctx.catalogue.metrics.get(task.primary_metric)
     device = select_device(ctx.device)
+    dist = current(ctx.device)
+    if dist is not None:
+        device = dist.device()
+        if recipe.batch_size % dist.world:
+            raise UsageError(f"{{param}} {recipe.batch_size} is the global batch and must divide evenly over "
+                             f"{dist.world} processes", param="batch_size")
     source = resolve_model(ctx, model_ref, backbone=backbone)
     augmentation = recipe.augmentation if recipe.augmentation is not None else task.protocol.augmentation
     pre = resolve_preprocess(source, recipe.input_size or task.protocol.input_size, augmentation=augmentation,
@@ -84,10 +92,11 @@ def prepare(ctx: Context, model_ref: str, task_name: str, recipe: Recipe, backbo
     if len(data.train) < recipe.batch_size:
         raise UsageError(f"only {len(data.train)} training images for batch size {recipe.batch_size}; "
                          "lower {param}", param="batch_size")
+    where = f"{device.type} x{dist.world}" if dist else str(device)  # the same on every rank
     run_id = fingerprint(model_ref, source.weights_file and str(source.weights_file), task.name,
-                         recipe.as_dict(), pre.as_dict(), str(device))
+                         recipe.as_dict(), pre.as_dict(), where)
     return Run(model_ref, task, primary, recipe, source, pre, data, device, run_id,
-               ctx.store.home / "runs" / run_id)
+               ctx.store.home / "runs" / run_id, dist)
 
 
 def _optimiser(model: torch.nn.Module, run: Run, steps_per_epoch: int) -> tuple[Any, Any]:
@@ -111,10 +120,14 @@ def train(ctx: Context, run: Run, *, resume: bool = False, compile: bool = False
         model = model.to(memory_format=torch.channels_last)
     frozen = apply_strategy(model, run.source.backbone.head, run.recipe.strategy, run.recipe.partial_blocks)
     generator = torch.Generator().manual_seed(run.recipe.seed)
+    dist = run.dist
     batches = TensorBatches(run.data.train.images, run.data.train.labels, run.recipe.batch_size, run.pre,
-                            run.device, train=True, generator=generator)
+                            run.device, train=True, generator=generator,
+                            shard=(dist.rank, dist.world) if dist else None)
     optimizer, scheduler = _optimiser(model, run, len(batches))
     forward = torch.compile(model) if compile else model
+    if dist is not None:
+        forward = wrap(forward, dist)
     val = run.data.val
     warned: list[str] = []
 
@@ -138,7 +151,8 @@ def train(ctx: Context, run: Run, *, resume: bool = False, compile: bool = False
         ctx.progress.info(f"no checkpoint for run {run.run_id}; starting from the beginning")
     config = FitConfig(epochs=run.recipe.epochs, higher_is_better=run.primary.higher_is_better,
                        patience=run.recipe.patience, label_smoothing=run.recipe.label_smoothing, amp_dtype=run.amp,
-                       progress=ctx.progress, checkpoint=checkpoint, fingerprint=run.run_id)
+                       progress=ctx.progress, checkpoint=checkpoint if dist is None or dist.main else None,
+                       fingerprint=run.run_id)
     run.run_dir.mkdir(parents=True, exist_ok=True)
     state = fit(forward, batches, optimizer, scheduler, config, validate if val is not None else None, frozen, state)
     model.load_state_dict(state.best_state)
@@ -146,11 +160,14 @@ def train(ctx: Context, run: Run, *, resume: bool = False, compile: bool = False
 
 
 def register(ctx: Context, run: Run, model: torch.nn.Module, state: FitState, test: Evaluation, *,
-             name: str | None = None, alias: str | None = None) -> ModelVersion:
+             name: str | None = None, alias: str | None = None,
+             distributed: dict[str, Any] | None = None) -> ModelVersion:
     """Write the weights and record the version: recipe, scores, history, lineage, environment."""
     parent = run.source.version or pretrained_version(ctx, run.source)
     recorded = {**run.recipe.as_dict(), "preprocess": run.pre.as_dict(), "source": run.model_ref,
                 "best_epoch": state.best_epoch}
+    if distributed:
+        recorded["distributed"] = distributed
     loader = ctx.catalogue.datasets.get(run.task.dataset).loader
     if hasattr(loader, "view"):  # a view of a dataset: which one, and what it keeps
         recorded["view"] = {"of": loader.base.name, "view": loader.view.text()}
@@ -187,12 +204,39 @@ def finetune(ctx: Context, model_ref: str, task_name: str, recipe: Recipe, *, na
         f"val / {len(run.data.test)} test images at {run.pre.input_size}px, strategy {run.recipe.strategy}, "
         f"{run.recipe.epochs} epochs, {device_description(run.device)}")
     model, state = train(ctx, run, resume=resume, compile=compile)
-    logits = predict(model, run.data.test.images, run.data.test.labels, run.pre, run.device, tta_flip=tta_flip,
-                     amp_dtype=run.amp)
-    test = score(ctx.catalogue, run.task, logits, run.data.test.labels, run.data.class_names)
-    ctx.progress.info("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.metrics.items()))
+    if run.dist is not None:
+        return _finish_distributed(ctx, run, model, state, name=name, alias=alias, tta_flip=tta_flip)
+    test = _test(ctx, run, model, tta_flip)
     version = register(ctx, run, model, state, test, name=name, alias=alias)
     ctx.progress.info(f"registered {version.ref}")
     if test.failed:
         ctx.progress.warn(f"{version.ref} was registered without {', '.join(test.failed)}: {test.failure()}")
     return FinetuneResult(version, test, state.history)
+
+
+def _test(ctx: Context, run: Run, model: torch.nn.Module, tta_flip: bool) -> Evaluation:
+    logits = predict(model, run.data.test.images, run.data.test.labels, run.pre, run.device, tta_flip=tta_flip,
+                     amp_dtype=run.amp)
+    test = score(ctx.catalogue, run.task, logits, run.data.test.labels, run.data.class_names)
+    ctx.progress.info("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.metrics.items()))
+    return test
+
+
+def _finish_distributed(ctx: Context, run: Run, model: torch.nn.Module, state: FitState, *, name: str | None,
+                        alias: str | None, tta_flip: bool) -> FinetuneResult:
+    """Rank 0 tests and registers; every rank returns the same result (and checks it trained the
+    same weights: a rank that drifted would mean the shards were not averaged)."""
+    assert run.dist is not None
+    identical = weights_identical(model)
+    if not identical:
+        ctx.progress.warn("the ranks finished with different weights; rank 0's are registered")
+    info = {**run.dist.describe(), "weights_identical": identical}
+    shared: Any = None
+    if run.dist.main:
+        test = _test(ctx, run, model, tta_flip)
+        version = register(ctx, run, model, state, test, name=name, alias=alias, distributed=info)
+        ctx.progress.info(f"registered {version.ref} (rank 0 of {run.dist.world})")
+        shared = (version.ref, test)
+    ref, test = share(shared, run.dist)  # type: ignore[misc]
+    finish()
+    return FinetuneResult(ctx.store.get(ref), test, state.history)

@@ -1,4 +1,5 @@
-"""Pretraining: supervised on a source dataset, or self-supervised as a convolutional autoencoder.
+"""Pretraining: supervised on a source dataset, or self-supervised as a convolutional autoencoder
+or contrastively (SimCLR, :mod:`harness.train.contrastive`).
 
 The result is registered as a new weights version of the backbone (kind ``pretrain``), so
 ``finetune`` and ``select`` use it like any other weights: ``harness finetune NAME --task ...``.
@@ -26,6 +27,7 @@ from harness.fingerprint import fingerprint
 from harness.models.build import get_submodule, head_in_features, set_submodule
 from harness.models.sources import ModelSource, pretrained_version, resolve_model
 from harness.models.weights import save_weights
+from harness.train.contrastive import Contrastive, nt_xent, pair_accuracy
 from harness.train.engine import FitConfig, FitState, fit, load_checkpoint
 from harness.train.recipe import PRETRAIN_METHODS, Recipe
 from harness.train.schedule import WarmupSchedule
@@ -113,7 +115,8 @@ def prepare(ctx: Context, backbone_ref: str, dataset_name: str, method: str, rec
 
 
 def _validator(run: PretrainRun):
-    """Validation accuracy (supervised) or reconstruction MSE per pixel (autoencoder)."""
+    """Validation accuracy (supervised), positive-pair accuracy (contrastive) or reconstruction
+    MSE per pixel (autoencoder)."""
     val, pre, dev = run.val, run.pre, run.device
 
     def validate(m: nn.Module) -> float:
@@ -121,6 +124,11 @@ def _validator(run: PretrainRun):
         if run.method == "supervised":
             logits = predict(m, val.images, val.labels, pre, dev)
             return float((logits.argmax(1) == val.labels).float().mean())
+        if run.method == "contrastive":
+            assert isinstance(m, Contrastive)
+            scores = [pair_accuracy(m, to_model_input(val.images[s:s + 256].to(dev), pre), seed=s)
+                      for s in range(0, len(val), 256)]
+            return sum(scores) / len(scores)
         m.eval()
         errors = []
         with torch.no_grad():
@@ -142,6 +150,9 @@ def _trainable(run: PretrainRun) -> tuple[nn.Module, nn.Module, int]:
     if run.method == "autoencoder":
         set_submodule(model, head, nn.Identity())
         trained = AutoEncoder(model, feature_dim, run.pre.input_size, run.source.backbone.channels)
+    elif run.method == "contrastive":
+        set_submodule(model, head, nn.Identity())
+        trained = Contrastive(model, feature_dim)
     return model, trained.to(run.device).to(memory_format=torch.channels_last), feature_dim
 
 
@@ -162,11 +173,12 @@ def train(ctx: Context, run: PretrainRun, resume: bool) -> tuple[nn.Module, FitS
     if resume and checkpoint.is_file():
         state = load_checkpoint(checkpoint, trained, optimizer, scheduler, generator, run.run_id)
     supervised = run.method == "supervised"
-    config = FitConfig(epochs=recipe.epochs, higher_is_better=supervised, patience=recipe.patience,
+    config = FitConfig(epochs=recipe.epochs, higher_is_better=run.method != "autoencoder", patience=recipe.patience,
                        label_smoothing=recipe.label_smoothing if supervised else 0.0, progress=ctx.progress,
                        checkpoint=checkpoint, fingerprint=run.run_id)
+    loss = {"supervised": None, "autoencoder": reconstruction_loss, "contrastive": nt_xent}[run.method]
     state = fit(trained, batches, optimizer, scheduler, config, _validator(run) if run.val else None, (), state,
-                loss_fn=None if supervised else reconstruction_loss)
+                loss_fn=loss)
     trained.load_state_dict(state.best_state)
     if not supervised:  # a fresh 1-way head makes the file an ordinary backbone state dict
         set_submodule(model, run.source.backbone.head, nn.Linear(feature_dim, 1))
@@ -180,6 +192,8 @@ def _summary(run: PretrainRun, state: FitState) -> dict[str, Any]:
                                "seconds": round(sum(h["seconds"] for h in state.history), 2)}
     if run.method == "supervised":
         summary.update(train_accuracy=last.get("train_accuracy"), val_accuracy=state.best_metric)
+    elif run.method == "contrastive":
+        summary["val_pair_accuracy"] = state.best_metric
     else:
         summary["val_reconstruction_mse"] = state.best_metric
     return summary

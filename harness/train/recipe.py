@@ -13,8 +13,9 @@ STRATEGIES = ("linear", "partial", "full")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step")
 BUDGETS = ("quick", "standard", "full")
-PRETRAIN_METHODS = ("supervised", "autoencoder")
-"""supervised: learn the source labels; autoencoder: reconstruct the images (labels unused)."""
+PRETRAIN_METHODS = ("supervised", "autoencoder", "contrastive")
+"""supervised: learn the source labels; autoencoder: reconstruct the images; contrastive: SimCLR,
+two augmented views of an image agree (the last two never read labels)."""
 
 
 @dataclass(frozen=True)

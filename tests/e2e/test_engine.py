@@ -133,6 +133,21 @@ def test_pretrain_autoencoder_then_finetune(ctx):
     assert tuned.version.parent_ref == pre.version.ref
 
 
+@pytest.mark.slow
+def test_pretrain_contrastive_learns_to_pair_views_then_finetunes(ctx):
+    from harness.train.pretrain import pretrain
+
+    recipe = Recipe(epochs=2, batch_size=64, label_smoothing=0.0, budget="pretrain", train_limit=640, lr=0.1)
+    pre = pretrain(ctx, "cifar_convnet_xs", "synthetic", "contrastive", recipe)
+    history = pre.version.metrics["history"]
+    assert pre.version.kind == "pretrain" and pre.version.num_classes is None  # labels never used
+    assert 0 < pre.metrics["val_pair_accuracy"] <= 1
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert pre.version.recipe["method"] == "contrastive"
+    tuned = finetune(ctx, pre.version.ref, "synthetic", _quick(epochs=1))
+    assert tuned.version.parent_ref == pre.version.ref
+
+
 def test_nan_loss_stops_with_step_and_registers_nothing(run_cli):
     result = run_cli("finetune", "cifar_convnet_s", "--task", "synthetic", "--lr", "1e30", "--epochs", "1",
                      "--label-smoothing", "0", "--quiet")
