@@ -36,6 +36,9 @@ DEFAULT: dict[str, Any] = {
         {"backbones": list(SMALL), "method": "autoencoder", "source": "fashion-mnist:classes=5-9"},
         # a differently-built source: generated stripes
         {"backbones": list(SMALL), "method": "supervised", "source": "synthetic"},
+        # no labels, contrastive (SimCLR): the best linear-probe features at 50+ labels per class here
+        {"backbones": ["cifar_resnet8", "cifar_convnet_s"], "method": "contrastive",
+         "source": "fashion-mnist:classes=5-9"},
     ],
 }
 SETTINGS = ("epochs", "batch_size", "lr", "train_limit", "input_size", "seed")
@@ -138,9 +141,11 @@ def build(ctx: Context, spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _row(entry: ZooEntry, version: Any, status: str, seconds: float) -> dict[str, Any]:
     summary = version.metrics.get("pretrain", {})
-    quality = summary.get("val_accuracy", summary.get("val_reconstruction_mse"))
+    quality = next((summary[k] for k in ("val_accuracy", "val_pair_accuracy", "val_reconstruction_mse")
+                    if summary.get(k) is not None), None)
     return {"model": version.ref, "backbone": entry.backbone, "method": entry.method, "source": entry.source,
-            "status": status, "pretrain_quality": quality, "seconds": round(seconds, 1)}
+            "status": status, "pretrain_quality": None if quality is None else round(float(quality), 4),
+            "seconds": round(seconds, 1)}
 
 
 def members(ctx: Context, zoo: str) -> list[str]:
