@@ -76,3 +76,22 @@ class BadCommands:
     @harness.hookimpl
     def register_commands(self, cli: Any) -> None:
         raise RuntimeError("my command is broken")
+
+
+def _dies_in_a_ray_worker(num_classes: int, weights: str | None) -> Any:
+    """What an out-of-memory kill looks like to Ray: the worker process vanishes (SIGKILL)."""
+    import os
+    import signal
+    import sys
+
+    if any("default_worker" in arg for arg in sys.argv):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _linear(num_classes, weights)
+
+
+class DiesInWorkers:
+    """A backbone that kills the Ray worker that builds it (tests of the Ray executor)."""
+
+    @harness.hookimpl
+    def register_backbones(self, register: Any) -> None:
+        register(Backbone(name="crash_net", builder=_dies_in_a_ray_worker, head="1", input_size=32))

@@ -11,6 +11,7 @@ import click
 from harness.environment import DEVICES
 from harness.output import FORMATS
 from harness.train.recipe import BUDGETS, OPTIMIZERS, SCHEDULES, STRATEGIES
+from registry import UsageError
 
 Decorator = Callable[[Any], Any]
 
@@ -84,3 +85,26 @@ def data_spec(options: dict[str, Any]) -> Any:
         base = str(Path(base).expanduser().resolve())
     uri = f"{base}:{view.text()}" if view else base
     return DataSpec(uri, test_fraction=fraction, image_column=image, label_column=label)
+
+
+executor_options = stack(
+    click.option("--executor", type=click.Choice(("serial", "ray")), default="serial", show_default=True,
+                 help="Where candidates train: one after another here, or as Ray tasks (extra [ray]); export, "
+                      "parity and latency always run here."),
+    click.option("--ray-address", help="With --executor ray: an existing cluster (default: a local instance)."),
+    click.option("--cpus-per-trial", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+                 help="With --executor ray: CPUs each candidate x seed declares."),
+    click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                 help="With --executor ray: GPUs each candidate x seed declares."),
+)
+
+
+def make_executor(executor: str, ray_address: str | None, cpus_per_trial: float, gpus_per_trial: float) -> Any:
+    """The executor the options ask for (None: serial); checked before any work starts."""
+    if executor != "ray":
+        if ray_address:
+            raise UsageError("{param} needs --executor ray", param="ray_address")
+        return None
+    from harness.select.ray_executor import RayExecutor
+
+    return RayExecutor(ray_address, cpus_per_trial, gpus_per_trial)

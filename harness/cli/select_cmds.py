@@ -11,6 +11,8 @@ from harness.cli.options import (
     budget_option,
     data_options,
     data_spec,
+    executor_options,
+    make_executor,
     positive_int,
     stack,
     strategy_choice,
@@ -60,6 +62,7 @@ RECIPE_FLAGS = ("strategy", "epochs", "batch_size", "lr", "train_limit", "test_l
 @positive_int("--threads", help="Threads for the latency benchmark.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write accuracy vs latency PNG.")
+@executor_options
 @view_options
 @data_options
 @click.pass_context
@@ -68,7 +71,8 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
                    top_k: int | None, seeds: int, no_cache: bool, offline: bool, ignore_data_errors: bool,
                    threads: int | None, fmt: str,
                    plot_path: str | None, wide: bool, columns: str | None, data_dir: str | None, download: bool,
-                   device: str, quiet: bool, **options: Any) -> None:
+                   device: str, quiet: bool, executor: str, ray_address: str | None, cpus_per_trial: float,
+                   gpus_per_trial: float, **options: Any) -> None:
     """Fine-tune, evaluate, export, check and benchmark candidates on TASK; choose one to ship.
 
     \b
@@ -76,6 +80,7 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
       harness select --task fashion-mnist --budget quick
       harness select --data ./photos --budget quick
       harness select --task cifar10 --candidates 'resnet18.tv_in1k,cifar_*' --prescreen knn --top-k 2
+      harness select --task fashion-mnist --executor ray --cpus-per-trial 2
     """
     from harness.data.datatask import resolve
     from harness.select.config import Constraints, SelectConfig
@@ -84,6 +89,7 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
 
     source = data_spec(options)
     recipe = {k: options.pop(k) for k in RECIPE_FLAGS}
+    runner = make_executor(executor, ray_address, cpus_per_trial, gpus_per_trial)
     with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet) as hctx:
         task_name = resolve(hctx, task_name, source)
     config = SelectConfig(task=str(task_name), budget=budget, prescreen=prescreen, top_k=top_k, seeds=seeds,
@@ -92,7 +98,7 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
                           ignore_data_errors=ignore_data_errors,
                           threads=threads, recipe={k: v for k, v in recipe.items() if v is not None})
     with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet) as hctx:
-        result = select(hctx, config)
+        result = select(hctx, config, runner)
     if fmt == "json":
         click.echo(to_json(result.as_dict()))
     else:

@@ -169,3 +169,27 @@ def register_view(ctx: Any, base: str, view: View) -> str:
         catalogue.tasks.add(task, info)
         ctx.progress.info(f"task {task.name!r}: {view.text()} of {base} ({dataset.num_classes} classes)")
     return task.name
+
+
+def view_chain(ctx: Any, task: str) -> tuple[str, list[str]]:
+    """How task ``task`` was made from a registered one: ``(base, [view texts, innermost first])``
+    (no views: ``(task, [])``), so another process can rebuild it with :func:`replay_views`."""
+    texts: list[str] = []
+    name = task
+    while True:
+        entry = ctx.catalogue.tasks.get(name)
+        loader = ctx.catalogue.datasets.get(entry.dataset).loader
+        if not isinstance(loader, ViewLoader):
+            return name, texts[::-1]
+        texts.append(loader.view.text())
+        name = name[: -len(f"--{loader.view.suffix()}")]
+
+
+def replay_views(ctx: Any, base: str, texts: list[str]) -> str:
+    """Register the views ``texts`` over ``base`` in order; returns the last one's task name."""
+    name = base
+    for text in texts:
+        _, view = split_view(f"{name}:{text}")
+        assert view is not None
+        name = register_view(ctx, name, view)
+    return name

@@ -58,6 +58,7 @@ class CandidateRun:
     failure: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     workdir: Path | None = None
+    prepared: dict[int, ModelVersion] = field(default_factory=dict)  # seed -> trained elsewhere, registered here
 
     @property
     def ok(self) -> bool:
@@ -81,17 +82,27 @@ class CandidateRun:
 Stage = Callable[["Context", Plan, CandidateRun], None]
 
 
+def seed_fingerprints(ctx: Context, plan: Plan, ref: str) -> list[tuple[Recipe, str]]:
+    """(recipe, row fingerprint) of every seed of candidate ``ref``."""
+    weights = weights_identity(ctx, ref)
+    out = []
+    for seed in range(plan.config.seeds):
+        recipe = plan.recipe.replace(seed=seed)
+        out.append((recipe, row_fingerprint(ref, weights, plan.data_id, recipe.as_dict(), plan.environment,
+                                            plan.device, seed)))
+    return out
+
+
 def train(ctx: Context, plan: Plan, run: CandidateRun) -> None:
     """Fine-tune every seed, or reuse a stored run with the same fingerprint."""
     from harness.train.finetune import finetune
 
-    weights = weights_identity(ctx, run.ref)
     cached_all = True
-    for seed in range(plan.config.seeds):
-        recipe = plan.recipe.replace(seed=seed)
-        fp = row_fingerprint(run.ref, weights, plan.data_id, recipe.as_dict(), plan.environment, plan.device, seed)
-        version = cached_version(ctx, plan.task.name, fp) if plan.config.use_cache else None
+    for seed, (recipe, fp) in enumerate(seed_fingerprints(ctx, plan, run.ref)):
+        version = run.prepared.get(seed)  # an executor trained it elsewhere and registered it
         if version is not None:
+            cached_all = False
+        elif plan.config.use_cache and (version := cached_version(ctx, plan.task.name, fp)) is not None:
             ctx.progress.info(f"{run.label}: seed {seed} cached as {version.ref}")
         else:
             cached_all = False

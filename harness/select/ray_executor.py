@@ -1,0 +1,131 @@
+"""The Ray executor: candidates x seeds as Ray tasks, on a local Ray instance or a cluster.
+
+Training runs in Ray workers (:func:`harness.select.trial.run_trial`, with declared CPUs/GPUs per
+trial); each returns its weights and record, and the driver registers it, so the store has one
+writer. A worker that dies (killed, out of memory) is retried once by Ray; a second death, or an
+error in training, becomes that candidate's failed row while the others go on. Export, parity and
+the latency benchmark then run on the driver, one candidate at a time, so every latency in the
+table comes from one machine. ``ray`` is the optional extra ``imgcls-harness[ray]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness.select.stages import STAGES, CandidateRun, Plan, run_stages, seed_fingerprints
+from harness.select.trial import PASSED_ENV, TrialResult, make_spec, register_result, run_trial
+from registry import UsageError, first_line, keys
+
+if TYPE_CHECKING:
+    from harness.context import Context
+
+
+def require_ray() -> Any:
+    """The ``ray`` module, or a usage error naming the extra."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--executor ray needs Ray: pip install 'imgcls-harness[ray]'") from None
+    return ray
+
+
+def _remote_trial(spec: Any, weights: bytes | None) -> TrialResult:
+    return run_trial(spec, weights)
+
+
+@dataclass
+class RayExecutor:
+    """Train on Ray; finish (export, parity, bench) on the driver."""
+
+    address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    local_cpus: int | None = None  # a local instance's CPUs (default: all)
+
+    def __post_init__(self) -> None:
+        require_ray()
+        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+            raise UsageError("{param} must be positive (and --gpus-per-trial not negative)", param="cpus_per_trial")
+
+    def _start(self, ray: Any) -> bool:
+        """Connect (or start a local instance); True when this call started it."""
+        if ray.is_initialized():
+            return False
+        threads = str(max(1, int(self.cpus_per_trial)))
+        env = {k: os.environ[k] for k in PASSED_ENV if os.environ.get(k)}
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                   "runtime_env": {"env_vars": {**env, "OMP_NUM_THREADS": threads}}}
+        if self.address:
+            ray.init(address=self.address, **options)
+        else:
+            ray.init(num_cpus=self.local_cpus, object_store_memory=256 * 1024 * 1024, **options)
+        return True
+
+    def run(self, ctx: Context, plan: Plan, runs: Sequence[CandidateRun]) -> list[CandidateRun]:
+        ray = require_ray()
+        # Ray prints its own messages (a worker died, a task is retried) to stdout, which is
+        # for machine-readable results: they go to stderr with the rest of the progress.
+        with contextlib.redirect_stdout(sys.stderr):
+            started = self._start(ray)
+            try:
+                self._train_all(ray, ctx, plan, runs)
+            finally:
+                if started:
+                    ray.shutdown()
+        return [run_stages(ctx, plan, run, STAGES) if run.ok else run for run in runs]
+
+    def _train_all(self, ray: Any, ctx: Context, plan: Plan, runs: Sequence[CandidateRun]) -> None:
+        import time
+
+        remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=1)(_remote_trial)
+        pending: dict[Any, tuple[CandidateRun, int, str, float]] = {}
+        for run in runs:
+            try:
+                todo = [(seed, recipe, fp) for seed, (recipe, fp) in enumerate(seed_fingerprints(ctx, plan, run.ref))
+                        if not (plan.config.use_cache and ctx.store.find_by_tag(keys.TAG_FINGERPRINT, fp,
+                                                                                 plan.task.name))]
+                if not todo:
+                    continue
+                spec, weights = make_spec(ctx, plan.task.name, run.ref, todo[0][1].as_dict())
+                shared = ray.put(weights)  # once per candidate, not once per seed
+            except Exception as exc:  # this candidate cannot be sent; the others go on
+                run.fail("train", exc)
+                continue
+            for seed, recipe, fp in todo:
+                seeded = dataclasses.replace(spec, recipe=recipe.as_dict())
+                pending[remote.remote(seeded, shared)] = (run, seed, fp, time.perf_counter())
+                ctx.progress.info(f"{run.label}: fine-tune (seed {seed}) sent to Ray")
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            run, seed, fp, sent = pending.pop(done[0])
+            try:
+                result: TrialResult = ray.get(done[0])
+            except Exception as exc:  # the worker died twice, or training raised
+                if run.ok:
+                    run.fail("train", RuntimeError(f"Ray worker: {_reason(exc)}"))
+                    ctx.progress.info(f"{run.label}: FAILED in train (seed {seed}): {run.failure}")
+                continue
+            run.seconds["train"] = run.seconds.get("train", 0.0) + result.seconds
+            if not run.ok:
+                continue
+            version = register_result(ctx, run.ref, result, plan.task.name, {keys.TAG_FINGERPRINT: fp})
+            run.prepared[seed] = version
+            ctx.progress.info(f"{run.label}: seed {seed} trained on {result.host} in {result.seconds:.1f}s "
+                              f"(waited {time.perf_counter() - sent:.1f}s) -> {version.ref}")
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for a Ray error: the task's own error when it raised, else what happened to the worker."""
+    cause = getattr(exc, "cause", None)
+    if cause is not None:
+        return first_line(cause)
+    name = type(exc).__name__
+    if "WorkerCrashed" in name or "died" in str(exc).lower():
+        return "the worker process died twice (killed or out of memory); see the Ray logs"
+    return f"{name}: {first_line(exc)}"

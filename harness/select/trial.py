@@ -1,0 +1,119 @@
+"""One candidate x seed fine-tuned away from the driver (a Ray task, another process or machine).
+
+The worker never writes the driver's store: it fine-tunes in a private, temporary store and
+returns the weights (bytes) and the version's record to the driver, which registers it (one writer;
+the registry stays consistent whatever happens to workers). What a worker needs travels in a
+:class:`TrialSpec` of plain data: the context (plugins to rebuild), how to rebuild the task (views
+of a registered task are replayed; ``--data`` tasks travel in ``HARNESS_DATA_TASKS``), the model to
+start from (a backbone or tag name, or weights sent as bytes), the recipe and the seed. Data reaches
+the worker through the decoded-data cache (``HARNESS_CACHE``), decoded once per machine.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.context import Context
+    from registry.store import ModelVersion
+
+PASSED_ENV = ("HARNESS_DATA", "HARNESS_CACHE", "HARNESS_DATA_TASKS", "TORCH_HOME", "HF_HOME", "PYTHONPATH",
+              "HARNESS_LOAD_PLUGINS")
+"""Environment variables a worker gets from the driver (data roots, caches, --data tasks, plugins)."""
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything a worker needs to fine-tune one candidate with one seed (plain data)."""
+
+    context: str  # ContextSpec JSON (its home is ignored: the worker's store is private)
+    base_task: str
+    views: tuple[str, ...]
+    ref: str  # the candidate as named in the selection
+    model: str | None  # a backbone[.tag] to start from; None when the weights travel as bytes
+    backbone: str
+    recipe: dict[str, Any]
+
+
+@dataclass
+class TrialResult:
+    """A fine-tuned model, for the driver to register."""
+
+    weights: bytes
+    record: dict[str, Any]
+    host: str = ""
+    seconds: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def make_spec(ctx: Context, task: str, ref: str, recipe: dict[str, Any]) -> tuple[TrialSpec, bytes | None]:
+    """The spec of fine-tuning ``ref`` on ``task``, and the start's weights when they must travel."""
+    from harness.data.views import view_chain
+    from harness.models.sources import resolve_model
+
+    base, views = view_chain(ctx, task)
+    source = resolve_model(ctx, ref)
+    weights = source.weights_file.read_bytes() if source.weights_file is not None else None
+    spec = ctx.spec()
+    return TrialSpec(spec.to_json(), base, tuple(views), ref, None if weights is not None else ref,
+                     source.backbone.name, recipe), weights
+
+
+def run_trial(spec: TrialSpec, weights: bytes | None) -> TrialResult:
+    """Fine-tune in a private store; return the weights and the version's record."""
+    from harness.context import Context, ContextSpec
+    from harness.data.datatask import resolve
+    from harness.data.views import replay_views
+    from harness.train.finetune import finetune
+    from harness.train.recipe import Recipe
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="harness-trial-") as tmp:
+        parsed = ContextSpec.from_json(spec.context)
+        context = ContextSpec(parsed.plugins, tmp, parsed.data, parsed.device, True)
+        with Context.from_spec(context) as ctx:
+            task = replay_views(ctx, str(resolve(ctx, spec.base_task, None)), list(spec.views))
+            model = spec.model
+            if model is None:
+                assert weights is not None
+                path = Path(tmp) / "start.safetensors"
+                path.write_bytes(weights)
+                model = str(path)
+            result = finetune(ctx, model, task, Recipe(**spec.recipe), backbone=spec.backbone)
+            record = _record(result.version)
+            data = result.version.artifacts["weights"].path.read_bytes()
+    return TrialResult(data, record, socket.gethostname(), time.perf_counter() - started, {"pid": os.getpid()})
+
+
+def _record(version: ModelVersion) -> dict[str, Any]:
+    return {"backbone": version.backbone, "task": version.task, "dataset": version.dataset,
+            "num_classes": version.num_classes, "class_names": list(version.class_names or ()),
+            "recipe": version.recipe, "metrics": version.metrics, "environment": version.environment,
+            "seed": version.seed, "device": version.device}
+
+
+def register_result(ctx: Context, ref: str, result: TrialResult, name: str, tags: dict[str, str]) -> ModelVersion:
+    """Register a worker's model in the driver's store, with the same lineage a local run records."""
+    from harness.models.sources import pretrained_version, resolve_model
+    from registry import keys
+
+    source = resolve_model(ctx, ref)
+    parent = source.version or pretrained_version(ctx, source)
+    r = result.record
+    recipe = {**r["recipe"], "source": ref, "trained_on": result.host}
+    with tempfile.TemporaryDirectory(prefix="harness-trial-") as tmp:
+        path = Path(tmp) / "weights.safetensors"
+        path.write_bytes(result.weights)
+        version = ctx.store.register(
+            name, backbone=r["backbone"], kind="finetune", files={keys.ROLE_WEIGHTS: path},
+            parent=parent.id if parent else None, task=r["task"], dataset=r["dataset"],
+            num_classes=r["num_classes"], class_names=tuple(r["class_names"]) or None, recipe=recipe,
+            metrics=r["metrics"], environment=r["environment"], seed=r["seed"], device=r["device"],
+            tags=tags, artifact_meta={keys.ROLE_WEIGHTS: {"format": "safetensors"}})
+    return version

@@ -1,0 +1,71 @@
+"""The Ray executor on a real local Ray instance (2 CPUs), over generated data.
+
+Rows must equal the serial executor's for the same seeds; a worker killed twice (Ray retries
+once) becomes that candidate's failed row while the others finish; the store stays consistent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import sloppy_plugin
+from helpers import make_plugins
+
+from registry.store import ModelStore
+
+ray = pytest.importorskip("ray", reason="pip install 'imgcls-harness[ray]'")
+pytestmark = pytest.mark.slow
+
+ARGS = ("select", "--task", "synthetic", "--candidates", "cifar_convnet_xs,cifar_resnet8", "--epochs", "1",
+        "--seeds", "2", "--format", "json")
+
+
+def _rows(result) -> dict[str, dict]:
+    assert result.exit_code == 0, result.output
+    return {r["candidate"]: r for r in json.loads(result.stdout)["rows"]}
+
+
+def test_ray_rows_equal_serial_rows_and_the_store_checks(run_cli, monkeypatch, tmp_path):
+    serial = _rows(run_cli(*ARGS))
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "ray-home"))
+    distributed = _rows(run_cli(*ARGS, "--executor", "ray", "--cpus-per-trial", "1"))
+    assert set(serial) == set(distributed)
+    for name, row in serial.items():
+        other = distributed[name]
+        assert other["status"] == "ok" and other["parity"] == "passed" and other["ort_b1_ms"] > 0
+        assert (other["accuracy"], other["fingerprint"], other["seeds"]) == (row["accuracy"], row["fingerprint"], 2)
+    with ModelStore() as store:
+        versions = store.list("synthetic")
+        assert len(versions) == 4  # 2 candidates x 2 seeds, registered by the driver only
+        assert all(v.recipe["trained_on"] and v.recipe["source"] in serial for v in versions)
+        assert store.check() == []
+    again = _rows(run_cli(*ARGS, "--executor", "ray"))  # every row from the cache: nothing sent to Ray
+    assert {r["status"] for r in again.values()} == {"cached"}
+    assert run_cli("registry", "check").exit_code == 0
+
+
+def test_a_worker_killed_twice_is_a_failed_row_and_the_others_finish(run_cli, monkeypatch):
+    tests_dir = str(Path(sloppy_plugin.__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH")) if p))
+    plugins = make_plugins([sloppy_plugin.DiesInWorkers()])
+    result = run_cli("select", "--task", "synthetic", "--candidates", "crash_net,cifar_convnet_xs", "--epochs", "1",
+                     "--executor", "ray", "--format", "json", plugins=plugins)
+    assert result.exit_code == 0, result.output
+    rows = {r["candidate"]: r for r in json.loads(result.stdout)["rows"]}
+    assert rows["cifar_convnet_xs"]["status"] == "ok" and rows["cifar_convnet_xs"]["chosen"]
+    crashed = rows["crash_net"]
+    assert crashed["status"] == "failed" and crashed["stage"] == "train"
+    assert "died twice" in crashed["reason"]
+    with ModelStore() as store:
+        assert [v.tags.get("candidate") for v in store.list("synthetic")] == ["cifar_convnet_xs"]
+        assert store.check() == []
+
+
+def test_executor_flags_are_checked_before_any_work(run_cli):
+    result = run_cli("select", "--task", "synthetic", "--ray-address", "auto")
+    assert result.exit_code == 2 and "--ray-address needs --executor ray" in result.output
+    result = run_cli("select", "--task", "synthetic", "--executor", "ray", "--cpus-per-trial", "0")
+    assert result.exit_code == 2
