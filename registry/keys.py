@@ -17,6 +17,7 @@ HISTORY = "history"        # one record per epoch
 PARITY = "parity"          # ParityReport.as_dict()
 BENCH = "bench"            # BenchReport.as_dict()
 PRESCREEN = "prescreen"    # {"method", "score"}
+HALVING = "halving"        # {"rung", "rungs", "epochs", "of_epochs"}: the rung a --time-limit run reached
 PRETRAIN = "pretrain"      # pretraining loss/accuracy/reconstruction error
 PUBLISHED = "published"    # accuracy a weight tag's publisher reports
 PARAMS = "params"          # parameter count (imports)

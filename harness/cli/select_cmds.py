@@ -60,6 +60,8 @@ RECIPE_FLAGS = ("strategy", "epochs", "batch_size", "lr", "train_limit", "test_l
 @positive_int("--test-limit", help="Seeded subset of N test images.")
 @click.option("--input-size", type=click.IntRange(8, 4096), help="Override the protocol's input size.")
 @positive_int("--threads", help="Threads for the latency benchmark.")
+@click.option("--time-limit", help="Successive halving within this training time (90s, 10m, 1.5h): every "
+                                   "candidate gets a short first rung, the best third continue.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write accuracy vs latency PNG.")
 @executor_options
@@ -72,7 +74,7 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
                    threads: int | None, fmt: str,
                    plot_path: str | None, wide: bool, columns: str | None, data_dir: str | None, download: bool,
                    device: str, quiet: bool, executor: str, ray_address: str | None, cpus_per_trial: float,
-                   gpus_per_trial: float, **options: Any) -> None:
+                   gpus_per_trial: float, time_limit: str | None, **options: Any) -> None:
     """Fine-tune, evaluate, export, check and benchmark candidates on TASK; choose one to ship.
 
     \b
@@ -90,12 +92,17 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
     source = data_spec(options)
     recipe = {k: options.pop(k) for k in RECIPE_FLAGS}
     runner = make_executor(executor, ray_address, cpus_per_trial, gpus_per_trial)
+    limit = None
+    if time_limit is not None:
+        from harness.select.halving import parse_duration
+
+        limit = parse_duration(time_limit)
     with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet) as hctx:
         task_name = resolve(hctx, task_name, source)
     config = SelectConfig(task=str(task_name), budget=budget, prescreen=prescreen, top_k=top_k, seeds=seeds,
                           candidates=tuple(candidates.split(",")) if candidates else None,
                           constraints=Constraints(**options), use_cache=not no_cache, offline=offline,
-                          ignore_data_errors=ignore_data_errors,
+                          ignore_data_errors=ignore_data_errors, time_limit_s=limit,
                           threads=threads, recipe={k: v for k, v in recipe.items() if v is not None})
     with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet) as hctx:
         result = select(hctx, config, runner)

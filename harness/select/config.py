@@ -74,6 +74,7 @@ class SelectConfig:
     threads: int | None = None
     recipe: dict[str, Any] = field(default_factory=dict)
     ignore_data_errors: bool = False  # go on when test images are exact copies of training images
+    time_limit_s: float | None = None  # successive halving within this many seconds of training
 
     def __post_init__(self) -> None:
         if self.budget not in BUDGETS:
@@ -84,6 +85,8 @@ class SelectConfig:
             raise UsageError(f"{{param}} must be one of {', '.join(PRESCREENS)}", param="prescreen")
         if self.top_k is not None and (self.top_k < 1 or self.prescreen is None):
             raise UsageError("{param} needs a prescreen and must be at least 1", param="top_k")
+        if self.time_limit_s is not None and (self.time_limit_s <= 0 or self.seeds != 1):
+            raise UsageError("{param} must be positive and works with one seed (--seeds 1)", param="time_limit")
         if self.threads is not None and self.threads < 1:
             raise UsageError("{param} must be at least 1", param="threads")
 

@@ -24,6 +24,8 @@ from registry import UsageError, first_line, keys
 
 if TYPE_CHECKING:
     from harness.context import Context
+    from harness.select.halving import Job
+    from registry.store import ModelVersion
 
 
 def require_ray() -> Any:
@@ -80,12 +82,43 @@ class RayExecutor:
                     ray.shutdown()
         return [run_stages(ctx, plan, run, STAGES) if run.ok else run for run in runs]
 
+    @property
+    def parallel(self) -> int:
+        """Trials that run at once (a local instance's CPUs over the CPUs per trial)."""
+        return max(1, int((self.local_cpus or os.cpu_count() or 1) // self.cpus_per_trial))
+
+    def train_jobs(self, ctx: Context, plan: Plan, jobs: Sequence[Job]) -> list[ModelVersion | BaseException]:
+        """``select --time-limit``'s rung trainings as Ray tasks, all at once; registered here."""
+        ray = require_ray()
+        with contextlib.redirect_stdout(sys.stderr):
+            started = self._start(ray)
+            try:
+                remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
+                                    max_retries=1)(_remote_trial)
+                refs = []
+                for job in jobs:
+                    spec, weights = make_spec(ctx, plan.task.name, job.start, job.recipe.as_dict())
+                    refs.append(remote.remote(spec, ray.put(weights)))
+                out: list[ModelVersion | BaseException] = []
+                for job, ref in zip(jobs, refs, strict=True):
+                    try:
+                        result: TrialResult = ray.get(ref)
+                        out.append(register_result(ctx, job.start, result, plan.task.name, {}))
+                    except Exception as exc:  # this rung of this candidate failed; the others go on
+                        out.append(RuntimeError(f"Ray worker: {_reason(exc)}"))
+                return out
+            finally:
+                if started:
+                    ray.shutdown()
+
     def _train_all(self, ray: Any, ctx: Context, plan: Plan, runs: Sequence[CandidateRun]) -> None:
         import time
 
         remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=1)(_remote_trial)
         pending: dict[Any, tuple[CandidateRun, int, str, float]] = {}
         for run in runs:
+            if run.prepared:  # trained already (select --time-limit's rungs)
+                continue
             try:
                 todo = [(seed, recipe, fp) for seed, (recipe, fp) in enumerate(seed_fingerprints(ctx, plan, run.ref))
                         if not (plan.config.use_cache and ctx.store.find_by_tag(keys.TAG_FINGERPRINT, fp,

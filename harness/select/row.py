@@ -20,7 +20,7 @@ UNITS_NOTE = "gflops: 2 FLOPs per multiply-add, batch 1; latencies: median ms; s
 # (name in the row's dict, LeaderboardRow attribute); metrics and the primary's interval go between.
 HEAD_COLUMNS = ("candidate", "model", "status")
 TAIL_COLUMNS = ("ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "ort_b32_img_s", "params_m", "gflops",
-                "size_mb", "parity", "exporter", "prescreen", "pareto", "chosen", "seeds", "train_s", "timing",
+                "size_mb", "parity", "exporter", "prescreen", "pareto", "chosen", "seeds", "rung", "train_s", "timing",
                 "fingerprint", "excluded", "stage", "reason", "place")
 LOWER_IS_BETTER = ("ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "params_m", "gflops", "size_mb")
 SORTABLE = ("ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "ort_b32_img_s", "params_m", "gflops",
@@ -51,6 +51,7 @@ class LeaderboardRow:
     prescreen: float | None = None
     pareto: bool | None = None
     chosen: bool = False
+    rung: str | None = None  # with --time-limit: the successive-halving rung reached, e.g. "2/3 (3 ep)"
     train_s: float | None = None
     timing: str | None = None  # why the latencies should not be trusted, when they should not
     fingerprint: str | None = None
@@ -129,12 +130,14 @@ def row_from_versions(candidate: str, versions: Sequence[ModelVersion], primary:
     mean, half = mean_ci([v.metrics[keys.TEST][primary] for v in scored])
     parity = best.metrics.get(keys.PARITY)
     prescreen = best.metrics.get(keys.PRESCREEN)
+    halving = best.metrics.get(keys.HALVING)
     return LeaderboardRow(
         candidate=candidate, primary=primary, status=status, model=best.ref,
         metrics={**best.metrics[keys.TEST], primary: round(mean, 4)}, ci95=round(half, 4) if len(scored) > 1 else None,
         seeds=len(scored), parity=None if parity is None else ("passed" if parity["passed"] else "FAILED"),
         exporter=None if parity is None else parity.get("exporter"),
         prescreen=None if prescreen is None else prescreen["score"], chosen=keys.ALIAS_BEST in best.aliases,
+        rung=f"{halving['rung']}/{halving['rungs']} ({halving['epochs']} ep)" if halving else None,
         train_s=best.metrics.get(keys.TRAIN, {}).get("seconds"), fingerprint=best.tags.get(keys.TAG_FINGERPRINT),
         **_bench_columns(best.metrics.get(keys.BENCH)),
     )

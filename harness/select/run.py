@@ -169,7 +169,13 @@ def select(ctx: Context, config: SelectConfig, executor: Executor | None = None)
         missing += dropped
     runs = [CandidateRun(c.ref, f"[{i}/{len(runnable)}] {c.ref}", scores.get(c.ref))
             for i, c in enumerate(runnable, 1)]
-    runs = (executor or SerialExecutor()).run(ctx, plan, runs)
+    executor = executor or SerialExecutor()
+    if config.time_limit_s:
+        from harness.select.halving import run_halving, serial_trainer
+
+        trainer = getattr(executor, "train_jobs", serial_trainer)
+        run_halving(ctx, plan, runs, config.time_limit_s, trainer, getattr(executor, "parallel", 1))
+    runs = executor.run(ctx, plan, runs)
     rows, winner = decide([row_of(ctx, plan, r) for r in runs], plan.primary.higher_is_better, config.constraints)
     if winner is not None and winner.model is not None:
         ctx.store.set_alias(winner.model, keys.ALIAS_BEST)

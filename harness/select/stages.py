@@ -102,6 +102,9 @@ def train(ctx: Context, plan: Plan, run: CandidateRun) -> None:
         version = run.prepared.get(seed)  # an executor trained it elsewhere and registered it
         if version is not None:
             cached_all = False
+            halving = version.metrics.get(keys.HALVING)
+            if halving:  # a time-limited rung model is never a full run's cache entry
+                fp = f"{fp}-rung{halving['rung']}of{halving['rungs']}"
         elif plan.config.use_cache and (version := cached_version(ctx, plan.task.name, fp)) is not None:
             ctx.progress.info(f"{run.label}: seed {seed} cached as {version.ref}")
         else:

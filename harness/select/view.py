@@ -24,7 +24,8 @@ def _flags(row: LeaderboardRow) -> str:
 
 
 def _note(row: LeaderboardRow) -> str:
-    parts = [f"excluded: {row.excluded}" if row.excluded else None,
+    parts = [f"time limit: reached rung {row.rung}" if row.rung else None,
+             f"excluded: {row.excluded}" if row.excluded else None,
              f"failed in {row.stage}" if row.stage else None, row.reason,
              f"latency unreliable: {row.timing}" if row.timing else None,
              f"place {row.place}" if row.place else None]

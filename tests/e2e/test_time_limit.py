@@ -1,0 +1,62 @@
+"""select --time-limit: successive halving on generated data, serial and on Ray."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from registry import keys
+from registry.store import ModelStore
+
+pytestmark = pytest.mark.slow
+
+CANDIDATES = "cifar_convnet_xs,cifar_resnet8,cifar_convnet_s,cifar_resnet20"
+ARGS = ("select", "--task", "synthetic", "--candidates", CANDIDATES, "--epochs", "9", "--train-limit", "300",
+        "--format", "json")
+
+
+def _rows(result) -> dict[str, dict]:
+    assert result.exit_code == 0, result.output
+    return {r["candidate"]: r for r in json.loads(result.stdout)["rows"]}
+
+
+def test_halving_promotes_the_best_by_validation_and_chains_the_rungs(run_cli):
+    rows = _rows(run_cli(*ARGS, "--time-limit", "10m"))
+    rungs = sorted(r["rung"] for r in rows.values())
+    assert rungs == ["1/3 (1 ep)", "1/3 (1 ep)", "2/3 (3 ep)", "3/3 (9 ep)"]  # 4 -> 2 -> 1
+    with ModelStore() as store:
+        finalist = store.get(next(r["model"] for r in rows.values() if r["rung"].startswith("3/3")))
+        lineage = [v.metrics[keys.HALVING]["rung"] for v in store.lineage(finalist.ref)
+                   if keys.HALVING in v.metrics]
+        assert lineage == [3, 2, 1]  # the finalist continued from its own earlier rungs
+        promoted = [store.get(r["model"]) for r in rows.values() if r["rung"].startswith("1/3")]
+        second = store.get(next(r["model"] for r in rows.values() if r["rung"].startswith("2/3")))
+        assert all(v.metrics["val"]["accuracy"] <= store.get(
+            next(p for p in store.lineage(second.ref) if p.metrics.get(keys.HALVING, {}).get("rung") == 1).ref
+        ).metrics["val"]["accuracy"] for v in promoted)  # rung 1's best by validation went on
+    full = _rows(run_cli(*ARGS))  # without the limit: rung models are not mistaken for full runs
+    assert {r["status"] for r in full.values()} == {"ok"} and all(r["rung"] is None for r in full.values())
+
+
+def test_a_limit_spent_by_the_first_rung_stops_there(run_cli):
+    rows = _rows(run_cli(*ARGS, "--time-limit", "0.001s"))
+    trained = [r for r in rows.values() if r["status"] == "ok"]
+    assert len(trained) == 1 and trained[0]["rung"] == "1/3 (1 ep)"  # the first one fits, then time is up
+    assert all(r["reason"] == "the time limit was spent before its first rung"
+               for r in rows.values() if r["status"] == "failed")
+
+
+def test_bad_time_limits_are_refused_before_work(run_cli):
+    for value, needle in (("soon", "is not a duration"), ("0s", "is not a duration")):
+        result = run_cli("select", "--task", "synthetic", "--time-limit", value)
+        assert result.exit_code == 2 and needle in result.output
+    result = run_cli("select", "--task", "synthetic", "--time-limit", "1m", "--seeds", "2")
+    assert result.exit_code == 2 and "one seed" in result.output
+
+
+def test_time_limit_on_ray(run_cli):
+    pytest.importorskip("ray")
+    rows = _rows(run_cli(*ARGS, "--time-limit", "10m", "--executor", "ray"))
+    assert sorted(r["rung"] for r in rows.values()) == ["1/3 (1 ep)", "1/3 (1 ep)", "2/3 (3 ep)", "3/3 (9 ep)"]
+    assert run_cli("registry", "check").exit_code == 0

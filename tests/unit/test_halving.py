@@ -1,0 +1,25 @@
+"""select --time-limit: durations and the rung schedule."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.select.halving import parse_duration, rung_epochs
+from registry import UsageError
+
+
+@pytest.mark.parametrize("text,seconds", [("90", 90), ("90s", 90), ("10m", 600), ("1.5h", 5400), (" 2M ", 120)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "m", "ten minutes", "-5m", "0", "nanm", "infs"])
+def test_bad_durations_name_the_flag_and_the_form(text):
+    with pytest.raises(UsageError, match="is not a duration; use e.g. 90s"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("epochs,rungs", [(1, [1]), (2, [1, 2]), (3, [1, 3]), (9, [1, 3, 9]), (10, [1, 3, 10]),
+                                          (30, [1, 3, 10, 30]), (27, [1, 3, 9, 27])])
+def test_rungs_grow_by_three_and_end_at_the_recipe_epochs(epochs, rungs):
+    assert rung_epochs(epochs) == rungs
