@@ -7,7 +7,14 @@ from typing import Any
 import click
 
 from harness.cli.app import HarnessGroup, make_context
-from harness.cli.options import budget_option, data_spec, positive_int, task_source_options
+from harness.cli.options import (
+    budget_option,
+    data_spec,
+    executor_options,
+    make_executor,
+    positive_int,
+    task_source_options,
+)
 from harness.output import render, to_json
 
 
@@ -44,10 +51,12 @@ def study_group() -> None:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write the learning curves (PNG).")
 @click.option("--quiet", is_flag=True)
 @click.option("--format", "fmt", type=click.Choice(("table", "json", "csv")), default="table", show_default=True)
+@executor_options
 @click.pass_context
 def study_transfer(ctx: click.Context, task_name: str | None, starts: str, labels_text: str, seeds: int,
                    strategies: str, budget: str, epochs: int | None, no_cache: bool, plot_path: str | None,
-                   quiet: bool, fmt: str, **source: Any) -> None:
+                   quiet: bool, fmt: str, executor: str, ray_address: str | None, cpus_per_trial: float,
+                   gpus_per_trial: float, **source: Any) -> None:
     """Fine-tune every start x strategy x label budget x seed on the task; a table of the mean and
     95% interval of its primary metric, the gain over scratch, and how pretraining quality relates
     to that gain.
@@ -63,12 +72,13 @@ def study_transfer(ctx: click.Context, task_name: str | None, starts: str, label
 
     labels = _labels(labels_text)
     spec = data_spec(source)
+    runner = make_executor(executor, ray_address, cpus_per_trial, gpus_per_trial)
     with make_context(ctx, quiet=quiet) as hctx:
         task = str(resolve(hctx, task_name, spec))
         config = StudyConfig(task=task, starts=tuple(s.strip() for s in starts.split(",") if s.strip()),
                              labels=labels, seeds=seeds, strategies=tuple(strategies.split(",")), budget=budget,
                              recipe={"epochs": epochs} if epochs else {}, use_cache=not no_cache)
-        result = run_study(hctx, config)
+        result = run_study(hctx, config, runner.train_jobs if runner is not None else None)
     if fmt == "json":
         click.echo(to_json(result.as_dict()))
     else:

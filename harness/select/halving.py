@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness.select.stages import CandidateRun, Plan
@@ -41,10 +41,12 @@ class Job:
     run: CandidateRun
     start: str  # what it starts from: the candidate, or its previous rung's version
     recipe: Recipe
-    halving: dict[str, Any]  # recorded in the version's recipe
+    task: str
+    halving: dict[str, Any] = field(default_factory=dict)  # recorded with the version (time-limited rungs)
 
 
-Trainer = Callable[["Context", Plan, Sequence[Job]], list["ModelVersion | BaseException"]]
+Trainer = Callable[["Context", Sequence[Job]], list["ModelVersion | BaseException"]]
+"""Fine-tunes jobs and returns each one's registered version, or the exception that stopped it."""
 
 
 def parse_duration(text: str) -> float:
@@ -71,7 +73,7 @@ def rung_epochs(epochs: int) -> list[int]:
     return out
 
 
-def serial_trainer(ctx: Context, plan: Plan, jobs: Sequence[Job]) -> list[ModelVersion | BaseException]:
+def serial_trainer(ctx: Context, jobs: Sequence[Job]) -> list[ModelVersion | BaseException]:
     """Train ``jobs`` one after another in this process."""
     from harness.train.finetune import finetune
 
@@ -79,7 +81,7 @@ def serial_trainer(ctx: Context, plan: Plan, jobs: Sequence[Job]) -> list[ModelV
     for job in jobs:
         quiet = ctx.replace(progress=ctx.progress.child(lines=False, prefix=f"{job.run.label} "))
         try:
-            out.append(finetune(quiet, job.start, plan.task.name, job.recipe).version)
+            out.append(finetune(quiet, job.start, job.task, job.recipe).version)
         except Exception as exc:  # one candidate's failure is its row's, the others go on
             out.append(exc)
     return out
@@ -102,7 +104,7 @@ def run_halving(ctx: Context, plan: Plan, runs: Sequence[CandidateRun], limit_s:
             if time.perf_counter() - began + need > limit_s:
                 break  # in order of validation score: what follows would not fit either
             started = time.perf_counter()
-            results = trainer(ctx, plan, chunk)
+            results = trainer(ctx, chunk)
             seconds = time.perf_counter() - started
             for job, result in zip(chunk, results, strict=True):
                 _record(ctx, job, result, seconds if len(chunk) == 1 else seconds / len(chunk) * parallel, reached)
@@ -127,11 +129,11 @@ def _job(plan: Plan, run: CandidateRun, k: int, epochs: list[int],
     base = plan.recipe.replace(seed=0)
     info = {"rung": k + 1, "rungs": len(epochs), "epochs": epochs[k], "of_epochs": epochs[-1]}
     if not k:
-        return Job(run, run.ref, base.replace(epochs=epochs[0]), info)
+        return Job(run, run.ref, base.replace(epochs=epochs[0]), plan.task.name, info)
     previous = reached[run.ref][0]
     recipe = base.replace(epochs=epochs[k] - epochs[k - 1], warmup_epochs=0.0,
                           backbone_lr_mult=previous.recipe.get("backbone_lr_mult"))
-    return Job(run, previous.ref, recipe, info)
+    return Job(run, previous.ref, recipe, plan.task.name, info)
 
 
 def _record(ctx: Context, job: Job, result: Any, seconds: float,

@@ -87,23 +87,31 @@ class RayExecutor:
         """Trials that run at once (a local instance's CPUs over the CPUs per trial)."""
         return max(1, int((self.local_cpus or os.cpu_count() or 1) // self.cpus_per_trial))
 
-    def train_jobs(self, ctx: Context, plan: Plan, jobs: Sequence[Job]) -> list[ModelVersion | BaseException]:
-        """``select --time-limit``'s rung trainings as Ray tasks, all at once; registered here."""
+    def train_jobs(self, ctx: Context, jobs: Sequence[Job]) -> list[ModelVersion | BaseException]:
+        """Fine-tunings (``select --time-limit``'s rungs, ``study transfer``'s runs) as Ray tasks, all
+        at once; each registered here as it comes back."""
         ray = require_ray()
         with contextlib.redirect_stdout(sys.stderr):
             started = self._start(ray)
             try:
                 remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
                                     max_retries=1)(_remote_trial)
-                refs = []
+                refs: list[Any] = []
                 for job in jobs:
-                    spec, weights = make_spec(ctx, plan.task.name, job.start, job.recipe.as_dict())
-                    refs.append(remote.remote(spec, ray.put(weights)))
+                    try:
+                        spec, weights = make_spec(ctx, job.task, job.start, job.recipe.as_dict())
+                        refs.append(remote.remote(spec, ray.put(weights)))
+                    except Exception as exc:  # this job cannot be sent; the others go
+                        refs.append(exc)
                 out: list[ModelVersion | BaseException] = []
                 for job, ref in zip(jobs, refs, strict=True):
+                    if isinstance(ref, BaseException):
+                        out.append(ref)
+                        continue
                     try:
                         result: TrialResult = ray.get(ref)
-                        out.append(register_result(ctx, job.start, result, plan.task.name, {}))
+                        out.append(register_result(ctx, job.start, result, job.task, {}))
+                        ctx.progress.info(f"{job.run.label}: trained on {result.host} in {result.seconds:.1f}s")
                     except Exception as exc:  # this rung of this candidate failed; the others go on
                         out.append(RuntimeError(f"Ray worker: {_reason(exc)}"))
                 return out

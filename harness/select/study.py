@@ -11,6 +11,7 @@ select's rows, so a study grows by what is new.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from registry import UsageError, keys
 
 if TYPE_CHECKING:
     from harness.context import Context
+    from harness.select.halving import Trainer
 
 TAG_STUDY = "study"
 
@@ -102,13 +104,16 @@ def _quality(ctx: Context, ref: str) -> tuple[str, float] | None:
     return None
 
 
-def run_study(ctx: Context, config: StudyConfig) -> StudyResult:
-    """Fine-tune every start x strategy x label budget x seed (cached by fingerprint)."""
+def run_study(ctx: Context, config: StudyConfig, trainer: Trainer | None = None) -> StudyResult:
+    """Fine-tune every start x strategy x label budget x seed (cached by fingerprint); ``trainer``
+    runs the fine-tunes that are not cached (default: one after another here; the Ray executor's
+    ``train_jobs`` sends them to Ray)."""
     from harness.data.views import View, register_view
     from harness.environment import library_versions, select_device
     from harness.select.cache import cached_version, dataset_hash, row_fingerprint, weights_identity
     from harness.select.candidates import check_available, expand
-    from harness.train.finetune import finetune
+    from harness.select.halving import Job, serial_trainer
+    from harness.select.stages import CandidateRun
     from harness.train.recipe import recipe_for
 
     started = time.perf_counter()
@@ -120,7 +125,8 @@ def run_study(ctx: Context, config: StudyConfig) -> StudyResult:
     if missing:
         raise UsageError(f"{{param}}: {missing[0].ref} cannot be had here ({missing[0].reason})", param="starts")
     env, device = library_versions(), select_device(ctx.device).type
-    runs: list[StudyRun] = []
+    planned: list[tuple[StudyRun, str]] = []  # (run, fingerprint)
+    jobs: list[Job] = []
     total = len(config.labels) * config.seeds * len(starts) * len(config.strategies)
     for labels in config.labels:
         for seed in range(config.seeds):
@@ -137,16 +143,26 @@ def run_study(ctx: Context, config: StudyConfig) -> StudyResult:
                     r = recipe.replace(strategy=strategy)
                     fp = row_fingerprint(start, weights_identity(ctx, start), data_id, r.as_dict(), env, device, seed)
                     version = cached_version(ctx, view_task, fp) if config.use_cache else None
-                    label = f"[{len(runs) + 1}/{total}] {start} {strategy} {labels or 'all'}/class seed {seed}"
-                    cached = version is not None
+                    label = f"[{len(planned) + 1}/{total}] {start} {strategy} {labels or 'all'}/class seed {seed}"
+                    run = StudyRun(start, strategy, labels, seed, version.ref if version else "", None, bool(version))
+                    planned.append((run, fp))
                     if version is None:
                         ctx.progress.info(f"{label}: fine-tune")
-                        quiet = ctx.replace(progress=ctx.progress.child(lines=False))
-                        version = finetune(quiet, start, view_task, r).version
-                        version = ctx.store.set_tags(version.ref, {keys.TAG_FINGERPRINT: fp, TAG_STUDY: "transfer"})
-                    value = version.metrics.get(keys.TEST, {}).get(primary.name)
-                    ctx.progress.info(f"{label}: {primary.name} {value}" + (" (cached)" if cached else ""))
-                    runs.append(StudyRun(start, strategy, labels, seed, version.ref, value, cached))
+                        jobs.append(Job(CandidateRun(start, label), start, r, view_task))
+    trained = iter((trainer or serial_trainer)(ctx, jobs))
+    runs: list[StudyRun] = []
+    for run, fp in planned:
+        if not run.cached:
+            result = next(trained)
+            if isinstance(result, BaseException):
+                raise result
+            ref = ctx.store.set_tags(result.ref, {keys.TAG_FINGERPRINT: fp, TAG_STUDY: "transfer"}).ref
+            run = dataclasses.replace(run, model=ref)
+        version = ctx.store.get(run.model)
+        run = dataclasses.replace(run, value=version.metrics.get(keys.TEST, {}).get(primary.name))
+        ctx.progress.info(f"{run.start} {run.strategy} {run.labels or 'all'}/class seed {run.seed}: "
+                          f"{primary.name} {run.value}" + (" (cached)" if run.cached else ""))
+        runs.append(run)
     table = summarise(ctx, runs, primary.higher_is_better)
     return StudyResult(task.name, primary.name, runs, table, correlate(ctx, table), time.perf_counter() - started)
 

@@ -69,3 +69,20 @@ def test_executor_flags_are_checked_before_any_work(run_cli):
     assert result.exit_code == 2 and "--ray-address needs --executor ray" in result.output
     result = run_cli("select", "--task", "synthetic", "--executor", "ray", "--cpus-per-trial", "0")
     assert result.exit_code == 2
+
+
+def test_study_transfer_on_ray_equals_serial_and_replays_views_in_workers(own, monkeypatch, tmp_path):
+    args = ("study", "transfer", "--task", "synthetic:classes=5-9", "--starts", "cifar_convnet_xs,cifar_resnet8",
+            "--labels", "4", "--seeds", "2", "--epochs", "1", "--format", "json")
+    serial = own(*args)
+    assert serial.exit_code == 0, serial.output
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "ray-home"))
+    remote = own(*args, "--executor", "ray")
+    assert remote.exit_code == 0, remote.output
+    key = lambda r: (r["start"], r["seed"])  # noqa: E731
+    a = {key(r): r["value"] for r in json.loads(serial.stdout)["runs"]}
+    b = {key(r): r["value"] for r in json.loads(remote.stdout)["runs"]}
+    assert a == b and len(a) == 4
+    with ModelStore() as store:
+        assert store.check() == []
+        assert all(v.recipe["trained_on"] for v in store.list())  # every run came back from a worker
