@@ -51,18 +51,30 @@ def _task(ctx: Context, task: str | None, data: str | None, required: bool = Tru
 def select(task: str | None = None, *, data: str | None = None, budget: str = "quick",
            candidates: Sequence[str] | None = None, prescreen: str | None = None, top_k: int | None = None,
            seeds: int = 1, max_latency_ms: float | None = None, max_params: float | None = None,
-           max_size_mb: float | None = None, use_cache: bool = True, ctx: Context | None = None,
-           **recipe: Any) -> SelectResult:
-    """Run the selection protocol (``harness select``); ``recipe`` overrides the budget (``epochs=2``)."""
+           max_size_mb: float | None = None, use_cache: bool = True, time_limit: str | float | None = None,
+           executor: str = "serial", ctx: Context | None = None, **recipe: Any) -> SelectResult:
+    """Run the selection protocol (``harness select``); ``recipe`` overrides the budget (``epochs=2``).
+
+    ``time_limit`` (seconds, or ``"10m"``) runs successive halving; ``executor="ray"`` trains the
+    candidates as Ray tasks on a local instance (an initialised Ray connection is used as it is).
+    """
     from harness.select.config import Constraints, SelectConfig
+    from harness.select.halving import parse_duration
     from harness.select.run import select as run
 
+    limit = None if time_limit is None else (parse_duration(time_limit) if isinstance(time_limit, str)
+                                             else float(time_limit))
+    runner = None
+    if executor == "ray":
+        from harness.select.ray_executor import RayExecutor
+
+        runner = RayExecutor()
     with _context(ctx) as c:
         config = SelectConfig(task=str(_task(c, task, data)), budget=budget, prescreen=prescreen, top_k=top_k,
                               seeds=seeds, candidates=tuple(candidates) if candidates else None,
                               constraints=Constraints(max_latency_ms, max_params, max_size_mb), use_cache=use_cache,
-                              recipe={k: v for k, v in recipe.items() if v is not None})
-        return run(c, config)
+                              time_limit_s=limit, recipe={k: v for k, v in recipe.items() if v is not None})
+        return run(c, config, runner)
 
 
 def finetune(model: str, task: str | None = None, *, data: str | None = None, budget: str = "quick",

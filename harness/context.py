@@ -23,7 +23,10 @@ from typing import TYPE_CHECKING, Any
 from harness.progress import Progress
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from harness.plugins import Plugins, PluginsSpec
+    from harness.track import Tracking
     from registry import Catalogue
     from registry.store import ModelStore
 
@@ -64,11 +67,14 @@ class Context:
     :param store: an already open :class:`~registry.store.ModelStore` (the caller closes it).
     :param device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     :param quiet: no progress lines (warnings still print).
+    :param track: the trackers runs are reported to (``mlflow``, ``tensorboard``, a plugin's);
+        see :mod:`harness.track`.
     """
 
     def __init__(self, plugins: Plugins | None = None, *, home: str | os.PathLike[str] | None = None,
                  store: ModelStore | None = None, data: DataOptions | None = None, device: str = "auto",
-                 quiet: bool = False, progress: Progress | None = None) -> None:
+                 quiet: bool = False, progress: Progress | None = None, track: Sequence[str] = (),
+                 tracking: Tracking | None = None) -> None:
         if plugins is None:
             from harness.plugins import get_plugins
 
@@ -77,6 +83,9 @@ class Context:
         self.data = data or DataOptions()
         self.device = device
         self.progress = progress or Progress(quiet=quiet)
+        from harness.track import Tracking
+
+        self.tracking = tracking or Tracking(plugins, track, self.progress)
         self._home = store.home if store is not None else (Path(home) if home is not None else None)
         self._store = store
         self._owns_store = store is None
@@ -105,7 +114,7 @@ class Context:
                 data: DataOptions | None = None, progress: Progress | None = None) -> Context:
         """A context sharing this one's plugins and store, with some fields changed."""
         return Context(self.plugins, store=self.store, data=data or self.data, device=device or self.device,
-                       progress=progress or self.progress.child(quiet))
+                       progress=progress or self.progress.child(quiet), tracking=self.tracking)
 
     # -- lifetime ------------------------------------------------------------------------------
 

@@ -93,3 +93,78 @@ def register_commands(cli: click.Group) -> None:
 
     Return nothing; the return value is ignored.
     """
+
+
+# --- Tracking phase: called as runs happen, for the trackers chosen with --track / HARNESS_TRACK. ---
+# Every tracking hook receives ``run`` (a :class:`harness.track.TrackedRun`); ``run.trackers`` names
+# the trackers the user chose, and a tracker plugin acts only when its own name is among them. A
+# tracker that raises is reported once on stderr and the run goes on: tracking never fails training.
+
+
+@hookspec
+def track_names() -> list[str]:
+    """Name the trackers this plugin provides (what ``--track NAME`` accepts), e.g. ``["wandb"]``.
+
+    Called: when ``--track`` or ``HARNESS_TRACK`` is checked, before any work starts.
+    :param: none.
+    Return a list of tracker names.
+    """
+    raise NotImplementedError  # a spec: plugins implement it
+
+
+@hookspec
+def track_run_started(run: Any) -> None:
+    """A run began: a fine-tune or a pretraining (``run.kind``), or a selection (``"select"``, the
+    parent of its candidates' fine-tunes, whose ``run.parent`` is its id).
+
+    Called: once per run, before its first epoch.
+    :param run: ``TrackedRun``: ``id``, ``name``, ``kind``, ``params`` (the recipe, flat), ``tags``,
+        ``parent`` (the parent run's id or None), ``experiment`` (the task), ``trackers``.
+    Return nothing.
+    """
+
+
+@hookspec
+def track_epoch_ended(run: Any, epoch: int, metrics: dict[str, float]) -> None:
+    """An epoch of ``run`` ended.
+
+    Called: after every epoch's validation.
+    :param epoch: 1-based; use it as the step.
+    :param metrics: ``train_loss``, ``val_metric``, ``lr``, ``images_per_s`` (and ``train_accuracy``).
+    Return nothing.
+    """
+
+
+@hookspec
+def track_artifact(run: Any, role: str, path: str) -> None:
+    """A file of ``run`` exists.
+
+    Called: when a run's weights are registered (``weights``), its ONNX export is written
+    (``onnx``), a selection's table is complete (``leaderboard``, CSV).
+    :param path: readable until the hook returns.
+    Return nothing.
+    """
+
+
+@hookspec
+def track_run_finished(run: Any, status: str, metrics: dict[str, float], version: str | None) -> None:
+    """``run`` ended.
+
+    Called: once per started run, also when it failed.
+    :param status: ``FINISHED`` or ``FAILED``.
+    :param metrics: its final scores (test metrics for a fine-tune, pretraining summary, for a
+        selection the winner's).
+    :param version: the registry reference it registered, if any.
+    Return nothing.
+    """
+
+
+@hookspec
+def track_select_finished(run: Any, rows: list[dict[str, Any]], winner: str | None) -> None:
+    """A selection's leaderboard is complete.
+
+    Called: once per selection, before ``track_run_finished`` of its run.
+    :param rows: the rows as ``--format json`` gives them.
+    :param winner: the chosen model's registry reference, or None.
+    Return nothing.
+    """

@@ -375,7 +375,7 @@ def _call(impl: Any, **kwargs: Any) -> Any:
     return impl.function(*(kwargs[name] for name in impl.argnames))
 
 
-HOOK_NAMES = sorted(n for n in dir(hookspecs) if n.startswith("register_"))
+HOOK_NAMES = sorted(n for n in dir(hookspecs) if n.startswith(("register_", "track_")))
 
 
 def load_plugins(plugins: Iterable[object] = (), *, entry_points: bool | None = None,

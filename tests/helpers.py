@@ -9,7 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTIN_MODULES = ("plugins.torchvision_backbones", "plugins.cifar_nets", "plugins.datasets",
-                   "plugins.metrics", "plugins.tasks", "plugins.saved_tasks")
+                   "plugins.metrics", "plugins.tasks", "plugins.saved_tasks", "plugins.track_mlflow",
+                   "plugins.track_tensorboard")
 
 
 def make_plugins(modules: Iterable[object] = (), *, builtins: bool = True, strict: bool = False,

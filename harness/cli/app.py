@@ -173,12 +173,15 @@ def plugins_from(ctx: click.Context) -> Plugins:
 
 def make_context(ctx: click.Context, **options: Any) -> Context:
     """A library :class:`~harness.context.Context` from this invocation's plugins and options
-    (``data_dir``, ``download``, ``device``, ``quiet``; absent ones keep their defaults)."""
+    (``data_dir``, ``download``, ``device``, ``quiet``, ``track``; absent ones keep their defaults;
+    trackers default to ``$HARNESS_TRACK`` and are checked here, before any work)."""
     from harness.context import Context, DataOptions
+    from harness.track import chosen
 
     data = DataOptions(options.get("data_dir"), bool(options.get("download", False)))
-    return Context(plugins_from(ctx), data=data, device=options.get("device") or "auto",
-                   quiet=bool(options.get("quiet", False)))
+    plugins = plugins_from(ctx)
+    return Context(plugins, data=data, device=options.get("device") or "auto",
+                   quiet=bool(options.get("quiet", False)), track=chosen(plugins, options.get("track")))
 
 
 @click.group(cls=RootGroup)

@@ -45,6 +45,10 @@ data_options = stack(
     click.option("--quiet", is_flag=True, help="No progress bars or epoch lines on stderr."),
 )
 
+track_option = click.option(
+    "--track", help="Report runs to these trackers, comma-separated: mlflow, tensorboard, or a plugin's "
+                    "(default $HARNESS_TRACK; harness plugins lists them).")
+
 weights_option = click.option(
     "--weights", "weights_file", type=click.Path(dir_okay=False),
     help="Start from this local state dict (.safetensors, or .pth read with weights_only=True) instead of the "

@@ -17,6 +17,7 @@ from harness.cli.options import (
     stack,
     strategy_choice,
     task_source_options,
+    track_option,
 )
 from harness.output import to_json
 from harness.select.config import PRESCREENS
@@ -65,6 +66,7 @@ RECIPE_FLAGS = ("strategy", "epochs", "batch_size", "lr", "train_limit", "test_l
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write accuracy vs latency PNG.")
 @executor_options
+@track_option
 @view_options
 @data_options
 @click.pass_context
@@ -74,7 +76,7 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
                    threads: int | None, fmt: str,
                    plot_path: str | None, wide: bool, columns: str | None, data_dir: str | None, download: bool,
                    device: str, quiet: bool, executor: str, ray_address: str | None, cpus_per_trial: float,
-                   gpus_per_trial: float, time_limit: str | None, **options: Any) -> None:
+                   gpus_per_trial: float, time_limit: str | None, track: str | None, **options: Any) -> None:
     """Fine-tune, evaluate, export, check and benchmark candidates on TASK; choose one to ship.
 
     \b
@@ -97,14 +99,14 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
         from harness.select.halving import parse_duration
 
         limit = parse_duration(time_limit)
-    with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet) as hctx:
+    with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet, track=track) as hctx:
         task_name = resolve(hctx, task_name, source)
     config = SelectConfig(task=str(task_name), budget=budget, prescreen=prescreen, top_k=top_k, seeds=seeds,
                           candidates=tuple(candidates.split(",")) if candidates else None,
                           constraints=Constraints(**options), use_cache=not no_cache, offline=offline,
                           ignore_data_errors=ignore_data_errors, time_limit_s=limit,
                           threads=threads, recipe={k: v for k, v in recipe.items() if v is not None})
-    with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet) as hctx:
+    with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet, track=track) as hctx:
         result = select(hctx, config, runner)
     if fmt == "json":
         click.echo(to_json(result.as_dict()))

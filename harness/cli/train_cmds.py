@@ -20,6 +20,7 @@ from harness.cli.options import (
     stack,
     strategy_choice,
     task_source_options,
+    track_option,
     weights_option,
 )
 from harness.output import render, render_report, to_json
@@ -54,7 +55,7 @@ recipe_options = stack(
 RECIPE_FLAGS = ("strategy", "partial_blocks", "epochs", "batch_size", "lr", "backbone_lr_mult", "optimizer",
                 "schedule", "warmup_epochs", "weight_decay", "label_smoothing", "val_fraction", "patience",
                 "train_limit", "test_limit", "input_size", "seed")
-DATA_FLAGS = ("data_dir", "download", "device", "quiet")
+DATA_FLAGS = ("data_dir", "download", "device", "quiet", "track")
 
 
 def split_options(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -90,6 +91,7 @@ def emit_row(row: dict[str, Any], fmt: str) -> None:
 @backbone_option
 @weights_option
 @data_options
+@track_option
 @format_option
 @click.pass_context
 def finetune_command(ctx: click.Context, model: str, task_name: str | None, budget: str, name: str | None,
@@ -196,6 +198,7 @@ def _print_evaluation(report: Any, data: dict[str, Any]) -> None:
 @click.option("--resume", is_flag=True)
 @weights_option
 @data_options
+@track_option
 @format_option
 @click.pass_context
 def pretrain_command(ctx: click.Context, backbone: str, dataset_name: str | None, method: str, name: str | None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from harness.cli.app import HarnessGroup, make_context
-from harness.cli.options import format_option
+from harness.cli.options import executor_options, format_option, make_executor
 from harness.output import render
 
 
@@ -19,8 +19,10 @@ def zoo_group() -> None:
               help="A zoo spec (TOML); default: the built-in 'default' zoo.")
 @click.option("--quiet", is_flag=True, help="No progress bars or epoch lines on stderr.")
 @format_option
+@executor_options
 @click.pass_context
-def zoo_build(ctx: click.Context, spec_path: str | None, quiet: bool, fmt: str) -> None:
+def zoo_build(ctx: click.Context, spec_path: str | None, quiet: bool, fmt: str, executor: str,
+              ray_address: str | None, cpus_per_trial: float, gpus_per_trial: float) -> None:
     """Pretrain and register every model of the zoo that is not registered yet (run it again to
     resume); one row per model.
 
@@ -28,12 +30,14 @@ def zoo_build(ctx: click.Context, spec_path: str | None, quiet: bool, fmt: str) 
     Example:
       harness zoo build
       harness select --task 'fashion-mnist:classes=5-9,per_class=50' --candidates zoo:default
+      harness zoo build --executor ray --cpus-per-trial 1
     """
     from harness.train.zoo import build, read_spec
 
     spec = read_spec(spec_path)
+    runner = make_executor(executor, ray_address, cpus_per_trial, gpus_per_trial)
     with make_context(ctx, quiet=quiet) as hctx:
-        rows = build(hctx, spec)
+        rows = build(hctx, spec, runner)
     click.echo(render(rows, fmt))
 
 

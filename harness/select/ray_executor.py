@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.select.stages import STAGES, CandidateRun, Plan, run_stages, seed_fingerprints
-from harness.select.trial import PASSED_ENV, TrialResult, make_spec, register_result, run_trial
+from harness.select.trial import (
+    PASSED_ENV,
+    PretrainSpec,
+    TrialResult,
+    make_spec,
+    register_result,
+    run_pretrain_trial,
+    run_trial,
+)
 from registry import UsageError, first_line, keys
 
 if TYPE_CHECKING:
@@ -39,6 +47,10 @@ def require_ray() -> Any:
 
 def _remote_trial(spec: Any, weights: bytes | None) -> TrialResult:
     return run_trial(spec, weights)
+
+
+def _remote_pretrain(spec: Any) -> TrialResult:
+    return run_pretrain_trial(spec)
 
 
 @dataclass
@@ -73,14 +85,25 @@ class RayExecutor:
         ray = require_ray()
         # Ray prints its own messages (a worker died, a task is retried) to stdout, which is
         # for machine-readable results: they go to stderr with the rest of the progress.
-        with contextlib.redirect_stdout(sys.stderr):
-            started = self._start(ray)
-            try:
-                self._train_all(ray, ctx, plan, runs)
-            finally:
-                if started:
-                    ray.shutdown()
+        if any(self._todo(ctx, plan, run) for run in runs if not run.prepared):  # cached rows need no Ray
+            with contextlib.redirect_stdout(sys.stderr):
+                started = self._start(ray)
+                try:
+                    self._train_all(ray, ctx, plan, runs)
+                finally:
+                    if started:
+                        ray.shutdown()
         return [run_stages(ctx, plan, run, STAGES) if run.ok else run for run in runs]
+
+    @staticmethod
+    def _todo(ctx: Context, plan: Plan, run: CandidateRun) -> list[tuple[int, Any, str]]:
+        """(seed, recipe, fingerprint) of the seeds of ``run`` that the store does not hold yet."""
+        try:
+            pairs = seed_fingerprints(ctx, plan, run.ref)
+        except Exception:  # resolved again in _train_all, where the failure becomes the row's
+            return [(0, None, "")]
+        return [(seed, recipe, fp) for seed, (recipe, fp) in enumerate(pairs)
+                if not (plan.config.use_cache and ctx.store.find_by_tag(keys.TAG_FINGERPRINT, fp, plan.task.name))]
 
     @property
     def parallel(self) -> int:
@@ -119,6 +142,29 @@ class RayExecutor:
                 if started:
                     ray.shutdown()
 
+    def pretrain_jobs(self, ctx: Context, jobs: Sequence[tuple[str, PretrainSpec, str]]
+                      ) -> list[ModelVersion | BaseException]:
+        """``zoo build``'s pretrainings, ``(label, spec, registry name)`` each, as Ray tasks; registered here."""
+        ray = require_ray()
+        with contextlib.redirect_stdout(sys.stderr):
+            started = self._start(ray)
+            try:
+                remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
+                                    max_retries=1)(_remote_pretrain)
+                refs = [remote.remote(spec) for _, spec, _ in jobs]
+                out: list[ModelVersion | BaseException] = []
+                for (label, spec, name), ref in zip(jobs, refs, strict=True):
+                    try:
+                        result: TrialResult = ray.get(ref)
+                        out.append(register_result(ctx, spec.backbone, result, name, {}))
+                        ctx.progress.info(f"{label}: pretrained on {result.host} in {result.seconds:.1f}s")
+                    except Exception as exc:  # this entry failed; the others go on
+                        out.append(RuntimeError(f"Ray worker: {_reason(exc)}"))
+                return out
+            finally:
+                if started:
+                    ray.shutdown()
+
     def _train_all(self, ray: Any, ctx: Context, plan: Plan, runs: Sequence[CandidateRun]) -> None:
         import time
 
@@ -128,9 +174,8 @@ class RayExecutor:
             if run.prepared:  # trained already (select --time-limit's rungs)
                 continue
             try:
-                todo = [(seed, recipe, fp) for seed, (recipe, fp) in enumerate(seed_fingerprints(ctx, plan, run.ref))
-                        if not (plan.config.use_cache and ctx.store.find_by_tag(keys.TAG_FINGERPRINT, fp,
-                                                                                 plan.task.name))]
+                seed_fingerprints(ctx, plan, run.ref)  # a candidate that cannot be resolved fails here
+                todo = self._todo(ctx, plan, run)
                 if not todo:
                     continue
                 spec, weights = make_spec(ctx, plan.task.name, run.ref, todo[0][1].as_dict())

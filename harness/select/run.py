@@ -8,6 +8,7 @@ export, parity, bench; see :mod:`harness.select.stages`), then choose (pure rule
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from registry import DataError, Task, UsageError, keys
 
 if TYPE_CHECKING:
     from harness.context import Context
+    from harness.track import TrackedRun
 
 
 SETUP = "(setup)"
@@ -151,6 +153,33 @@ def check_ranking(ctx: Context, method: str, rows: list[LeaderboardRow], scores:
     return rank_check(method, scores, truth, {"parameter count": params, "pretraining score": pretraining})
 
 
+def _run_candidates(ctx: Context, plan: Plan, runs: list[CandidateRun], executor: Executor) -> list[CandidateRun]:
+    """Every candidate's stages by ``executor``; with a time limit, successive halving trains first."""
+    if plan.config.time_limit_s:
+        from harness.select.halving import run_halving, serial_trainer
+
+        trainer = getattr(executor, "train_jobs", serial_trainer)
+        run_halving(ctx, plan, runs, plan.config.time_limit_s, trainer, getattr(executor, "parallel", 1))
+    return executor.run(ctx, plan, runs)
+
+
+def track_selection(ctx: Context, tracked: TrackedRun, rows: list[LeaderboardRow], winner: LeaderboardRow | None
+                    ) -> None:
+    """The leaderboard to the trackers (rows, and a CSV artifact), then the selection run's end."""
+    import tempfile
+    from pathlib import Path
+
+    from harness.output import render
+
+    data = [r.as_dict() for r in rows]
+    ctx.tracking.select_finished(tracked, data, winner.model if winner else None)
+    with tempfile.TemporaryDirectory(prefix="harness-track-") as tmp:
+        path = Path(tmp) / "leaderboard.csv"
+        path.write_text(render(data, "csv"))
+        ctx.tracking.artifact(tracked, "leaderboard", path)
+    ctx.tracking.finish(tracked, "FINISHED", winner.metrics if winner else {}, winner.model if winner else None)
+
+
 def select(ctx: Context, config: SelectConfig, executor: Executor | None = None) -> SelectResult:
     """Run the protocol of ``config`` over its candidates; the winner gets the alias ``TASK:best``."""
     started = time.perf_counter()
@@ -169,19 +198,25 @@ def select(ctx: Context, config: SelectConfig, executor: Executor | None = None)
         missing += dropped
     runs = [CandidateRun(c.ref, f"[{i}/{len(runnable)}] {c.ref}", scores.get(c.ref))
             for i, c in enumerate(runnable, 1)]
-    executor = executor or SerialExecutor()
-    if config.time_limit_s:
-        from harness.select.halving import run_halving, serial_trainer
-
-        trainer = getattr(executor, "train_jobs", serial_trainer)
-        run_halving(ctx, plan, runs, config.time_limit_s, trainer, getattr(executor, "parallel", 1))
-    runs = executor.run(ctx, plan, runs)
+    tracked = (ctx.tracking.start(f"select {plan.task.name}", "select", plan.task.name,
+                                  {"budget": config.budget, "seeds": config.seeds, "prescreen": config.prescreen,
+                                   "candidates": [c.ref for c in runnable], **plan.recipe.as_dict()})
+               if ctx.tracking.on else None)
+    try:
+        with ctx.tracking.child_of(tracked) if tracked else contextlib.nullcontext():
+            runs = _run_candidates(ctx, plan, runs, executor or SerialExecutor())
+    except BaseException:
+        if tracked:
+            ctx.tracking.finish(tracked, "FAILED")
+        raise
     rows, winner = decide([row_of(ctx, plan, r) for r in runs], plan.primary.higher_is_better, config.constraints)
     if winner is not None and winner.model is not None:
         ctx.store.set_alias(winner.model, keys.ALIAS_BEST)
     skipped = [skipped_row(c.ref, plan.primary.name, c.reason, c.place) for c in missing]
     checked = (check_ranking(ctx, config.prescreen, rows, scores, plan.primary.higher_is_better)
                if config.prescreen else None)
+    if tracked:
+        track_selection(ctx, tracked, rows, winner)
     return SelectResult(plan.task.name, plan.primary.name, plan.primary.higher_is_better,
                         sort_rows(rows, plan.primary.name, plan.primary.higher_is_better), winner,
                         checked.prescreen.kendall if checked else None, config.prescreen,

@@ -139,6 +139,9 @@ def export(ctx: Context, plan: Plan, run: CandidateRun) -> None:
     assert run.best is not None and run.workdir is not None
     ctx.progress.info(f"{run.label}: export to ONNX")
     run.onnx = export_model(ctx, run.best.ref, run.workdir).info
+    tracked = ctx.tracking.runs.get(run.best.ref)
+    if tracked is not None:
+        ctx.tracking.artifact(tracked, "onnx", run.onnx.path)
 
 
 def parity(ctx: Context, plan: Plan, run: CandidateRun) -> None:

@@ -91,15 +91,46 @@ def run_trial(spec: TrialSpec, weights: bytes | None) -> TrialResult:
     return TrialResult(data, record, socket.gethostname(), time.perf_counter() - started, {"pid": os.getpid()})
 
 
+@dataclass(frozen=True)
+class PretrainSpec:
+    """Everything a worker needs to pretrain one zoo entry (plain data)."""
+
+    context: str
+    base: str  # a dataset or task
+    views: tuple[str, ...]
+    backbone: str
+    method: str
+    recipe: dict[str, Any]
+
+
+def run_pretrain_trial(spec: PretrainSpec) -> TrialResult:
+    """Pretrain in a private store; return the weights and the version's record."""
+    from harness.context import Context, ContextSpec
+    from harness.data.views import replay_views
+    from harness.train.pretrain import pretrain
+    from harness.train.recipe import Recipe
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="harness-trial-") as tmp:
+        parsed = ContextSpec.from_json(spec.context)
+        with Context.from_spec(ContextSpec(parsed.plugins, tmp, parsed.data, parsed.device, True)) as ctx:
+            dataset = replay_views(ctx, spec.base, list(spec.views))
+            result = pretrain(ctx, spec.backbone, dataset, spec.method, Recipe(**spec.recipe))
+            record = {**_record(result.version), "kind": "pretrain"}
+            data = result.version.artifacts["weights"].path.read_bytes()
+    return TrialResult(data, record, socket.gethostname(), time.perf_counter() - started, {"pid": os.getpid()})
+
+
 def _record(version: ModelVersion) -> dict[str, Any]:
-    return {"backbone": version.backbone, "task": version.task, "dataset": version.dataset,
+    return {"backbone": version.backbone, "task": version.task, "dataset": version.dataset, "kind": version.kind,
             "num_classes": version.num_classes, "class_names": list(version.class_names or ()),
             "recipe": version.recipe, "metrics": version.metrics, "environment": version.environment,
             "seed": version.seed, "device": version.device}
 
 
 def register_result(ctx: Context, ref: str, result: TrialResult, name: str, tags: dict[str, str]) -> ModelVersion:
-    """Register a worker's model in the driver's store, with the same lineage a local run records."""
+    """Register a worker's model (kind ``finetune`` or ``pretrain``, from its record) in the driver's
+    store, with the same lineage a local run records."""
     from harness.models.sources import pretrained_version, resolve_model
     from registry import keys
 
@@ -107,11 +138,12 @@ def register_result(ctx: Context, ref: str, result: TrialResult, name: str, tags
     parent = source.version or pretrained_version(ctx, source)
     r = result.record
     recipe = {**r["recipe"], "source": ref, "trained_on": result.host}
+    kind = r.get("kind", "finetune")
     with tempfile.TemporaryDirectory(prefix="harness-trial-") as tmp:
         path = Path(tmp) / "weights.safetensors"
         path.write_bytes(result.weights)
         version = ctx.store.register(
-            name, backbone=r["backbone"], kind="finetune", files={keys.ROLE_WEIGHTS: path},
+            name, backbone=r["backbone"], kind=kind, files={keys.ROLE_WEIGHTS: path},
             parent=parent.id if parent else None, task=r["task"], dataset=r["dataset"],
             num_classes=r["num_classes"], class_names=tuple(r["class_names"]) or None, recipe=recipe,
             metrics=r["metrics"], environment=r["environment"], seed=r["seed"], device=r["device"],

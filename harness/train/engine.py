@@ -91,6 +91,7 @@ class FitConfig:
     progress: Progress = field(default_factory=Progress)
     checkpoint: Path | None = None
     fingerprint: str = ""
+    on_epoch: Callable[[dict[str, Any]], None] | None = None  # each epoch's record (experiment tracking)
 
 
 @dataclass
@@ -199,6 +200,8 @@ def fit(model: nn.Module, batches: TensorBatches, optimizer: Any, scheduler: Any
         _keep_best(model, state, config, record, validate, custom, epoch)
         state.history.append(record)
         state.epoch = epoch + 1
+        if config.on_epoch is not None:
+            config.on_epoch(record)
         config.progress.info(_summary(record, config.epochs))
         if config.checkpoint is not None:
             save_checkpoint(config.checkpoint, unwrap(model), optimizer, scheduler, state, batches.generator,

@@ -37,6 +37,7 @@ from registry.store import ModelVersion
 
 if TYPE_CHECKING:
     from harness.context import Context
+    from harness.track import TrackedRun
 
 
 @dataclass
@@ -112,7 +113,8 @@ def _optimiser(model: torch.nn.Module, run: Run, steps_per_epoch: int) -> tuple[
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
-def train(ctx: Context, run: Run, *, resume: bool = False, compile: bool = False) -> tuple[torch.nn.Module, FitState]:
+def train(ctx: Context, run: Run, *, resume: bool = False, compile: bool = False,
+          tracked: TrackedRun | None = None) -> tuple[torch.nn.Module, FitState]:
     """Build the model, train it (resuming from the run's checkpoint when asked); best weights loaded."""
     torch.manual_seed(run.recipe.seed)
     model = run.source.build(run.data.num_classes).to(run.device)
@@ -152,7 +154,8 @@ def train(ctx: Context, run: Run, *, resume: bool = False, compile: bool = False
     config = FitConfig(epochs=run.recipe.epochs, higher_is_better=run.primary.higher_is_better,
                        patience=run.recipe.patience, label_smoothing=run.recipe.label_smoothing, amp_dtype=run.amp,
                        progress=ctx.progress, checkpoint=checkpoint if dist is None or dist.main else None,
-                       fingerprint=run.run_id)
+                       fingerprint=run.run_id,
+                       on_epoch=(lambda record: ctx.tracking.epoch(tracked, record)) if tracked else None)
     run.run_dir.mkdir(parents=True, exist_ok=True)
     state = fit(forward, batches, optimizer, scheduler, config, validate if val is not None else None, frozen, state)
     model.load_state_dict(state.best_state)
@@ -203,12 +206,25 @@ def finetune(ctx: Context, model_ref: str, task_name: str, recipe: Recipe, *, na
         f"{model_ref} on {run.task.name}: {len(run.data.train)} train / {len(run.data.val) if run.data.val else 0} "
         f"val / {len(run.data.test)} test images at {run.pre.input_size}px, strategy {run.recipe.strategy}, "
         f"{run.recipe.epochs} epochs, {device_description(run.device)}")
-    model, state = train(ctx, run, resume=resume, compile=compile)
-    if run.dist is not None:
-        return _finish_distributed(ctx, run, model, state, name=name, alias=alias, tta_flip=tta_flip)
-    test = _test(ctx, run, model, tta_flip)
-    version = register(ctx, run, model, state, test, name=name, alias=alias)
+    tracked = None
+    if ctx.tracking.on and (run.dist is None or run.dist.main):
+        tracked = ctx.tracking.start(name or run.task.name, "finetune", run.task.name,
+                                     {**recipe.as_dict(), "model": model_ref}, {"harness.model": model_ref})
+    try:
+        model, state = train(ctx, run, resume=resume, compile=compile, tracked=tracked)
+        if run.dist is not None:
+            return _finish_distributed(ctx, run, model, state, name=name, alias=alias, tta_flip=tta_flip,
+                                       tracked=tracked)
+        test = _test(ctx, run, model, tta_flip)
+        version = register(ctx, run, model, state, test, name=name, alias=alias)
+    except BaseException:
+        if tracked:
+            ctx.tracking.finish(tracked, "FAILED")
+        raise
     ctx.progress.info(f"registered {version.ref}")
+    if tracked:
+        ctx.tracking.artifact(tracked, "weights", version.artifacts[keys.ROLE_WEIGHTS].path)
+        ctx.tracking.finish(tracked, "FINISHED", test.metrics, version.ref)
     if test.failed:
         ctx.progress.warn(f"{version.ref} was registered without {', '.join(test.failed)}: {test.failure()}")
     return FinetuneResult(version, test, state.history)
@@ -223,7 +239,7 @@ def _test(ctx: Context, run: Run, model: torch.nn.Module, tta_flip: bool) -> Eva
 
 
 def _finish_distributed(ctx: Context, run: Run, model: torch.nn.Module, state: FitState, *, name: str | None,
-                        alias: str | None, tta_flip: bool) -> FinetuneResult:
+                        alias: str | None, tta_flip: bool, tracked: TrackedRun | None = None) -> FinetuneResult:
     """Rank 0 tests and registers; every rank returns the same result (and checks it trained the
     same weights: a rank that drifted would mean the shards were not averaged)."""
     assert run.dist is not None
@@ -236,6 +252,8 @@ def _finish_distributed(ctx: Context, run: Run, model: torch.nn.Module, state: F
         test = _test(ctx, run, model, tta_flip)
         version = register(ctx, run, model, state, test, name=name, alias=alias, distributed=info)
         ctx.progress.info(f"registered {version.ref} (rank 0 of {run.dist.world})")
+        if tracked:
+            ctx.tracking.finish(tracked, "FINISHED", test.metrics, version.ref)
         shared = (version.ref, test)
     ref, test = share(shared, run.dist)  # type: ignore[misc]
     finish()

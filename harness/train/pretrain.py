@@ -36,6 +36,7 @@ from registry.store import ModelVersion
 
 if TYPE_CHECKING:
     from harness.context import Context
+    from harness.track import TrackedRun
 
 METHODS = PRETRAIN_METHODS
 
@@ -156,7 +157,8 @@ def _trainable(run: PretrainRun) -> tuple[nn.Module, nn.Module, int]:
     return model, trained.to(run.device).to(memory_format=torch.channels_last), feature_dim
 
 
-def train(ctx: Context, run: PretrainRun, resume: bool) -> tuple[nn.Module, FitState, int]:
+def train(ctx: Context, run: PretrainRun, resume: bool,
+          tracked: TrackedRun | None = None) -> tuple[nn.Module, FitState, int]:
     """Train; returns the backbone (autoencoders get a 1-way head back), its state, the saved class count."""
     recipe = run.recipe
     model, trained, feature_dim = _trainable(run)
@@ -175,7 +177,8 @@ def train(ctx: Context, run: PretrainRun, resume: bool) -> tuple[nn.Module, FitS
     supervised = run.method == "supervised"
     config = FitConfig(epochs=recipe.epochs, higher_is_better=run.method != "autoencoder", patience=recipe.patience,
                        label_smoothing=recipe.label_smoothing if supervised else 0.0, progress=ctx.progress,
-                       checkpoint=checkpoint, fingerprint=run.run_id)
+                       checkpoint=checkpoint, fingerprint=run.run_id,
+                       on_epoch=(lambda record: ctx.tracking.epoch(tracked, record)) if tracked else None)
     loss = {"supervised": None, "autoencoder": reconstruction_loss, "contrastive": nt_xent}[run.method]
     state = fit(trained, batches, optimizer, scheduler, config, _validator(run) if run.val else None, (), state,
                 loss_fn=loss)
@@ -210,7 +213,15 @@ def pretrain(ctx: Context, backbone_ref: str, dataset_name: str, method: str, re
                       f"{len(run.val) if run.val else 0} val images at {run.pre.input_size}px, {recipe.epochs} "
                       f"epochs, {device_description(run.device)}")
     parent = run.source.version or pretrained_version(ctx, run.source)
-    model, state, classes = train(ctx, run, resume)
+    tracked = (ctx.tracking.start(name or f"{backbone_ref}-{method}-{dataset_name}", "pretrain", dataset_name,
+                                  {**recipe.as_dict(), "method": method, "backbone": backbone_ref})
+               if ctx.tracking.on else None)
+    try:
+        model, state, classes = train(ctx, run, resume, tracked)
+    except BaseException:
+        if tracked:
+            ctx.tracking.finish(tracked, "FAILED")
+        raise
     summary = _summary(run, state)
     backbone = run.source.backbone.name
     path = save_weights(model, run.run_dir / "weights.safetensors",
@@ -227,4 +238,6 @@ def pretrain(ctx: Context, backbone_ref: str, dataset_name: str, method: str, re
     )
     shutil.rmtree(run.run_dir, ignore_errors=True)
     ctx.progress.info(f"registered {version.ref}")
+    if tracked:
+        ctx.tracking.finish(tracked, "FINISHED", summary, version.ref)
     return PretrainResult(version, summary)

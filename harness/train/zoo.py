@@ -110,8 +110,9 @@ def built(ctx: Context, zoo: str) -> dict[str, Any]:
     return {v.tags[TAG_KEY]: v for v in ctx.store.list() if v.tags.get(TAG_ZOO) == zoo and TAG_KEY in v.tags}
 
 
-def build(ctx: Context, spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """Pretrain and register every entry not yet built; one row per entry."""
+def build(ctx: Context, spec: dict[str, Any], executor: Any = None) -> list[dict[str, Any]]:
+    """Pretrain and register every entry not yet built; one row per entry. With a Ray
+    ``executor`` the entries pretrain as Ray tasks and the driver registers them."""
     from harness.data.views import register_view, split_view
     from harness.train.pretrain import pretrain
     from harness.train.recipe import Recipe
@@ -120,6 +121,8 @@ def build(ctx: Context, spec: dict[str, Any]) -> list[dict[str, Any]]:
     todo = entries(spec)
     check(ctx, todo)
     done = built(ctx, todo[0].zoo)
+    if executor is not None:
+        return _build_elsewhere(ctx, todo, done, executor)
     rows = []
     for number, entry in enumerate(todo, 1):
         label = f"[{number}/{len(todo)}] {entry.backbone} {entry.method} on {entry.source}"
@@ -137,6 +140,42 @@ def build(ctx: Context, spec: dict[str, Any]) -> list[dict[str, Any]]:
         version = ctx.store.set_tags(result.version.ref, {TAG_ZOO: entry.zoo, TAG_KEY: entry.key})
         rows.append(_row(entry, version, "built", time.perf_counter() - started))
     return rows
+
+
+def _build_elsewhere(ctx: Context, todo: list[ZooEntry], done: dict[str, Any], executor: Any) -> list[dict[str, Any]]:
+    """The entries not yet built pretrained by ``executor.pretrain_jobs``; rows in spec order."""
+    from harness.data.views import register_view, split_view
+    from harness.select.trial import PretrainSpec
+    from harness.train.recipe import Recipe
+
+    jobs, waiting = [], []
+    context = ctx.spec().to_json()
+    for number, entry in enumerate(todo, 1):
+        if entry.key in done:
+            continue
+        base, view = split_view(entry.source)
+        dataset = register_view(ctx, base, view) if view else base
+        recipe = Recipe(**dict(entry.settings), budget="pretrain", label_smoothing=0.0)
+        spec = PretrainSpec(context, base, (view.text(),) if view else (), entry.backbone, entry.method,
+                            recipe.as_dict())
+        label = f"[{number}/{len(todo)}] {entry.backbone} {entry.method} on {entry.source}"
+        jobs.append((label, spec, f"zoo-{entry.zoo}-{entry.backbone}-{entry.method}-{dataset}"))
+        waiting.append(entry)
+        ctx.progress.info(f"{label}: pretraining on Ray")
+    started = time.perf_counter()
+    results = executor.pretrain_jobs(ctx, jobs) if jobs else []
+    seconds = time.perf_counter() - started
+    made, failed = {}, []
+    for entry, result in zip(waiting, results, strict=True):
+        if isinstance(result, BaseException):
+            failed.append(f"{entry.backbone} {entry.method} on {entry.source}: {result}")
+        else:
+            made[entry.key] = ctx.store.set_tags(result.ref, {TAG_ZOO: entry.zoo, TAG_KEY: entry.key})
+    if failed:
+        raise DataError(f"{len(failed)} zoo model(s) failed ({failed[0]}); the others are registered: run "
+                        "zoo build again to retry")
+    return [_row(e, done[e.key], "existing", 0.0) if e.key in done else _row(e, made[e.key], "built", seconds)
+            for e in todo]
 
 
 def _row(entry: ZooEntry, version: Any, status: str, seconds: float) -> dict[str, Any]:

@@ -86,3 +86,21 @@ def test_study_transfer_on_ray_equals_serial_and_replays_views_in_workers(own, m
     with ModelStore() as store:
         assert store.check() == []
         assert all(v.recipe["trained_on"] for v in store.list())  # every run came back from a worker
+
+
+def test_zoo_build_on_ray_registers_pretrained_models_a_rebuild_skips(own, tmp_path):
+    spec = tmp_path / "zoo.toml"
+    spec.write_text('name = "r"\nepochs = 1\nbatch_size = 32\ntrain_limit = 128\n[[groups]]\n'
+                    'backbones = ["cifar_convnet_xs", "cifar_resnet8"]\nmethod = "supervised"\n'
+                    'source = "synthetic:classes=0-4"\n')
+    first = own("zoo", "build", "--spec", str(spec), "--executor", "ray", "--format", "json")
+    assert first.exit_code == 0, first.output
+    rows = json.loads(first.stdout)
+    assert [r["status"] for r in rows] == ["built", "built"]
+    with ModelStore() as store:
+        versions = [store.get(r["model"]) for r in rows]
+        assert all(v.kind == "pretrain" and v.tags["zoo"] == "r" and v.recipe["trained_on"] for v in versions)
+        assert all(v.metrics["pretrain"]["val_accuracy"] is not None for v in versions)
+        assert store.check() == []
+    again = json.loads(own("zoo", "build", "--spec", str(spec), "--format", "json").stdout)
+    assert [r["status"] for r in again] == ["existing", "existing"]

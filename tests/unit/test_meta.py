@@ -17,7 +17,8 @@ TESTS = {p: p.read_text() for p in (ROOT / "tests").rglob("test_*.py") if p.name
 
 def test_hook_list_is_not_empty():
     assert HOOK_NAMES == ["register_backbones", "register_commands", "register_datasets",
-                          "register_metrics", "register_tasks"]
+                          "register_metrics", "register_tasks", "track_artifact", "track_epoch_ended",
+                          "track_names", "track_run_finished", "track_run_started", "track_select_finished"]
 
 
 @pytest.mark.parametrize("name", HOOK_NAMES)
