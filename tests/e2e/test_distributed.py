@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 REAL = (DEBIAN_FASHION_MNIST / "t10k-images-idx3-ubyte.gz").is_file() or os.environ.get(
     "HARNESS_REQUIRE_REAL_DATA") == "1"
 ARGS = ("cifar_convnet_xs", "--task", "fashion-mnist" if REAL else "synthetic", "--epochs", "2",
-        "--batch-size", "64", "--train-limit", "3000", "--test-limit", "1000", "--format", "json")
+        "--batch-size", "64", "--train-limit", "2000", "--test-limit", "1000", "--format", "json")
 
 
 def _run(env: dict[str, str], *args: str, procs: int = 0) -> subprocess.CompletedProcess:
@@ -69,7 +69,7 @@ def test_two_processes_train_like_one_with_the_global_batch(subprocess_env, tmp_
         assert [v.ref for v in store.list("two")] == ["two@1"]  # one version, not one per rank
     assert b.recipe["distributed"] == {"world_size": 2, "backend": "gloo", "weights_identical": True}
     assert [h["steps"] for h in a.metrics["history"]] == [h["steps"] for h in b.metrics["history"]]
-    assert b.metrics["history"][0]["steps"] == (int(3000 * 0.9) // 64)  # 10% validation, drop_last
+    assert b.metrics["history"][0]["steps"] == (int(2000 * 0.9) // 64)  # 10% validation, drop_last
     assert abs(one["accuracy"] - two["accuracy"]) < 0.06, (one, two)
 
 
@@ -83,7 +83,7 @@ def test_two_process_bad_batch_is_refused_before_training(subprocess_env):
 def test_two_process_run_killed_then_resumed_ends_with_the_same_weights(subprocess_env, tmp_path):
     from safetensors.torch import load_file
 
-    args = ("cifar_convnet_xs", "--task", "synthetic", "--epochs", "4", "--batch-size", "32", "--format", "json")
+    args = ("cifar_convnet_xs", "--task", "synthetic", "--epochs", "3", "--batch-size", "32", "--format", "json")
     straight = _run(subprocess_env, *args, "--name", "straight", procs=2)
     assert straight.returncode == 0, straight.stderr[-2000:]
     runs = Path(os.environ["HARNESS_HOME"]) / "runs"
