@@ -23,3 +23,13 @@ def test_bad_durations_name_the_flag_and_the_form(text):
                                           (30, [1, 3, 10, 30]), (27, [1, 3, 9, 27])])
 def test_rungs_grow_by_three_and_end_at_the_recipe_epochs(epochs, rungs):
     assert rung_epochs(epochs) == rungs
+
+
+def test_executor_ray_without_ray_names_the_extra(monkeypatch):
+    import sys
+
+    from harness.select.ray_executor import require_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without the extra looks like
+    with pytest.raises(UsageError, match=r"pip install 'imgcls-harness\[ray\]'"):
+        require_ray()
