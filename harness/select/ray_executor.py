@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +67,18 @@ class RayExecutor:
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
             raise UsageError("{param} must be positive (and --gpus-per-trial not negative)", param="cpus_per_trial")
 
+    @contextlib.contextmanager
+    def _session(self, ray: Any) -> Iterator[None]:
+        """Ray connected (a local instance started, and stopped after, when none is); Ray's own
+        messages (a worker died, a task is retried) go to stderr, since stdout is for results."""
+        with contextlib.redirect_stdout(sys.stderr):
+            started = self._start(ray)
+            try:
+                yield
+            finally:
+                if started:
+                    ray.shutdown()
+
     def _start(self, ray: Any) -> bool:
         """Connect (or start a local instance); True when this call started it."""
         if ray.is_initialized():
@@ -83,16 +95,9 @@ class RayExecutor:
 
     def run(self, ctx: Context, plan: Plan, runs: Sequence[CandidateRun]) -> list[CandidateRun]:
         ray = require_ray()
-        # Ray prints its own messages (a worker died, a task is retried) to stdout, which is
-        # for machine-readable results: they go to stderr with the rest of the progress.
         if any(self._todo(ctx, plan, run) for run in runs if not run.prepared):  # cached rows need no Ray
-            with contextlib.redirect_stdout(sys.stderr):
-                started = self._start(ray)
-                try:
-                    self._train_all(ray, ctx, plan, runs)
-                finally:
-                    if started:
-                        ray.shutdown()
+            with self._session(ray):
+                self._train_all(ray, ctx, plan, runs)
         return [run_stages(ctx, plan, run, STAGES) if run.ok else run for run in runs]
 
     @staticmethod
@@ -114,56 +119,46 @@ class RayExecutor:
         """Fine-tunings (``select --time-limit``'s rungs, ``study transfer``'s runs) as Ray tasks, all
         at once; each registered here as it comes back."""
         ray = require_ray()
-        with contextlib.redirect_stdout(sys.stderr):
-            started = self._start(ray)
-            try:
-                remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
-                                    max_retries=1)(_remote_trial)
-                refs: list[Any] = []
-                for job in jobs:
-                    try:
-                        spec, weights = make_spec(ctx, job.task, job.start, job.recipe.as_dict())
-                        refs.append(remote.remote(spec, ray.put(weights)))
-                    except Exception as exc:  # this job cannot be sent; the others go
-                        refs.append(exc)
-                out: list[ModelVersion | BaseException] = []
-                for job, ref in zip(jobs, refs, strict=True):
-                    if isinstance(ref, BaseException):
-                        out.append(ref)
-                        continue
-                    try:
-                        result: TrialResult = ray.get(ref)
-                        out.append(register_result(ctx, job.start, result, job.task, {}))
-                        ctx.progress.info(f"{job.run.label}: trained on {result.host} in {result.seconds:.1f}s")
-                    except Exception as exc:  # this rung of this candidate failed; the others go on
-                        out.append(RuntimeError(f"Ray worker: {_reason(exc)}"))
-                return out
-            finally:
-                if started:
-                    ray.shutdown()
+        with self._session(ray):
+            remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
+                                max_retries=1)(_remote_trial)
+            refs: list[Any] = []
+            for job in jobs:
+                try:
+                    spec, weights = make_spec(ctx, job.task, job.start, job.recipe.as_dict())
+                    refs.append(remote.remote(spec, ray.put(weights)))
+                except Exception as exc:  # this job cannot be sent; the others go
+                    refs.append(exc)
+            out: list[ModelVersion | BaseException] = []
+            for job, ref in zip(jobs, refs, strict=True):
+                if isinstance(ref, BaseException):
+                    out.append(ref)
+                    continue
+                try:
+                    result: TrialResult = ray.get(ref)
+                    out.append(register_result(ctx, job.start, result, job.task, {}))
+                    ctx.progress.info(f"{job.run.label}: trained on {result.host} in {result.seconds:.1f}s")
+                except Exception as exc:  # this rung of this candidate failed; the others go on
+                    out.append(RuntimeError(f"Ray worker: {_reason(exc)}"))
+            return out
 
     def pretrain_jobs(self, ctx: Context, jobs: Sequence[tuple[str, PretrainSpec, str]]
                       ) -> list[ModelVersion | BaseException]:
         """``zoo build``'s pretrainings, ``(label, spec, registry name)`` each, as Ray tasks; registered here."""
         ray = require_ray()
-        with contextlib.redirect_stdout(sys.stderr):
-            started = self._start(ray)
-            try:
-                remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
-                                    max_retries=1)(_remote_pretrain)
-                refs = [remote.remote(spec) for _, spec, _ in jobs]
-                out: list[ModelVersion | BaseException] = []
-                for (label, spec, name), ref in zip(jobs, refs, strict=True):
-                    try:
-                        result: TrialResult = ray.get(ref)
-                        out.append(register_result(ctx, spec.backbone, result, name, {}))
-                        ctx.progress.info(f"{label}: pretrained on {result.host} in {result.seconds:.1f}s")
-                    except Exception as exc:  # this entry failed; the others go on
-                        out.append(RuntimeError(f"Ray worker: {_reason(exc)}"))
-                return out
-            finally:
-                if started:
-                    ray.shutdown()
+        with self._session(ray):
+            remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
+                                max_retries=1)(_remote_pretrain)
+            refs = [remote.remote(spec) for _, spec, _ in jobs]
+            out: list[ModelVersion | BaseException] = []
+            for (label, spec, name), ref in zip(jobs, refs, strict=True):
+                try:
+                    result: TrialResult = ray.get(ref)
+                    out.append(register_result(ctx, spec.backbone, result, name, {}))
+                    ctx.progress.info(f"{label}: pretrained on {result.host} in {result.seconds:.1f}s")
+                except Exception as exc:  # this entry failed; the others go on
+                    out.append(RuntimeError(f"Ray worker: {_reason(exc)}"))
+            return out
 
     def _train_all(self, ray: Any, ctx: Context, plan: Plan, runs: Sequence[CandidateRun]) -> None:
         import time
