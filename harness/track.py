@@ -135,3 +135,11 @@ class Tracking:
             yield
         finally:
             self.parent = previous
+
+
+def provided(name: str, module: str) -> list[str]:
+    """``[name]`` when ``module`` can be imported, else ``[]``: what a tracker plugin whose library
+    is an optional extra returns from ``track_names`` (``--track name`` then names the extra)."""
+    import importlib.util
+
+    return [name] if importlib.util.find_spec(module) is not None else []

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import harness
+from harness.track import provided
 
 NAME = "mlflow"
 _RUNS: dict[str, str] = {}  # harness run id -> MLflow run id
@@ -34,11 +35,7 @@ def _mine(run: Any) -> bool:
 
 @harness.hookimpl
 def track_names() -> list[str]:
-    try:
-        import mlflow  # noqa: F401
-    except ImportError:
-        return []
-    return [NAME]
+    return provided(NAME, "mlflow")
 
 
 @harness.hookimpl

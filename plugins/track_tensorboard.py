@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
+from harness.track import provided
 
 NAME = "tensorboard"
 _WRITERS: dict[str, Any] = {}
@@ -29,11 +30,7 @@ def _safe(text: str) -> str:
 
 @harness.hookimpl
 def track_names() -> list[str]:
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        return []
-    return [NAME]
+    return provided(NAME, "tensorboard")
 
 
 @harness.hookimpl

@@ -21,7 +21,7 @@ from registry import UsageError, keys
 
 if TYPE_CHECKING:
     from harness.context import Context
-    from harness.select.halving import Trainer
+    from harness.select.halving import Job, Trainer
 
 TAG_STUDY = "study"
 
@@ -104,26 +104,17 @@ def _quality(ctx: Context, ref: str) -> tuple[str, float] | None:
     return None
 
 
-def run_study(ctx: Context, config: StudyConfig, trainer: Trainer | None = None) -> StudyResult:
-    """Fine-tune every start x strategy x label budget x seed (cached by fingerprint); ``trainer``
-    runs the fine-tunes that are not cached (default: one after another here; the Ray executor's
-    ``train_jobs`` sends them to Ray)."""
+def _plan_runs(ctx: Context, config: StudyConfig, task_name: str, starts: list[str]
+               ) -> tuple[list[tuple[StudyRun, str]], list[Job]]:
+    """Every start x strategy x budget x seed as (run, fingerprint), and the fine-tunes not cached."""
     from harness.data.views import View, register_view
     from harness.environment import library_versions, select_device
     from harness.select.cache import cached_version, dataset_hash, row_fingerprint, weights_identity
-    from harness.select.candidates import check_available, expand
-    from harness.select.halving import Job, serial_trainer
+    from harness.select.halving import Job
     from harness.select.stages import CandidateRun
     from harness.train.recipe import recipe_for
 
-    started = time.perf_counter()
-    ctx.store.require_writable()
-    task = ctx.catalogue.task(config.task)
-    primary = ctx.catalogue.metrics.get(task.primary_metric)
-    starts = expand(ctx, config.starts)
-    missing = [c for c in (check_available(ctx, s, offline=True) for s in starts) if not c.available]
-    if missing:
-        raise UsageError(f"{{param}}: {missing[0].ref} cannot be had here ({missing[0].reason})", param="starts")
+    task = ctx.catalogue.task(task_name)
     env, device = library_versions(), select_device(ctx.device).type
     planned: list[tuple[StudyRun, str]] = []  # (run, fingerprint)
     jobs: list[Job] = []
@@ -149,6 +140,25 @@ def run_study(ctx: Context, config: StudyConfig, trainer: Trainer | None = None)
                     if version is None:
                         ctx.progress.info(f"{label}: fine-tune")
                         jobs.append(Job(CandidateRun(start, label), start, r, view_task))
+    return planned, jobs
+
+
+def run_study(ctx: Context, config: StudyConfig, trainer: Trainer | None = None) -> StudyResult:
+    """Fine-tune every start x strategy x label budget x seed (cached by fingerprint); ``trainer``
+    runs the fine-tunes that are not cached (default: one after another here; the Ray executor's
+    ``train_jobs`` sends them to Ray)."""
+    from harness.select.candidates import check_available, expand
+    from harness.select.halving import serial_trainer
+
+    started = time.perf_counter()
+    ctx.store.require_writable()
+    task = ctx.catalogue.task(config.task)
+    primary = ctx.catalogue.metrics.get(task.primary_metric)
+    starts = expand(ctx, config.starts)
+    missing = [c for c in (check_available(ctx, s, offline=True) for s in starts) if not c.available]
+    if missing:
+        raise UsageError(f"{{param}}: {missing[0].ref} cannot be had here ({missing[0].reason})", param="starts")
+    planned, jobs = _plan_runs(ctx, config, task.name, starts)
     trained = iter((trainer or serial_trainer)(ctx, jobs))
     runs: list[StudyRun] = []
     for run, fp in planned:
