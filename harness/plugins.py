@@ -58,6 +58,7 @@ class PluginRecord:
     hooks: list[str] = field(default_factory=list)
     entries: dict[str, int] = field(default_factory=dict)  # kind -> entries it registered (once filled)
     problems: list[str] = field(default_factory=list)  # mistakes that left some of its entries out
+    trackers: list[str] = field(default_factory=list)  # the --track names it provides (track_names)
 
     @property
     def info(self) -> PluginInfo:
@@ -71,7 +72,8 @@ class PluginRecord:
         return {
             "name": self.name, "distribution": self.distribution, "version": self.version,
             "module": self.module, "status": self.status, "hooks": self.hooks,
-            "entries": dict(self.entries), "problems": list(self.problems), "error": self.error,
+            "entries": dict(self.entries), "trackers": list(self.trackers), "problems": list(self.problems),
+            "error": self.error,
         }
 
 
@@ -255,6 +257,16 @@ class Plugins:
         catalogue = self.catalogue
         for kind in HOOK_FOR_KIND:
             catalogue.table(kind).names()
+        for impl in self.manager.hook.track_names.get_hookimpls():
+            record = self.records.get(impl.plugin_name)
+            try:
+                names = [str(n) for n in (_call(impl) or [])]
+            except Exception as exc:  # a tracker plugin that cannot even name itself
+                if record is not None:
+                    self.problem(record, f"track_names raised {type(exc).__name__}: {exc}", "it tracks nothing")
+                continue
+            if record is not None:
+                record.trackers = names
         for task in catalogue.tasks:
             try:
                 catalogue.check_task(task)

@@ -26,7 +26,8 @@ def plugins_command(ctx: click.Context, check: bool, fmt: str) -> None:
         for row in rows:
             row.pop("module", None)
             row.pop("hooks", None)
-            row["entries"] = ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in row["entries"].items())
+            row["entries"] = ", ".join([*(f"{n} {k}{'s' if n != 1 else ''}" for k, n in row["entries"].items()),
+                                        *(f"tracker {t}" for t in row.pop("trackers", []))])
             row["problems"] = "; ".join(row["problems"]) or row.pop("error") or ""
             row.pop("error", None)
     click.echo(render(rows, fmt))

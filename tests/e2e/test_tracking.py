@@ -78,6 +78,8 @@ def test_a_plugin_tracker_sees_run_epochs_artifacts_and_end(run_cli):
     assert Recorder.calls[1][1][0] == 1 and "train_loss" in Recorder.calls[1][1][1]
     kind, status, version, metrics = Recorder.calls[-1][1]
     assert (kind, status, version) == ("finetune", "FINISHED", model) and "accuracy" in metrics
+    listed = json.loads(run_cli("plugins", "--format", "json", plugins=plugins).stdout)
+    assert ["recorder"] in [p["trackers"] for p in listed]  # harness plugins names the trackers
 
 
 def test_select_is_a_parent_run_of_its_candidates(run_cli):
