@@ -107,7 +107,7 @@ def run_halving(ctx: Context, plan: Plan, runs: Sequence[CandidateRun], limit_s:
             results = trainer(ctx, chunk)
             seconds = time.perf_counter() - started
             for job, result in zip(chunk, results, strict=True):
-                _record(ctx, job, result, seconds if len(chunk) == 1 else seconds / len(chunk) * parallel, reached)
+                _record(ctx, job, result, seconds, reached)  # a chunk's jobs ran side by side
             trained += len(chunk)
         if not trained:
             break

@@ -14,9 +14,9 @@ import contextlib
 import dataclasses
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.select.stages import STAGES, CandidateRun, Plan, run_stages, seed_fingerprints
 from harness.select.trial import (
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from harness.context import Context
     from harness.select.halving import Job
     from registry.store import ModelVersion
+
+
+T = TypeVar("T")
 
 
 def require_ray() -> Any:
@@ -95,19 +98,26 @@ class RayExecutor:
 
     def run(self, ctx: Context, plan: Plan, runs: Sequence[CandidateRun]) -> list[CandidateRun]:
         ray = require_ray()
-        if any(self._todo(ctx, plan, run) for run in runs if not run.prepared):  # cached rows need no Ray
+        work = []  # (run, the seeds the store does not hold yet); cached rows need no Ray
+        for run in runs:
+            if run.prepared:  # trained already (select --time-limit's rungs)
+                continue
+            try:
+                todo = self._todo(ctx, plan, run)
+            except Exception as exc:  # a candidate that cannot be resolved is its row's failure
+                run.fail("train", exc)
+                continue
+            if todo:
+                work.append((run, todo))
+        if work:
             with self._session(ray):
-                self._train_all(ray, ctx, plan, runs)
+                self._train_all(ray, ctx, plan, work)
         return [run_stages(ctx, plan, run, STAGES) if run.ok else run for run in runs]
 
     @staticmethod
     def _todo(ctx: Context, plan: Plan, run: CandidateRun) -> list[tuple[int, Any, str]]:
         """(seed, recipe, fingerprint) of the seeds of ``run`` that the store does not hold yet."""
-        try:
-            pairs = seed_fingerprints(ctx, plan, run.ref)
-        except Exception:  # resolved again in _train_all, where the failure becomes the row's
-            return [(0, None, "")]
-        return [(seed, recipe, fp) for seed, (recipe, fp) in enumerate(pairs)
+        return [(seed, recipe, fp) for seed, (recipe, fp) in enumerate(seed_fingerprints(ctx, plan, run.ref))
                 if not (plan.config.use_cache and ctx.store.find_by_tag(keys.TAG_FINGERPRINT, fp, plan.task.name))]
 
     @property
@@ -129,18 +139,12 @@ class RayExecutor:
                     refs.append(remote.remote(spec, ray.put(weights)))
                 except Exception as exc:  # this job cannot be sent; the others go
                     refs.append(exc)
-            out: list[ModelVersion | BaseException] = []
-            for job, ref in zip(jobs, refs, strict=True):
-                if isinstance(ref, BaseException):
-                    out.append(ref)
-                    continue
-                try:
-                    result: TrialResult = ray.get(ref)
-                    out.append(register_result(ctx, job.start, result, job.task, {}))
-                    ctx.progress.info(f"{job.run.label}: trained on {result.host} in {result.seconds:.1f}s")
-                except Exception as exc:  # this rung of this candidate failed; the others go on
-                    out.append(RuntimeError(f"Ray worker: {_reason(exc)}"))
-            return out
+
+            def register(job: Job, result: TrialResult) -> ModelVersion:
+                ctx.progress.info(f"{job.run.label}: trained on {result.host} in {result.seconds:.1f}s")
+                return register_result(ctx, job.start, result, job.task, {})
+
+            return _collect(ray, list(zip(jobs, refs, strict=True)), register)
 
     def pretrain_jobs(self, ctx: Context, jobs: Sequence[tuple[str, PretrainSpec, str]]
                       ) -> list[ModelVersion | BaseException]:
@@ -150,29 +154,22 @@ class RayExecutor:
             remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
                                 max_retries=1)(_remote_pretrain)
             refs = [remote.remote(spec) for _, spec, _ in jobs]
-            out: list[ModelVersion | BaseException] = []
-            for (label, spec, name), ref in zip(jobs, refs, strict=True):
-                try:
-                    result: TrialResult = ray.get(ref)
-                    out.append(register_result(ctx, spec.backbone, result, name, {}))
-                    ctx.progress.info(f"{label}: pretrained on {result.host} in {result.seconds:.1f}s")
-                except Exception as exc:  # this entry failed; the others go on
-                    out.append(RuntimeError(f"Ray worker: {_reason(exc)}"))
-            return out
 
-    def _train_all(self, ray: Any, ctx: Context, plan: Plan, runs: Sequence[CandidateRun]) -> None:
+            def register(job: tuple[str, PretrainSpec, str], result: TrialResult) -> ModelVersion:
+                label, spec, name = job
+                ctx.progress.info(f"{label}: pretrained on {result.host} in {result.seconds:.1f}s")
+                return register_result(ctx, spec.backbone, result, name, {})
+
+            return _collect(ray, list(zip(jobs, refs, strict=True)), register)
+
+    def _train_all(self, ray: Any, ctx: Context, plan: Plan,
+                   work: Sequence[tuple[CandidateRun, list[tuple[int, Any, str]]]]) -> None:
         import time
 
         remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=1)(_remote_trial)
         pending: dict[Any, tuple[CandidateRun, int, str, float]] = {}
-        for run in runs:
-            if run.prepared:  # trained already (select --time-limit's rungs)
-                continue
+        for run, todo in work:
             try:
-                seed_fingerprints(ctx, plan, run.ref)  # a candidate that cannot be resolved fails here
-                todo = self._todo(ctx, plan, run)
-                if not todo:
-                    continue
                 spec, weights = make_spec(ctx, plan.task.name, run.ref, todo[0][1].as_dict())
                 shared = ray.put(weights)  # once per candidate, not once per seed
             except Exception as exc:  # this candidate cannot be sent; the others go on
@@ -199,6 +196,22 @@ class RayExecutor:
             run.prepared[seed] = version
             ctx.progress.info(f"{run.label}: seed {seed} trained on {result.host} in {result.seconds:.1f}s "
                               f"(waited {time.perf_counter() - sent:.1f}s) -> {version.ref}")
+
+
+def _collect(ray: Any, sent: list[tuple[T, Any]], register: Callable[[T, TrialResult], ModelVersion]
+             ) -> list[ModelVersion | BaseException]:
+    """Each job's Ray result registered, in order; a job that could not be sent (its ref is the
+    exception), whose worker died twice or whose training raised gives its exception instead."""
+    out: list[ModelVersion | BaseException] = []
+    for job, ref in sent:
+        if isinstance(ref, BaseException):
+            out.append(ref)
+            continue
+        try:
+            out.append(register(job, ray.get(ref)))
+        except Exception as exc:  # this job failed; the others go on
+            out.append(RuntimeError(f"Ray worker: {_reason(exc)}"))
+    return out
 
 
 def _reason(exc: BaseException) -> str:
