@@ -109,6 +109,21 @@ class Tracking:
         self._call("track_run_started", run=run)
         return run
 
+    @contextmanager
+    def running(self, name: str, kind: str, experiment: str, params: Mapping[str, Any] | None = None,
+                tags: Mapping[str, str] | None = None, *, enabled: bool = True) -> Iterator[TrackedRun | None]:
+        """A started run (None when no tracker is chosen, or not ``enabled``), reported ``FAILED``
+        if the block raises; the caller reports ``FINISHED`` itself, with its scores."""
+        if not (self.on and enabled):
+            yield None
+            return
+        run = self.start(name, kind, experiment, params, tags)
+        try:
+            yield run
+        except BaseException:
+            self.finish(run, "FAILED")
+            raise
+
     def epoch(self, run: TrackedRun, record: Mapping[str, Any]) -> None:
         metrics = {k: float(v) for k, v in record.items()
                    if k not in ("epoch", "steps") and isinstance(v, (int, float))}
@@ -128,8 +143,11 @@ class Tracking:
         self._call("track_select_finished", run=run, rows=rows, winner=winner)
 
     @contextmanager
-    def child_of(self, run: TrackedRun) -> Iterator[None]:
-        """Runs started inside are children of ``run`` (a selection's candidates)."""
+    def child_of(self, run: TrackedRun | None) -> Iterator[None]:
+        """Runs started inside are children of ``run`` (a selection's candidates); None: no parent change."""
+        if run is None:
+            yield
+            return
         previous, self.parent = self.parent, run.id
         try:
             yield

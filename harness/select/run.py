@@ -8,7 +8,6 @@ export, parity, bench; see :mod:`harness.select.stages`), then choose (pure rule
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -198,17 +197,11 @@ def select(ctx: Context, config: SelectConfig, executor: Executor | None = None)
         missing += dropped
     runs = [CandidateRun(c.ref, f"[{i}/{len(runnable)}] {c.ref}", scores.get(c.ref))
             for i, c in enumerate(runnable, 1)]
-    tracked = (ctx.tracking.start(f"select {plan.task.name}", "select", plan.task.name,
-                                  {"budget": config.budget, "seeds": config.seeds, "prescreen": config.prescreen,
-                                   "candidates": [c.ref for c in runnable], **plan.recipe.as_dict()})
-               if ctx.tracking.on else None)
-    try:
-        with ctx.tracking.child_of(tracked) if tracked else contextlib.nullcontext():
-            runs = _run_candidates(ctx, plan, runs, executor or SerialExecutor())
-    except BaseException:
-        if tracked:
-            ctx.tracking.finish(tracked, "FAILED")
-        raise
+    params = {"budget": config.budget, "seeds": config.seeds, "prescreen": config.prescreen,
+              "candidates": [c.ref for c in runnable], **plan.recipe.as_dict()}
+    with (ctx.tracking.running(f"select {plan.task.name}", "select", plan.task.name, params) as tracked,
+          ctx.tracking.child_of(tracked)):
+        runs = _run_candidates(ctx, plan, runs, executor or SerialExecutor())
     rows, winner = decide([row_of(ctx, plan, r) for r in runs], plan.primary.higher_is_better, config.constraints)
     if winner is not None and winner.model is not None:
         ctx.store.set_alias(winner.model, keys.ALIAS_BEST)

@@ -206,25 +206,19 @@ def finetune(ctx: Context, model_ref: str, task_name: str, recipe: Recipe, *, na
         f"{model_ref} on {run.task.name}: {len(run.data.train)} train / {len(run.data.val) if run.data.val else 0} "
         f"val / {len(run.data.test)} test images at {run.pre.input_size}px, strategy {run.recipe.strategy}, "
         f"{run.recipe.epochs} epochs, {device_description(run.device)}")
-    tracked = None
-    if ctx.tracking.on and (run.dist is None or run.dist.main):
-        tracked = ctx.tracking.start(name or run.task.name, "finetune", run.task.name,
-                                     {**recipe.as_dict(), "model": model_ref}, {"harness.model": model_ref})
-    try:
+    with ctx.tracking.running(name or run.task.name, "finetune", run.task.name,
+                              {**recipe.as_dict(), "model": model_ref}, {"harness.model": model_ref},
+                              enabled=run.dist is None or run.dist.main) as tracked:
         model, state = train(ctx, run, resume=resume, compile=compile, tracked=tracked)
         if run.dist is not None:
             return _finish_distributed(ctx, run, model, state, name=name, alias=alias, tta_flip=tta_flip,
                                        tracked=tracked)
         test = _test(ctx, run, model, tta_flip)
         version = register(ctx, run, model, state, test, name=name, alias=alias)
-    except BaseException:
+        ctx.progress.info(f"registered {version.ref}")
         if tracked:
-            ctx.tracking.finish(tracked, "FAILED")
-        raise
-    ctx.progress.info(f"registered {version.ref}")
-    if tracked:
-        ctx.tracking.artifact(tracked, "weights", version.artifacts[keys.ROLE_WEIGHTS].path)
-        ctx.tracking.finish(tracked, "FINISHED", test.metrics, version.ref)
+            ctx.tracking.artifact(tracked, "weights", version.artifacts[keys.ROLE_WEIGHTS].path)
+            ctx.tracking.finish(tracked, "FINISHED", test.metrics, version.ref)
     if test.failed:
         ctx.progress.warn(f"{version.ref} was registered without {', '.join(test.failed)}: {test.failure()}")
     return FinetuneResult(version, test, state.history)

@@ -202,6 +202,27 @@ def _summary(run: PretrainRun, state: FitState) -> dict[str, Any]:
     return summary
 
 
+def _register(ctx: Context, run: PretrainRun, model: nn.Module, state: FitState, classes: int,
+              summary: dict[str, Any], parent: ModelVersion | None, name: str | None) -> ModelVersion:
+    """Write the weights and record the pretrain version (its run folder is removed after)."""
+    backbone, method, recipe = run.source.backbone.name, run.method, run.recipe
+    path = save_weights(model, run.run_dir / "weights.safetensors",
+                        {"backbone": backbone, "num_classes": classes, "pretrain": method})
+    supervised = method == "supervised"
+    version = ctx.store.register(
+        name or f"{backbone}-{method}-{run.dataset.name}", backbone=backbone, kind="pretrain",
+        files={keys.ROLE_WEIGHTS: path}, parent=parent.id if parent else None, dataset=run.dataset.name,
+        num_classes=classes if supervised else None, class_names=run.train.class_names if supervised else None,
+        recipe={**recipe.as_dict(), "method": method, "preprocess": run.pre.as_dict(), "source": run.ref},
+        metrics={keys.PRETRAIN: summary, keys.HISTORY: state.history},
+        environment={**library_versions(), "device": device_description(run.device)},
+        seed=recipe.seed, device=run.device.type, artifact_meta={keys.ROLE_WEIGHTS: {"format": "safetensors"}},
+    )
+    shutil.rmtree(run.run_dir, ignore_errors=True)
+    ctx.progress.info(f"registered {version.ref}")
+    return version
+
+
 def pretrain(ctx: Context, backbone_ref: str, dataset_name: str, method: str, recipe: Recipe, *,
              name: str | None = None, resume: bool = False, backbone_name: str | None = None) -> PretrainResult:
     """Pretrain ``backbone_ref`` on ``dataset_name`` and register the weights.
@@ -213,31 +234,11 @@ def pretrain(ctx: Context, backbone_ref: str, dataset_name: str, method: str, re
                       f"{len(run.val) if run.val else 0} val images at {run.pre.input_size}px, {recipe.epochs} "
                       f"epochs, {device_description(run.device)}")
     parent = run.source.version or pretrained_version(ctx, run.source)
-    tracked = (ctx.tracking.start(name or f"{backbone_ref}-{method}-{dataset_name}", "pretrain", dataset_name,
-                                  {**recipe.as_dict(), "method": method, "backbone": backbone_ref})
-               if ctx.tracking.on else None)
-    try:
+    with ctx.tracking.running(name or f"{backbone_ref}-{method}-{dataset_name}", "pretrain", dataset_name,
+                              {**recipe.as_dict(), "method": method, "backbone": backbone_ref}) as tracked:
         model, state, classes = train(ctx, run, resume, tracked)
-    except BaseException:
+        summary = _summary(run, state)
+        version = _register(ctx, run, model, state, classes, summary, parent, name)
         if tracked:
-            ctx.tracking.finish(tracked, "FAILED")
-        raise
-    summary = _summary(run, state)
-    backbone = run.source.backbone.name
-    path = save_weights(model, run.run_dir / "weights.safetensors",
-                        {"backbone": backbone, "num_classes": classes, "pretrain": method})
-    supervised = method == "supervised"
-    version = ctx.store.register(
-        name or f"{backbone}-{method}-{dataset_name}", backbone=backbone, kind="pretrain",
-        files={keys.ROLE_WEIGHTS: path}, parent=parent.id if parent else None, dataset=dataset_name,
-        num_classes=classes if supervised else None, class_names=run.train.class_names if supervised else None,
-        recipe={**recipe.as_dict(), "method": method, "preprocess": run.pre.as_dict(), "source": backbone_ref},
-        metrics={keys.PRETRAIN: summary, keys.HISTORY: state.history},
-        environment={**library_versions(), "device": device_description(run.device)},
-        seed=recipe.seed, device=run.device.type, artifact_meta={keys.ROLE_WEIGHTS: {"format": "safetensors"}},
-    )
-    shutil.rmtree(run.run_dir, ignore_errors=True)
-    ctx.progress.info(f"registered {version.ref}")
-    if tracked:
-        ctx.tracking.finish(tracked, "FINISHED", summary, version.ref)
+            ctx.tracking.finish(tracked, "FINISHED", summary, version.ref)
     return PretrainResult(version, summary)
