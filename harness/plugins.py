@@ -16,7 +16,9 @@ Environment variables:
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
 import importlib
 import importlib.metadata
 import inspect
@@ -29,7 +31,7 @@ from typing import Any
 import pluggy
 
 from harness import hookspecs
-from registry import Catalogue, PluginError, PluginInfo, Table
+from registry import Catalogue, Family, PluginError, PluginInfo, Table
 from registry.errors import DuplicateNameError
 
 ENTRY_POINT_GROUP = "harness"
@@ -219,37 +221,54 @@ class Plugins:
             # get_hookimpls() is in registration order: the plugin loaded first wins a duplicate name
             for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
                 record = self.records.get(impl.plugin_name) or PluginRecord(impl.plugin_name)
-                staged: list[Any] = []
-
-                def register(entry: Any, _staged: list[Any] = staged) -> None:
-                    _staged.append(entry)
-
-                try:
-                    returned = _call(impl, register=register)
-                except Exception as exc:  # isolate a plugin whose hook raises
-                    self.problem(record, f"{hook_name} raised {type(exc).__name__}: {exc}",
-                                 f"its {kind}s were left out (its other hooks stay active)")
-                    continue
-                if returned is not None:
-                    self.problem(record, f"{hook_name} returned a {type(returned).__name__} instead of calling "
-                                         "register(entry)", f"call register(entry) for each {kind}; what it "
-                                                            "returned was ignored")
-                added = 0
-                for entry in staged:
-                    try:
-                        table.add(entry, record.info)
-                        added += 1
-                    except DuplicateNameError as exc:
-                        if self.strict:
-                            raise
-                        self.problem(record, f"{kind} {exc.name!r} is already registered by {exc.first}",
-                                     f"its {kind} {exc.name!r} was left out (the first registration wins; "
-                                     "rename it, or exclude one plugin with HARNESS_LOAD_PLUGINS)")
-                    except PluginError as exc:
-                        self.problem(record, str(exc), "that entry was left out")
-                record.entries[kind] = record.entries.get(kind, 0) + added
+                self._register_from(table, record, hook_name, functools.partial(_call_register, impl))
 
         return fill
+
+    def _register_from(self, table: Table, record: PluginRecord, what: str,
+                       call: Callable[[Callable[[Any], None]], Any]) -> None:
+        """Collect what ``call(register)`` registers and add it to ``table`` on behalf of ``record``'s
+        plugin: a raising hook, a duplicate or a bad entry is that plugin's problem, reported, and the
+        rest goes on. A :class:`Family` is deferred; its own fill goes through here when it is due."""
+        kind = table.kind
+        staged: list[Any] = []
+        try:
+            returned = call(staged.append)
+        except Exception as exc:  # isolate a plugin whose hook raises
+            self.problem(record, f"{what} raised {type(exc).__name__}: {exc}",
+                         f"its {kind}s were left out (its other hooks stay active)")
+            return
+        if returned is not None:
+            self.problem(record, f"{what} returned a {type(returned).__name__} instead of calling "
+                                 "register(entry)", f"call register(entry) for each {kind}; what it "
+                                                    "returned was ignored")
+        added = 0
+        for entry in staged:
+            if isinstance(entry, Family):
+                self._defer(table, record, entry)
+                continue
+            try:
+                table.add(entry, record.info)
+                added += 1
+            except DuplicateNameError as exc:
+                if self.strict:
+                    raise
+                self.problem(record, f"{kind} {exc.name!r} is already registered by {exc.first}",
+                             f"its {kind} {exc.name!r} was left out (the first registration wins; "
+                             "rename it, or exclude one plugin with HARNESS_LOAD_PLUGINS)")
+            except PluginError as exc:
+                self.problem(record, str(exc), "that entry was left out")
+        record.entries[kind] = record.entries.get(kind, 0) + added
+
+    def _defer(self, table: Table, record: PluginRecord, family: Family) -> None:
+        family = dataclasses.replace(family, plugin=family.plugin or record.info)
+        fill = family.fill
+
+        def due() -> None:
+            assert fill is not None
+            self._register_from(table, record, f"the {family.prefix}* {table.kind}s' fill", fill)
+
+        table.defer(family, due)
 
     def audit(self) -> list[PluginRecord]:
         """Run every registration hook (filling the catalogue) and check each task's references, so
@@ -380,6 +399,10 @@ def _load_order(ep: importlib.metadata.EntryPoint) -> tuple[bool, str, str]:
 
 def _normalise(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _call_register(impl: Any, register: Callable[[Any], None]) -> Any:
+    return _call(impl, register=register)
 
 
 def _call(impl: Any, **kwargs: Any) -> Any:

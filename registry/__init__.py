@@ -11,6 +11,7 @@ from registry.entries import (
     Backbone,
     Budget,
     Dataset,
+    Family,
     ImageSplit,
     Metric,
     PluginInfo,
@@ -36,7 +37,7 @@ from registry.errors import (
 
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "KINDS", "Backbone", "BenchmarkError", "Budget", "Catalogue",
-    "DataError", "Dataset", "DuplicateNameError", "EntryError", "ExportError", "HarnessError",
+    "DataError", "Dataset", "DuplicateNameError", "EntryError", "ExportError", "Family", "HarnessError",
     "ImageSplit", "Metric", "PluginError", "PluginInfo", "Protocol", "StoreError", "Table", "Task",
     "TrainingError", "UnknownNameError", "UsageError", "WeightTag", "first_line", "keys", "to_dict",
 ]

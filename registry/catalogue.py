@@ -12,8 +12,8 @@ import fnmatch
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from registry.entries import Backbone, Dataset, Metric, PluginInfo, Task, WeightTag
-from registry.errors import DuplicateNameError, PluginError, UnknownNameError
+from registry.entries import Backbone, Dataset, Family, Metric, PluginInfo, Task, WeightTag
+from registry.errors import DuplicateNameError, PluginError, UnknownNameError, UsageError
 
 T = TypeVar("T", Backbone, Dataset, Metric, Task)
 
@@ -23,8 +23,9 @@ KINDS: dict[str, type] = {"backbone": Backbone, "dataset": Dataset, "metric": Me
 class Table(Generic[T]):
     """Entries of one kind, by name.
 
-    ``filler`` is called once, on first use, with this table's :meth:`add`-like callback factory;
-    until then the table is empty and cheap.
+    ``filler`` is called once, on first use, with this table; until then the table is empty and
+    cheap. A :class:`Family` deferred with :meth:`defer` is filled only when a name or pattern it
+    covers is asked for, or when every entry is listed.
     """
 
     def __init__(self, kind: str, entry_type: type[T], filler: Callable[[Table[T]], None] | None = None):
@@ -33,12 +34,31 @@ class Table(Generic[T]):
         self._entries: dict[str, T] = {}
         self._filler: Callable[[Table[T]], None] | None = filler
         self._filled = filler is None
+        self._pending: list[tuple[Family, Callable[[], None]]] = []
+        self._unavailable: list[Family] = []
 
-    def _ensure(self) -> None:
+    def defer(self, family: Family, fill: Callable[[], None]) -> None:
+        """Fill ``family`` later by calling ``fill()`` (which adds its entries); an unavailable family
+        only keeps its message for the names it covers."""
+        if family.unavailable is not None:
+            self._unavailable.append(family)
+        else:
+            self._pending.append((family, fill))
+
+    def spelled(self, name: str) -> str:
+        """Backbone names hold no '/', so ``timm/resnet50`` (timm's own spelling) is ``timm_resnet50``."""
+        return name.replace("/", "_", 1) if self.kind == "backbone" else name
+
+    def _ensure(self, name: str | None = None) -> None:
+        """Fill the table; then the deferred families that can hold ``name`` (every one when ``None``)."""
         if not self._filled:
             self._filled = True
             assert self._filler is not None
             self._filler(self)
+        due = [(f, fill) for f, fill in self._pending if name is None or f.covers(name)]
+        for item in due:
+            self._pending.remove(item)
+            item[1]()
 
     def add(self, entry: T, plugin: PluginInfo | None = None) -> T:
         """Add ``entry`` on behalf of ``plugin``; refuse wrong types and duplicate names."""
@@ -59,14 +79,22 @@ class Table(Generic[T]):
 
     def get(self, name: str) -> T:
         """The entry called ``name``; an unknown name raises with close matches."""
-        self._ensure()
+        name = self.spelled(name)
+        self._ensure(name)
         try:
             return self._entries[name]
         except KeyError:
+            for family in self._unavailable:
+                if family.covers(name):
+                    raise UsageError(f"{self.kind} {name!r} is one of {family.prefix}*, which needs "
+                                     f"{family.unavailable}") from None
             raise UnknownNameError(self.kind, name, self._entries) from None
 
     def __contains__(self, name: object) -> bool:
-        self._ensure()
+        if not isinstance(name, str):
+            return False
+        name = self.spelled(name)
+        self._ensure(name)
         return name in self._entries
 
     def __iter__(self) -> Iterator[T]:
@@ -85,7 +113,9 @@ class Table(Generic[T]):
         """Entries whose name matches the shell-style ``pattern`` (all when ``None``)."""
         if pattern is None:
             return list(self)
-        return [e for e in self if fnmatch.fnmatchcase(e.name, pattern)]
+        pattern = self.spelled(pattern)
+        self._ensure(pattern)
+        return [self._entries[n] for n in sorted(self._entries) if fnmatch.fnmatchcase(n, pattern)]
 
 
 class Catalogue:
@@ -145,9 +175,10 @@ class Catalogue:
 
     def list_weights(self, pattern: str) -> list[tuple[Backbone, WeightTag]]:
         """``(backbone, tag)`` pairs whose ``name.tag`` matches ``pattern`` (e.g. ``*.tv_in1k``)."""
+        pattern = self.backbones.spelled(pattern)
         return [
             (b, w)
-            for b in self.backbones
+            for b in self.backbones.list(pattern.partition(".")[0] or "*")
             for w in b.weights
             if fnmatch.fnmatchcase(f"{b.name}.{w.tag}", pattern)
         ]

@@ -46,7 +46,8 @@ class WeightTag:
     """One set of pretrained weights for a backbone, addressed as ``backbone.tag``.
 
     ``url``/``file_name`` say where the weights come from (a download, or a file placed in the
-    torch hub cache for air-gapped use). FLOPs follow the 2-FLOPs-per-multiply-add convention
+    torch hub cache for air-gapped use); ``hub_id`` names a Hugging Face Hub repository instead
+    (weights in the Hub's cache, as timm's tags are). FLOPs follow the 2-FLOPs-per-multiply-add convention
     and are counted at ``input_size``.
     """
 
@@ -67,6 +68,7 @@ class WeightTag:
     flops: float | None = None
     recipe: str | None = None
     notes: str | None = None
+    hub_id: str | None = None
 
     def __post_init__(self) -> None:
         _check_name("weight tag", self.tag, _TAG_NAME)
@@ -199,6 +201,42 @@ class Metric:
             raise EntryError(f"metric {self.name!r}: higher_is_better must be True or False")
         if not callable(self.compute):
             raise EntryError(f"metric {self.name!r}: compute must be callable")
+
+
+_PREFIX = re.compile(r"^[a-z][a-z0-9]*_$")
+
+
+@dataclass(frozen=True)
+class Family:
+    """Entries a plugin registers later, all named ``prefix...``: a large or slow-to-list zoo.
+
+    Register it like an entry (``register(registry.Family(...))``); the catalogue calls
+    ``fill(register)`` only when a name or pattern that can start with ``prefix`` is looked up, or
+    when every entry is listed. So ``harness finetune resnet18`` never imports the library behind
+    a thousand ``timm_*`` backbones. ``unavailable`` (set when that library is not installed) is
+    the one-line fix shown when a user asks for a name of the family; listing everything skips it.
+    """
+
+    prefix: str
+    fill: Callable[[Callable[[Any], Any]], None] | None = None
+    unavailable: str | None = None
+    description: str = ""
+    plugin: PluginInfo | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prefix, str) or not _PREFIX.match(self.prefix):
+            raise EntryError(f"invalid family prefix {self.prefix!r}: must match {_PREFIX.pattern}")
+        if (self.fill is None) == (self.unavailable is None):
+            raise EntryError(f"family {self.prefix!r}: give fill= (the entries) or unavailable= (why not), "
+                             "one of the two")
+        if self.fill is not None and not callable(self.fill):
+            raise EntryError(f"family {self.prefix!r}: fill must be callable")
+
+    def covers(self, name: str) -> bool:
+        """Whether ``name`` (or a shell-style pattern) can name an entry of this family."""
+        literal = re.split(r"[*?\[]", name, maxsplit=1)[0]
+        wild = literal != name
+        return literal.startswith(self.prefix) or (wild and self.prefix.startswith(literal))
 
 
 AUGMENTATIONS = ("random_crop", "hflip")

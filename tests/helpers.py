@@ -10,17 +10,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BUILTIN_MODULES = ("plugins.torchvision_backbones", "plugins.cifar_nets", "plugins.datasets",
                    "plugins.metrics", "plugins.tasks", "plugins.saved_tasks", "plugins.track_mlflow",
-                   "plugins.track_tensorboard")
+                   "plugins.track_tensorboard", "plugins.timm_backbones")
 
 
 def make_plugins(modules: Iterable[object] = (), *, builtins: bool = True, strict: bool = False,
-                 reports: list[str] | None = None):
-    """Plugins with the built-ins (imported by module, not entry points) plus ``modules``."""
+                 reports: list[str] | None = None, without: Iterable[str] = ()):
+    """Plugins with the built-ins (imported by module, not entry points, less ``without``) plus ``modules``."""
     import importlib
 
     from harness.plugins import load_plugins
 
-    chosen = [importlib.import_module(m) for m in BUILTIN_MODULES] if builtins else []
+    chosen = [importlib.import_module(m) for m in BUILTIN_MODULES if m not in without] if builtins else []
     sink = reports.append if reports is not None else (lambda message: None)
     return load_plugins([*chosen, *modules], entry_points=False, strict=strict, report=sink)
 

@@ -26,12 +26,17 @@ from typing import Any
 DECODER_VERSION = "1"  # bump when decoding changes what pixels come out
 
 
-def cache_root() -> Path:
+def harness_cache_dir() -> Path:
+    """harness's cache folder: ``$HARNESS_CACHE``, else the user cache folder (``~/.cache/harness``)."""
     if os.environ.get("HARNESS_CACHE"):
-        return Path(os.environ["HARNESS_CACHE"]).expanduser() / "decoded"
+        return Path(os.environ["HARNESS_CACHE"]).expanduser()
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir("harness")) / "decoded"
+    return Path(platformdirs.user_cache_dir("harness"))
+
+
+def cache_root() -> Path:
+    return harness_cache_dir() / "decoded"
 
 
 def key_of(*parts: Any) -> str:

@@ -119,7 +119,12 @@ def replace_head(model: nn.Module, path: str, num_classes: int) -> nn.Module:
 
 
 def weights_cache_path(tag: WeightTag) -> Path | None:
-    """Where torch hub looks for ``tag``'s file: ``$TORCH_HOME/hub/checkpoints/<file>``."""
+    """Where ``tag``'s file is cached: ``$TORCH_HOME/hub/checkpoints/<file>`` for a download, the Hub's
+    cache for a ``hub_id`` (the cached file, else where to place one)."""
+    if tag.hub_id:
+        from harness.models import hub
+
+        return hub.cached_file(tag.hub_id) or hub.placement(tag.hub_id)
     import torch.hub
 
     file_name = tag.file_name or (tag.url.rsplit("/", 1)[-1] if tag.url else None)

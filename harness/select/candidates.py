@@ -55,8 +55,8 @@ def expand(ctx: Context, patterns: Sequence[str]) -> list[str]:
             except UnknownNameError:
                 catalogue.backbone(pattern)  # raises the backbone suggestion if it is neither
         else:
-            catalogue.backbone(pattern)  # validates the tag
-            refs.append(pattern)
+            backbone, tag = catalogue.backbone(pattern)  # validates the tag
+            refs.append(f"{backbone.name}.{tag.tag}" if tag else backbone.name)  # timm/x is timm_x
     return list(dict.fromkeys(refs))
 
 

@@ -9,7 +9,7 @@ from helpers import make_plugins
 import harness
 from harness.errors import DuplicateNameError, PluginError
 from harness.plugins import load_plugins
-from registry import Backbone, Dataset, Metric
+from registry import Backbone, Dataset, Family, Metric
 
 
 def _build(num_classes, weights):
@@ -221,3 +221,58 @@ def test_plugin_can_register_each_kind_and_lazy_fill_per_kind():
     plugins = make_plugins([Counting()], builtins=False)
     assert plugins.catalogue.datasets.names() == ["tiny"]
     assert calls == ["datasets"]
+
+
+class FamilyPlugin:
+    """A zoo registered as a deferred family (like timm's): filled only when one of its names is asked for."""
+
+    fills = 0
+
+    @harness.hookimpl
+    def register_backbones(self, register):
+        register(Backbone(name="zoo", builder=_build, head="1", input_size=8))  # clashes once the family fills
+        register(Family(prefix="zoo_", fill=self._fill))
+
+    def _fill(self, register):
+        type(self).fills += 1
+        register(Backbone(name="zoo_small", builder=_build, head="1", input_size=8))
+        register(Backbone(name="good_net", builder=_build, head="1", input_size=8))  # taken by GoodPlugin
+
+
+class BrokenFamilyPlugin:
+    @harness.hookimpl
+    def register_backbones(self, register):
+        register(Family(prefix="broken_", fill=self._fill))
+
+    @staticmethod
+    def _fill(register):
+        raise ImportError("No module named 'zoo_library'")
+
+
+def test_a_family_fills_only_for_its_names_and_its_problems_stay_its_own():
+    reports: list[str] = []
+    FamilyPlugin.fills = 0
+    plugins = make_plugins([GoodPlugin(), FamilyPlugin(), BrokenFamilyPlugin()], builtins=False, reports=reports)
+    backbones = plugins.catalogue.backbones
+    assert backbones.get("good_net").name == "good_net" and "zoo" in backbones
+    assert [b.name for b in backbones.list("good*")] == ["good_net"]
+    assert FamilyPlugin.fills == 0 and not reports  # nothing asked for zoo_* yet
+    assert backbones.get("zoo/small").name == "zoo_small"  # the zoo/ spelling of zoo_
+    assert FamilyPlugin.fills == 1 and str(backbones.get("zoo_small").plugin).startswith("plugin 'FamilyPlugin'")
+    assert any("'good_net' is already registered by plugin 'GoodPlugin'" in r for r in reports)
+    assert [b.name for b in backbones.list("zoo*")] == ["zoo", "zoo_small"]
+    assert backbones.names() == ["good_net", "zoo", "zoo_small"]  # listing all: the broken family left out
+    assert FamilyPlugin.fills == 1
+    assert any("BrokenFamilyPlugin" in r and "No module named 'zoo_library'" in r for r in reports)
+
+
+def test_family_prefix_and_cover_rules():
+    from registry import EntryError
+
+    family = Family(prefix="timm_", fill=lambda register: None)
+    assert family.covers("timm_resnet50") and family.covers("timm_*") and family.covers("t*")
+    assert family.covers("*") and not family.covers("resnet*") and not family.covers("tim")
+    with pytest.raises(EntryError, match="prefix"):
+        Family(prefix="Timm/", fill=lambda register: None)
+    with pytest.raises(EntryError, match="one of the two"):
+        Family(prefix="timm_")
