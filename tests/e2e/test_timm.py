@@ -15,8 +15,8 @@ import torch
 
 pytest.importorskip("timm")
 
-from harness.models import build_model  # noqa: E402
-from registry import DataError, UsageError  # noqa: E402
+from harness.models import build_model
+from registry import DataError, UsageError
 
 TINY = ["timm_test_resnet", "timm_test_convnext", "timm_test_efficientnet", "timm_test_vit"]
 
