@@ -50,7 +50,7 @@ def _backbone(arch: dict[str, Any], version: str) -> Backbone:
     tags = tuple(_weight_tag(arch["name"], t) for t in arch["tags"])
     return Backbone(
         name=PREFIX + arch["name"],
-        builder=_builder(arch["name"], {t.tag: t.hub_id for t in tags}),
+        builder=_builder(arch["name"], {t.tag: str(t.hub_id) for t in tags}),
         head=arch["head"],
         input_size=arch["input_size"],
         fixed_input_size=arch["fixed_input_size"],
@@ -71,7 +71,7 @@ def _weight_tag(arch: str, t: dict[str, Any]) -> WeightTag:
         tag=t["tag"], hub_id=t["hub_id"], url=f"https://huggingface.co/{t['hub_id']}",
         dataset=_dataset(t["tag"]), license=t["license"], num_classes=t["num_classes"],
         input_size=t["input_size"], resize_size=t["resize_size"],
-        mean=tuple(t["mean"]), std=tuple(t["std"]),  # type: ignore[arg-type]
+        mean=tuple(t["mean"]), std=tuple(t["std"]),
         notes=f"timm {arch}.{t['tag']}; test input size {t['test_input_size']}" if t["test_input_size"] else None,
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 # -- keys of ModelVersion.metrics ---------------------------------------------------------------
 TEST = "test"              # {metric name: value} on the task's test split
 TEST_FAILED = "test_failed"  # {metric name: why it has no value} (it raised or returned NaN)
+TEST_DETAIL = "test_detail"  # {"confusion_matrix": rows of counts, "per_class": [{class, precision, ...}]}
 VAL = "val"                # {primary metric: best validation value}
 TRAIN = "train"            # {"loss", "seconds", "images_per_s"}
 HISTORY = "history"        # one record per epoch

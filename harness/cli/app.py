@@ -36,6 +36,7 @@ COMMANDS = {
     "bench": "harness.cli.onnx_cmds:bench_command",
     "select": "harness.cli.select_cmds:select_command",
     "leaderboard": "harness.cli.select_cmds:leaderboard_command",
+    "report": "harness.cli.select_cmds:report_command",
     "task": "harness.cli.task_cmds:task_group",
     "data": "harness.cli.data_cmds:data_group",
     "zoo": "harness.cli.zoo_cmds:zoo_group",

@@ -65,6 +65,8 @@ RECIPE_FLAGS = ("strategy", "epochs", "batch_size", "lr", "train_limit", "test_l
                                    "candidate gets a short first rung, the best third continue.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write accuracy vs latency PNG.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Write the HTML report of the task (harness report) when done.")
 @executor_options
 @track_option
 @view_options
@@ -76,7 +78,8 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
                    threads: int | None, fmt: str,
                    plot_path: str | None, wide: bool, columns: str | None, data_dir: str | None, download: bool,
                    device: str, quiet: bool, executor: str, ray_address: str | None, cpus_per_trial: float,
-                   gpus_per_trial: float, time_limit: str | None, track: str | None, **options: Any) -> None:
+                   gpus_per_trial: float, time_limit: str | None, track: str | None, report_path: str | None,
+                   **options: Any) -> None:
     """Fine-tune, evaluate, export, check and benchmark candidates on TASK; choose one to ship.
 
     \b
@@ -87,11 +90,14 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
       harness select --task fashion-mnist --executor ray --cpus-per-trial 2
     """
     from harness.data.datatask import resolve
+    from harness.report import check_out_path, write_report
     from harness.select.config import Constraints, SelectConfig
     from harness.select.leaderboard import plot, render_rows
     from harness.select.run import select
 
     source = data_spec(options)
+    if report_path:
+        check_out_path(report_path, "report_path")
     recipe = {k: options.pop(k) for k in RECIPE_FLAGS}
     runner = make_executor(executor, ray_address, cpus_per_trial, gpus_per_trial)
     limit = None
@@ -117,6 +123,10 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
         plot(result.rows, result.primary, result.higher_is_better, plot_path, f"{result.task}: select")
     for line in summary_lines(result):
         click.echo(line, err=fmt != "table")
+    if report_path:
+        with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet) as hctx:
+            write_report(hctx, result.task, report_path)
+        click.echo(f"report: {report_path}", err=fmt != "table")
 
 
 def summary_lines(result: Any) -> list[str]:
@@ -165,3 +175,33 @@ def leaderboard_command(ctx: click.Context, task_name: str | None, fmt: str, sor
     click.echo(render_rows(rows, fmt, primary.name, wide=wide, columns=split_columns(columns)))
     if plot_path:
         plot(rows, primary.name, primary.higher_is_better, plot_path, f"{task.name} leaderboard")
+
+
+@click.command("report", cls=HarnessCommand)
+@click.option("--task", "task_name", help="A task (harness list tasks) or a task file (.toml); or use --data.")
+@task_source_options
+@click.option("--out", "out", type=click.Path(dir_okay=False), default="report.html", show_default=True,
+              help="The HTML file to write.")
+@click.option("--data-check/--no-data-check", default=True, show_default=True,
+              help="Check the task's data (exact copies, labels, broken images) for the report.")
+@data_options
+@click.pass_context
+def report_command(ctx: click.Context, task_name: str | None, out: str, data_check: bool, data_dir: str | None,
+                   download: bool, device: str, quiet: bool, **source: Any) -> None:
+    """Write one self-contained HTML file about a task's selection: the leaderboard, quality against
+    latency, each candidate's training curves, confusion matrix, per-class F1, ONNX parity and the
+    command that trains it again, the data check and the environment. Opens offline.
+
+    \b
+    Example:
+      harness select --task fashion-mnist --budget quick
+      harness report --task fashion-mnist --out report.html
+    """
+    from harness.data.datatask import resolve
+    from harness.report import check_out_path, write_report
+
+    check_out_path(out)
+    with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet) as hctx:
+        task = str(resolve(hctx, task_name, data_spec(source)))
+        data = write_report(hctx, task, out, data_check=data_check)
+    click.echo(f"wrote {out}: {len(data.rows)} candidates, chosen {data.chosen or 'none'}")

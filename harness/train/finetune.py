@@ -178,7 +178,9 @@ def register(ctx: Context, run: Run, model: torch.nn.Module, state: FitState, te
         "backbone": run.source.backbone.name, "num_classes": run.data.num_classes,
         "class_names": list(run.data.class_names), "task": run.task.name, "preprocess": run.pre.as_dict()})
     failed = {keys.TEST_FAILED: dict(test.failed)} if test.failed else {}
-    metrics = {keys.TEST: test.metrics, **failed, keys.VAL: {run.primary.name: state.best_metric},
+    detail = {"confusion_matrix": [list(r) for r in test.confusion], "per_class": [c.as_dict() for c in test.per_class]}
+    metrics = {keys.TEST: test.metrics, **failed, keys.TEST_DETAIL: detail,
+               keys.VAL: {run.primary.name: state.best_metric},
                keys.TRAIN: {"loss": state.history[-1]["train_loss"],
                             "seconds": round(sum(h["seconds"] for h in state.history), 2),
                             "images_per_s": state.history[-1]["images_per_s"]},

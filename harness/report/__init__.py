@@ -1,0 +1,37 @@
+"""``harness report``: a selection decision as one self-contained HTML file to look at and share.
+
+``collect`` reads what ``select`` stored (rows, per-class scores, training history, parity, the
+environment) and checks the task's data; ``html`` renders it with charts from ``svg``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.context import Context
+from harness.report.collect import CandidateDetail, ReportData, collect, reproduce_command
+from harness.report.html import render
+from registry import UsageError
+from registry.files import atomic_write_bytes
+
+
+def check_out_path(path: str | Path, param: str = "out") -> Path:
+    """Refuse, before any work, a report path whose folder does not exist or that is a folder."""
+    out = Path(path)
+    if out.is_dir():
+        raise UsageError(f"{{param}} {str(out)!r} is a folder; give a file name such as report.html", param=param)
+    if not out.parent.is_dir():
+        raise UsageError(f"{{param}}: the folder {str(out.parent)!r} does not exist; create it first", param=param)
+    return out
+
+
+def write_report(ctx: Context, task: str, path: str | Path, *, data_check: bool = True) -> ReportData:
+    """Gather the report of ``task`` and write it to ``path`` (atomically: never half a file)."""
+    out = check_out_path(path)
+    data = collect(ctx, task, data_check=data_check)
+    atomic_write_bytes(out, render(data).encode())
+    return data
+
+
+__all__ = ["CandidateDetail", "ReportData", "check_out_path", "collect", "render", "reproduce_command",
+           "write_report"]

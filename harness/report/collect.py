@@ -1,0 +1,128 @@
+"""What a report shows, gathered from the store: the leaderboard, each candidate's details, the data
+check and the environment, as typed records the HTML renderer reads (and a notebook can too)."""
+
+from __future__ import annotations
+
+import platform
+import shlex
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.context import Context
+from harness.select.leaderboard import rows_from_store
+from harness.select.row import LeaderboardRow
+from registry import HarnessError, UsageError, keys
+from registry.records import ModelVersion
+
+
+@dataclass(frozen=True)
+class CandidateDetail:
+    """One leaderboard row's model: how it trained, how it scores per class, how to make it again."""
+
+    row: LeaderboardRow
+    version: ModelVersion | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    confusion: list[list[int]] | None = None
+    per_class: list[dict[str, Any]] | None = None
+    parity: dict[str, Any] | None = None
+    command: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything ``harness report`` renders for one task."""
+
+    task: str
+    dataset: str
+    primary: str
+    higher_is_better: bool
+    rows: list[LeaderboardRow]
+    details: list[CandidateDetail]
+    chosen: str | None
+    class_names: tuple[str, ...]
+    data_check: dict[str, Any] | None
+    data_check_note: str | None
+    environment: dict[str, Any]
+    generated: str
+
+
+# recipe key -> finetune flag; each is written out, so the command does not depend on today's defaults
+_FLAGS = (("strategy", "--strategy"), ("budget", "--budget"), ("epochs", "--epochs"),
+          ("batch_size", "--batch-size"), ("lr", "--lr"), ("backbone_lr_mult", "--backbone-lr-mult"),
+          ("optimizer", "--optimizer"), ("schedule", "--schedule"), ("warmup_epochs", "--warmup-epochs"),
+          ("weight_decay", "--weight-decay"), ("label_smoothing", "--label-smoothing"),
+          ("val_fraction", "--val-fraction"), ("patience", "--patience"), ("train_limit", "--train-limit"),
+          ("test_limit", "--test-limit"), ("input_size", "--input-size"), ("seed", "--seed"))
+
+
+def reproduce_command(version: ModelVersion) -> str | None:
+    """The ``harness finetune`` command that trains ``version`` again, from its recorded recipe."""
+    recipe = version.recipe
+    source = recipe.get("source")
+    if version.kind != "finetune" or not source or not version.task:
+        return None
+    words = ["harness", "finetune", str(source), "--task", version.task]
+    for key, flag in _FLAGS:
+        value = recipe.get(key)
+        if value is None or (key == "strategy" and value == "full"):
+            continue
+        words += [flag, str(value)]
+    if recipe.get("strategy") == "partial" and recipe.get("partial_blocks"):
+        words += ["--blocks", str(recipe["partial_blocks"])]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _detail(ctx: Context, row: LeaderboardRow) -> CandidateDetail:
+    if row.model is None:
+        return CandidateDetail(row, None)
+    try:
+        version = ctx.store.get(row.model)
+    except HarnessError:
+        return CandidateDetail(row, None)
+    metrics = version.metrics
+    detail = metrics.get(keys.TEST_DETAIL) or {}
+    return CandidateDetail(row, version, history=list(metrics.get(keys.HISTORY) or []),
+                           confusion=detail.get("confusion_matrix"), per_class=detail.get("per_class"),
+                           parity=metrics.get(keys.PARITY), command=reproduce_command(version))
+
+
+def _data_check(ctx: Context, task: str) -> tuple[dict[str, Any] | None, str | None]:
+    """Exact copies, label and integrity checks of the task's data (near copies are left to
+    ``harness data check``: they cost minutes on large sets)."""
+    from harness.data.check import check_target
+
+    try:
+        report, _ = check_target(ctx, task, near=False)
+    except HarnessError as exc:
+        return None, f"the data could not be read here ({exc}); the rest of the report is from the store"
+    return report.as_dict(), None
+
+
+def environment(versions: list[ModelVersion]) -> dict[str, Any]:
+    """Where the chosen model was trained (as recorded), and where this report was written."""
+    from harness import __version__
+
+    trained = versions[0].environment if versions else {}
+    return {"trained with": dict(trained),
+            "report written with": {"harness": __version__, "python": platform.python_version(),
+                                    "platform": platform.platform()}}
+
+
+def collect(ctx: Context, task_name: str, *, data_check: bool = True) -> ReportData:
+    """The report of ``task_name`` from the store; refuses a task ``select`` has not run here."""
+    task = ctx.catalogue.task(task_name)
+    primary = ctx.catalogue.metrics.get(task.primary_metric)
+    rows = rows_from_store(ctx, task.name)
+    if not rows:
+        raise UsageError(f"no select results for task {task.name!r} in {ctx.store.home}; run 'harness select "
+                         f"--task {task.name}' first (or point HARNESS_HOME at the store that has them)")
+    details = [_detail(ctx, row) for row in rows]
+    chosen = next((r.model for r in rows if r.chosen), None)
+    found = [d.version for d in details if d.version is not None]
+    winner = [d.version for d in details if d.version is not None and d.row.chosen]
+    names = next((tuple(v.class_names) for v in found if v.class_names), ())
+    checked, note = _data_check(ctx, task.name) if data_check else (None, "not run (--no-data-check)")
+    return ReportData(task.name, task.dataset, primary.name, primary.higher_is_better, rows, details, chosen,
+                      names, checked, note, environment(winner or found),
+                      time.strftime("%Y-%m-%d %H:%M:%S %Z"))

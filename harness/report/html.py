@@ -1,0 +1,185 @@
+"""One self-contained HTML file from :class:`ReportData`: inline CSS, charts as ``data:`` SVG images,
+no script, and a Content-Security-Policy that forbids loading anything from anywhere, so it opens
+the same offline, attached to an e-mail or in a CI artifact viewer."""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from html import escape
+from typing import Any
+
+from harness.report.collect import CandidateDetail, ReportData
+from harness.report.svg import Point, curves_svg, pareto_svg
+
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ddd}h3{margin-bottom:.3em}
+table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
+th{background:#f4f4f4}td.t,th.t{text-align:left}tr.chosen td{background:#eef7ee;font-weight:600}
+tr.failed td,tr.skipped td{color:#888}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap}
+.cm td{min-width:2.2em}.note{color:#666}section.candidate{border-top:1px dashed #ccc;margin-top:1.5em}
+.scroll{overflow-x:auto}.grid{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}img{max-width:100%}
+"""
+COLUMNS = ("ort_b1_ms", "ort_b32_img_s", "params_m", "gflops", "size_mb", "parity", "exporter", "pareto",
+           "rung", "train_s")
+
+
+def _v(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return escape(str(value))
+
+
+def _img(svg: str, alt: str, cls: str) -> str:
+    data = base64.b64encode(svg.encode()).decode()
+    return f'<img class="{cls}" alt="{escape(alt)}" src="data:image/svg+xml;base64,{data}">'
+
+
+def _anchor(candidate: str) -> str:
+    return "c-" + re.sub(r"[^A-Za-z0-9_-]", "-", candidate)
+
+
+def _leaderboard(data: ReportData) -> str:
+    quality = [data.primary, *[m for m in ("macro_f1",) if m != data.primary and
+                               any(m in r.metrics for r in data.rows)]]
+    head = "".join(f"<th>{escape(c)}</th>" for c in (*quality, *COLUMNS))
+    lines = [f'<div class="scroll"><table id="leaderboard"><thead><tr><th>#</th><th class="t">candidate</th>'
+             f'<th class="t">model</th><th class="t">status</th>{head}<th class="t">note</th></tr></thead><tbody>']
+    for rank, row in enumerate(data.rows, 1):
+        cls = "chosen" if row.chosen else row.status
+        primary = _v(row.primary_value) + (f" ± {row.ci95:.3g}" if row.ci95 else "")
+        cells = [primary, *(_v(row.metrics.get(m)) for m in quality[1:]), *(_v(getattr(row, c)) for c in COLUMNS)]
+        note = row.reason or row.excluded or row.timing or ("chosen" if row.chosen else "")
+        name = escape(row.candidate)
+        link = f'<a href="#{_anchor(row.candidate)}">{name}</a>' if row.model else name
+        lines.append(f'<tr class="row {cls}" data-candidate="{escape(row.candidate)}"><td>{rank}</td>'
+                     f'<td class="t">{link}</td><td class="t">{_v(row.model)}</td><td class="t">{_v(row.status)}</td>'
+                     + "".join(f"<td>{c}</td>" for c in cells) + f'<td class="t">{_v(note)}</td></tr>')
+    lines.append("</tbody></table></div>")
+    return "\n".join(lines)
+
+
+def _pareto(data: ReportData) -> str:
+    points = [Point(r.candidate, r.ort_b1_ms, r.primary_value, bool(r.pareto), r.chosen) for r in data.rows
+              if r.ort_b1_ms and r.primary_value is not None and math.isfinite(r.primary_value)]
+    svg = pareto_svg(points, "ONNX Runtime latency, batch 1 (ms)", data.primary,
+                     f"{data.task}: {data.primary} against latency")
+    note = ("" if len(points) == len([r for r in data.rows if r.status in ("ok", "cached")]) else
+            '<p class="note">candidates without a latency (failed, or not benchmarked) are left out</p>')
+    return _img(svg, f"Pareto plot of {data.primary} against latency", "pareto") + note
+
+
+def _confusion(detail: CandidateDetail, names: tuple[str, ...]) -> str:
+    matrix = detail.confusion
+    if not matrix:
+        return '<p class="note">confusion matrix not recorded (trained before harness recorded it; ' \
+               f'<code>harness evaluate {escape(detail.row.model or "")}</code> prints it)</p>'
+    labels = list(names) if len(names) == len(matrix) else [str(i) for i in range(len(matrix))]
+    out = ['<table class="cm"><tr><th class="t">true \\ predicted</th>'
+           + "".join(f"<th>{escape(n)}</th>" for n in labels) + "</tr>"]
+    for name, row in zip(labels, matrix, strict=True):
+        total = sum(row) or 1
+        cells = "".join(f'<td style="background:rgba(31,119,180,{count / total:.2f})'
+                        f'{";color:#fff" if count / total > 0.6 else ""}">{count}</td>' for count in row)
+        out.append(f'<tr><th class="t">{escape(name)}</th>{cells}</tr>')
+    return "".join(out) + "</table>"
+
+
+def _per_class(detail: CandidateDetail) -> str:
+    if not detail.per_class:
+        return ""
+    rows = "".join(f'<tr><td class="t">{_v(c.get("class"))}</td><td>{_v(c.get("precision"))}</td>'
+                   f'<td>{_v(c.get("recall"))}</td><td>{_v(c.get("f1"))}</td><td>{_v(c.get("support"))}</td></tr>'
+                   for c in detail.per_class)
+    return ('<table class="per-class"><tr><th class="t">class</th><th>precision</th><th>recall</th><th>F1</th>'
+            f"<th>support</th></tr>{rows}</table>")
+
+
+def _curves(detail: CandidateDetail, primary: str) -> str:
+    h = detail.history
+    series = [(name, [(float(e["epoch"]), float(e[key])) for e in h if e.get(key) is not None])
+              for name, key in (("train loss", "train_loss"), ("train accuracy", "train_accuracy"),
+                                (f"validation {primary}", "val_metric"))]
+    series = [(n, pts) for n, pts in series if pts]
+    return _img(curves_svg(series, "epoch", "value", f"{detail.row.candidate}: training"),
+                f"training curves of {detail.row.candidate}", "curves")
+
+
+def _dl(items: dict[str, Any]) -> str:
+    return "<table>" + "".join(f'<tr><th class="t">{escape(str(k))}</th><td class="t">{_v(v)}</td></tr>'
+                               for k, v in items.items()) + "</table>"
+
+
+def _candidate(detail: CandidateDetail, data: ReportData) -> str:
+    row, version = detail.row, detail.version
+    parity = {k: detail.parity.get(k) for k in ("passed", "max_abs_diff", "top1_agreement", "accuracy_torch",
+                                                  "accuracy_onnx", "samples", "exporter")} if detail.parity else {}
+    command = (f"<pre class=\"command\">{escape(detail.command)}</pre>" if detail.command else
+               '<p class="note">no fine-tune command recorded for this row</p>')
+    lineage = f" from {escape(version.parent_ref)}" if version and version.parent_ref else ""
+    return (f'<section class="candidate" id="{_anchor(row.candidate)}"><h3>{escape(row.candidate)} → '
+            f'{_v(row.model)}{" (chosen)" if row.chosen else ""}</h3>'
+            f'<p>{escape(data.primary)} {_v(row.primary_value)}; backbone {_v(version.backbone if version else None)}'
+            f'{lineage}; seed {_v(version.seed if version else None)}</p>'
+            f"<h4>Reproduce</h4>{command}"
+            f'<div class="grid"><div><h4>Training</h4>{_curves(detail, data.primary)}</div>'
+            f"<div><h4>Confusion matrix (test)</h4>{_confusion(detail, data.class_names)}</div>"
+            f"<div><h4>Per class (test)</h4>{_per_class(detail)}</div>"
+            f"<div><h4>ONNX Runtime parity</h4>{_dl(parity) if parity else '<p class=note>not checked</p>'}</div>"
+            "</div></section>")
+
+
+def _data_check(data: ReportData) -> str:
+    if data.data_check is None:
+        return f'<p class="note">data check {escape(data.data_check_note or "not run")}</p>'
+    check = data.data_check
+    findings = check.get("findings") or []
+    items = "".join(f"<li><b>{escape(str(f.get('severity')))}</b> {escape(str(f.get('check')))}: "
+                    f"{escape(str(f.get('detail')))}</li>" for f in findings) or "<li>no findings</li>"
+    summary = {"data": check.get("target"), "classes": check.get("classes"),
+               "images": ", ".join(f"{k} {v}" for k, v in (check.get("images") or {}).items()),
+               "errors": check.get("errors"), "seconds": check.get("seconds")}
+    return (f'<div id="data-check">{_dl(summary)}<ul>{items}</ul><p class="note">exact copies, labels and image '
+            f"integrity; near copies: <code>harness data check {escape(data.task)}</code></p></div>")
+
+
+def render(data: ReportData) -> str:
+    """The report as one HTML document."""
+    chosen = next((r for r in data.rows if r.chosen), None)
+    verdict = (f"Chosen: <b>{escape(chosen.candidate)}</b> ({_v(chosen.model)}, {escape(data.primary)} "
+               f"{_v(chosen.primary_value)}), alias <code>{escape(data.task)}:best</code>." if chosen else
+               "No candidate met every constraint; nothing was chosen.")
+    details = "".join(_candidate(d, data) for d in data.details if d.version is not None)
+    env = "".join(f"<h3>{escape(k)}</h3>{_dl(v)}" for k, v in data.environment.items())
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>harness report: {escape(data.task)}</title><style>{STYLE}</style></head>
+<body>
+<h1>harness report: {escape(data.task)}</h1>
+<p>Dataset <b>{escape(data.dataset)}</b>; ranked by <b>{escape(data.primary)}</b>
+({"higher" if data.higher_is_better else "lower"} is better); {len(data.rows)} candidates; written
+{escape(data.generated)}.</p>
+<p id="verdict">{verdict}</p>
+<h2>Leaderboard</h2>
+{_leaderboard(data)}
+<p class="note">latency in ms (ONNX Runtime, CPU unless noted), throughput in images/s at batch 32, params in
+millions, GFLOPs at the model's input size, size of the ONNX file in MB; ± is the 95% interval over seeds.</p>
+<h2>Quality against latency</h2>
+{_pareto(data)}
+<h2>Data check</h2>
+{_data_check(data)}
+<h2>Candidates</h2>
+{details}
+<h2>Environment</h2>
+{env}
+</body></html>
+"""

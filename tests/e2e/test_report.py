@@ -1,0 +1,129 @@
+"""``harness report`` and ``select --report``: one self-contained HTML file, opened in real headless
+Chromium (Debian's chromium + chromium-driver, driven by Selenium): the leaderboard's rows, the
+images decoded, no console error, nothing fetched."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.report import render, reproduce_command
+from harness.report.collect import CandidateDetail, ReportData
+from harness.select.row import LeaderboardRow, failed_row
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+def _browser():
+    """Headless Chromium with the console log kept (skips, saying why, when the browser is absent)."""
+    why = "needs selenium and Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+    try:
+        from selenium import webdriver
+    except ImportError:
+        webdriver = None
+    if webdriver is None or not (CHROMIUM and CHROMEDRIVER):
+        if os.environ.get("HARNESS_REQUIRE_BROWSER"):  # CI installs them: never skip there
+            pytest.fail(why)
+        pytest.skip(why)
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+
+
+def _look(driver, path: Path) -> dict:
+    from selenium.webdriver.common.by import By
+
+    driver.get(path.resolve().as_uri())
+    images = driver.find_elements(By.TAG_NAME, "img")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")
+    decoded = "return arguments[0].complete && arguments[0].naturalWidth"
+    return {
+        "rows": [r.get_attribute("data-candidate") for r in rows],
+        "images": [driver.execute_script(decoded, i) for i in images],
+        "sections": len(driver.find_elements(By.CSS_SELECTOR, "section.candidate")),
+        "confusion_cells": len(driver.find_elements(By.CSS_SELECTOR, "table.cm td")),
+        "errors": [e for e in driver.get_log("browser") if e["level"] == "SEVERE"],
+        "verdict": driver.find_element(By.ID, "verdict").text,
+    }
+
+
+@pytest.mark.slow
+def test_select_report_opens_in_chromium_with_rows_images_and_no_errors(run_cli, tmp_path):
+    out = tmp_path / "report.html"
+    result = run_cli("select", "--task", "synthetic", "--candidates", "cifar_convnet_xs,cifar_resnet8",
+                     "--epochs", "1", "--report", str(out), "--format", "json")
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    # self-contained: nothing is loaded from anywhere, and the policy forbids trying
+    assert not re.search(r"""(src|href)=["'](?!data:|#)""", html)
+    assert "default-src 'none'" in html
+    driver = _browser()
+    try:
+        seen = _look(driver, out)
+        assert sorted(seen["rows"]) == ["cifar_convnet_xs", "cifar_resnet8"]
+        assert len(seen["images"]) == 3 and all(w and w > 100 for w in seen["images"])  # Pareto + 2 curves
+        assert seen["sections"] == 2 and seen["confusion_cells"] == 2 * 10 * 10
+        assert seen["errors"] == []
+        assert "Chosen:" in seen["verdict"]
+
+        # the check can fail: a copy that fetches an image is blocked and logged
+        tampered = tmp_path / "tampered.html"
+        tampered.write_text(html.replace("</body>", '<img src="https://example.invalid/x.png"></body>'))
+        assert _look(driver, tampered)["errors"], "a blocked fetch must show as a console error"
+    finally:
+        driver.quit()
+
+    again = run_cli("report", "--task", "synthetic", "--out", str(tmp_path / "again.html"), "--no-data-check")
+    assert again.exit_code == 0 and "2 candidates" in again.stdout
+    assert "data check not run" in (tmp_path / "again.html").read_text()
+
+
+def test_report_refuses_before_work(run_cli, tmp_path):
+    missing = run_cli("report", "--task", "synthetic", "--out", str(tmp_path / "no" / "r.html"))
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    empty = run_cli("report", "--task", "synthetic", "--out", str(tmp_path / "r.html"))
+    assert empty.exit_code == 2 and "no select results for task 'synthetic'" in empty.output
+    assert not (tmp_path / "r.html").exists()
+    folder = run_cli("select", "--task", "synthetic", "--report", str(tmp_path), "--epochs", "1")
+    assert folder.exit_code == 2 and "--report" in folder.output and "is a directory" in folder.output
+    nowhere = run_cli("select", "--task", "synthetic", "--report", str(tmp_path / "no" / "r.html"), "--epochs", "1")
+    assert nowhere.exit_code == 2 and "--report: the folder" in nowhere.output
+    assert "registered" not in nowhere.output  # refused before any training
+
+
+def _data(rows, details, names=("cat", "dog")) -> ReportData:
+    return ReportData("pets", "pets", "accuracy", True, rows, details, None, names, None, "not run",
+                      {"trained with": {"torch": "2.9"}}, "now")
+
+
+def test_render_escapes_what_users_named_and_survives_missing_parts():
+    hostile = '<img src=x onerror="alert(1)">'
+    ok = LeaderboardRow("cifar_resnet8", "accuracy", model="pets@1", metrics={"accuracy": 0.5}, ort_b1_ms=0.2)
+    failed = failed_row("resnet18", "accuracy", "train", f"diverged {hostile}")
+    detail = CandidateDetail(ok, None, confusion=[[1, 0], [0, 1]])
+    html = render(_data([ok, failed], [detail, CandidateDetail(failed, None)], names=(hostile, "dog")))
+    assert hostile not in html and "&lt;img src=x onerror=" in html
+    assert html.count('<tr class="row') == 2 and "No candidate met every constraint" in html
+    assert "data check not run" in html
+
+
+def test_reproduce_command_writes_every_recipe_flag():
+    from registry.records import ModelVersion
+
+    version = ModelVersion(id=1, name="pets", version=1, backbone="resnet18", kind="finetune", parent_id=None,
+                           parent_ref=None, task="pets:classes=0-1", dataset="pets", num_classes=2, class_names=None,
+                           recipe={"source": "resnet18.tv_in1k", "strategy": "partial", "partial_blocks": 2,
+                                   "epochs": 3, "lr": 0.01, "seed": 4, "patience": None},
+                           metrics={}, environment={}, seed=4, device="cpu", created_at=0.0)
+    assert reproduce_command(version) == ("harness finetune resnet18.tv_in1k --task pets:classes=0-1 --strategy "
+                                          "partial --epochs 3 --lr 0.01 --seed 4 --blocks 2")
