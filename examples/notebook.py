@@ -36,3 +36,7 @@ print("onnx logits:", onnx.predict(images).shape)
 
 # 5. The leaderboard as records (what --format json prints).
 print([r.to_dict()["candidate"] for r in harness.leaderboard("synthetic")])
+
+# 6. A report to share: one HTML file that opens offline.
+shared = harness.report("synthetic", "report.html")
+print("report:", len(shared.to_rows()), "rows, chosen", shared.chosen)

@@ -3,7 +3,8 @@
 Plugin authors need only :data:`hookimpl` from here and the entry types from ``registry``.
 Library users call the Python API (:mod:`harness.api`: ``harness.select(task=...)``,
 ``harness.finetune``, ``harness.evaluate``, ``harness.export``, ``harness.check_onnx``,
-``harness.bench``, ``harness.leaderboard``, ``harness.load_model``, ``harness.load_onnx``) or start
+``harness.bench``, ``harness.leaderboard``, ``harness.report``, ``harness.load_model``,
+``harness.load_onnx``) or start
 from :class:`harness.Context`; everything is imported on first use, so ``import harness`` stays as
 cheap as the CLI's ``--version``.
 """
@@ -28,7 +29,7 @@ except importlib.metadata.PackageNotFoundError:  # running from a source tree wi
 _LAZY = {"Context": "harness.context", "DataOptions": "harness.context", "load_plugins": "harness.plugins",
          **{name: "harness.api" for name in ("finetune", "export", "check_onnx", "bench", "leaderboard",
                                              "load_model", "load_onnx")}}
-_CALLABLE_PACKAGES = ("select", "evaluate")  # subpackages that are also the API's functions
+_CALLABLE_PACKAGES = ("select", "evaluate", "report")  # subpackages that are also the API's functions
 
 
 def __getattr__(name: str) -> Any:
@@ -40,4 +41,5 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["DISTRIBUTION", "Context", "DataOptions", "__version__", "bench", "check_onnx", "evaluate", "export",
-           "finetune", "hookimpl", "leaderboard", "load_model", "load_onnx", "load_plugins", "select"]
+           "finetune", "hookimpl", "leaderboard", "load_model", "load_onnx", "load_plugins", "report",
+           "select"]

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from harness.onnx.export import ExportResult
     from harness.onnx.parity import ParityReport
     from harness.onnx.report import BenchReport
+    from harness.report.collect import ReportData
     from harness.select.row import LeaderboardRow
     from harness.select.run import SelectResult
     from harness.train.finetune import FinetuneResult
@@ -132,6 +133,15 @@ def leaderboard(task: str | None = None, *, data: str | None = None,
 
     with _context(ctx) as c:
         return rows_from_store(c, str(_task(c, task, data)))
+
+
+def report(task: str | None = None, out: str = "report.html", *, data: str | None = None, data_check: bool = True,
+           ctx: Context | None = None) -> ReportData:
+    """Write the self-contained HTML report of a task's selection to ``out``; returns what it shows."""
+    from harness.report import write_report
+
+    with _context(ctx) as c:
+        return write_report(c, str(_task(c, task, data)), out, data_check=data_check)
 
 
 @dataclass

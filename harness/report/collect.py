@@ -46,6 +46,16 @@ class ReportData:
     environment: dict[str, Any]
     generated: str
 
+    def to_dict(self) -> dict[str, Any]:
+        """The report's content as JSON-ready data (rows as select's JSON rows)."""
+        return {"task": self.task, "dataset": self.dataset, "primary_metric": self.primary, "chosen": self.chosen,
+                "rows": self.to_rows(), "data_check": self.data_check, "environment": self.environment,
+                "commands": {d.row.candidate: d.command for d in self.details if d.command}}
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """One dict per leaderboard row."""
+        return [r.as_dict() for r in self.rows]
+
 
 # recipe key -> finetune flag; each is written out, so the command does not depend on today's defaults
 _FLAGS = (("strategy", "--strategy"), ("budget", "--budget"), ("epochs", "--epochs"),

@@ -18,7 +18,7 @@ def test_api_names_are_callable_and_subpackages_still_import():
     assert callable(harness.select) and callable(harness.evaluate) and callable(harness.load_model)
     assert harness.select.run.select is not None and LoadedModel.__name__ == "LoadedModel"
     assert set(harness.__all__) >= {"select", "finetune", "evaluate", "export", "check_onnx", "bench", "leaderboard",
-                                    "load_model", "load_onnx"}
+                                    "load_model", "load_onnx", "report"}
 
 
 @pytest.mark.slow
@@ -29,3 +29,5 @@ def test_example_notebook_script_runs(tmp_path, subprocess_env):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "parity passed: True" in done.stdout and "onnx logits: (2, 10)" in done.stdout
     assert (tmp_path / "exports").is_dir()
+    assert "report: 2 rows, chosen" in done.stdout
+    assert '<table id="leaderboard">' in (tmp_path / "report.html").read_text()
