@@ -16,11 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from registry import UnknownNameError, first_line
+from registry import UnknownNameError, first_line, keys
 
 if TYPE_CHECKING:
     from harness.plugins import Plugins
     from harness.progress import Progress
+    from registry.records import ModelVersion
 
 ENV = "HARNESS_TRACK"
 
@@ -138,6 +139,20 @@ class Tracking:
         if version is not None:
             self.runs[version] = run
         self._call("track_run_finished", run=run, status=status, metrics=values, version=version)
+
+    def replay(self, version: ModelVersion, host: str | None = None) -> None:
+        """Report a run trained elsewhere (on a Ray worker) now, from what its version recorded: the
+        trackers are configured where the driver runs, and a worker may not even reach their server."""
+        if not self.on:
+            return
+        tags = {"harness.trained_on": host} if host else None
+        run = self.start(version.name, version.kind, version.task or version.name, version.recipe, tags)
+        for record in version.metrics.get(keys.HISTORY) or []:
+            self.epoch(run, record)
+        weights = version.artifacts.get(keys.ROLE_WEIGHTS)
+        if weights is not None:
+            self.artifact(run, "weights", weights.path)
+        self.finish(run, "FINISHED", version.metrics.get(keys.TEST) or {}, version.ref)
 
     def select_finished(self, run: TrackedRun, rows: list[dict[str, Any]], winner: str | None) -> None:
         self._call("track_select_finished", run=run, rows=rows, winner=winner)

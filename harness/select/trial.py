@@ -148,4 +148,5 @@ def register_result(ctx: Context, ref: str, result: TrialResult, name: str, tags
             num_classes=r["num_classes"], class_names=tuple(r["class_names"]) or None, recipe=recipe,
             metrics=r["metrics"], environment=r["environment"], seed=r["seed"], device=r["device"],
             tags=tags, artifact_meta={keys.ROLE_WEIGHTS: {"format": "safetensors"}})
+    ctx.tracking.replay(version, result.host)
     return version

@@ -31,7 +31,9 @@ def _rows(result) -> dict[str, dict]:
 def test_ray_rows_equal_serial_rows_and_the_store_checks(run_cli, monkeypatch, tmp_path):
     serial = _rows(run_cli(*ARGS))
     monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "ray-home"))
-    distributed = _rows(run_cli(*ARGS, "--executor", "ray", "--cpus-per-trial", "1"))
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    distributed = _rows(run_cli(*ARGS, "--executor", "ray", "--cpus-per-trial", "1", "--track", "mlflow"))
     assert set(serial) == set(distributed)
     for name, row in serial.items():
         other = distributed[name]
@@ -42,6 +44,14 @@ def test_ray_rows_equal_serial_rows_and_the_store_checks(run_cli, monkeypatch, t
         assert len(versions) == 4  # 2 candidates x 2 seeds, registered by the driver only
         assert all(v.recipe["trained_on"] and v.recipe["source"] in serial for v in versions)
         assert store.check() == []
+    # runs trained on workers are reported by the driver, as children of the selection, epoch by epoch
+    client = mlflow.tracking.MlflowClient()
+    runs = client.search_runs([client.get_experiment_by_name("harness/synthetic").experiment_id])
+    parent = next(r for r in runs if r.data.tags["harness.kind"] == "select")
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 4 and all(r.data.tags.get("harness.trained_on") for r in children)
+    assert all(len(client.get_metric_history(r.info.run_id, "train_loss")) == 1 for r in children)
+    assert {r.data.tags["harness.version"] for r in children} == {v.ref for v in versions}
     again = _rows(run_cli(*ARGS, "--executor", "ray"))  # every row from the cache: nothing sent to Ray
     assert {r["status"] for r in again.values()} == {"cached"}
     assert run_cli("registry", "check").exit_code == 0
