@@ -33,6 +33,7 @@ def test_ray_rows_equal_serial_rows_and_the_store_checks(run_cli, monkeypatch, t
     monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "ray-home"))
     mlflow = pytest.importorskip("mlflow")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)  # MLflow's SQLite store keeps artifacts under ./mlruns
     distributed = _rows(run_cli(*ARGS, "--executor", "ray", "--cpus-per-trial", "1", "--track", "mlflow"))
     assert set(serial) == set(distributed)
     for name, row in serial.items():
