@@ -21,7 +21,9 @@ table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ddd;padding
 th{background:#f4f4f4}td.t,th.t{text-align:left}tr.chosen td{background:#eef7ee;font-weight:600}
 tr.failed td,tr.skipped td{color:#888}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap}
 .cm td{min-width:2.2em}.note{color:#666}section.candidate{border-top:1px dashed #ccc;margin-top:1.5em}
-.scroll{overflow-x:auto}.grid{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}img{max-width:100%}
+.scroll{overflow-x:auto}
+#leaderboard td{white-space:nowrap}#leaderboard td.note{white-space:normal;min-width:18em}
+.grid{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}img{max-width:100%}
 """
 COLUMNS = ("ort_b1_ms", "ort_b32_img_s", "params_m", "gflops", "size_mb", "parity", "exporter", "pareto",
            "rung", "train_s")
@@ -61,7 +63,7 @@ def _leaderboard(data: ReportData) -> str:
         link = f'<a href="#{_anchor(row.candidate)}">{name}</a>' if row.model else name
         lines.append(f'<tr class="row {cls}" data-candidate="{escape(row.candidate)}"><td>{rank}</td>'
                      f'<td class="t">{link}</td><td class="t">{_v(row.model)}</td><td class="t">{_v(row.status)}</td>'
-                     + "".join(f"<td>{c}</td>" for c in cells) + f'<td class="t">{_v(note)}</td></tr>')
+                     + "".join(f"<td>{c}</td>" for c in cells) + f'<td class="t note">{_v(note)}</td></tr>')
     lines.append("</tbody></table></div>")
     return "\n".join(lines)
 
