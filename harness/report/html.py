@@ -51,13 +51,14 @@ def _anchor(candidate: str) -> str:
 def _leaderboard(data: ReportData) -> str:
     quality = [data.primary, *[m for m in ("macro_f1",) if m != data.primary and
                                any(m in r.metrics for r in data.rows)]]
-    head = "".join(f"<th>{escape(c)}</th>" for c in (*quality, *COLUMNS))
+    columns = [c for c in COLUMNS if any(getattr(r, c) is not None for r in data.rows)]  # no empty columns
+    head = "".join(f"<th>{escape(c)}</th>" for c in (*quality, *columns))
     lines = [f'<div class="scroll"><table id="leaderboard"><thead><tr><th>#</th><th class="t">candidate</th>'
              f'<th class="t">model</th><th class="t">status</th>{head}<th class="t">note</th></tr></thead><tbody>']
     for rank, row in enumerate(data.rows, 1):
         cls = "chosen" if row.chosen else row.status
         primary = _v(row.primary_value) + (f" ± {row.ci95:.3g}" if row.ci95 else "")
-        cells = [primary, *(_v(row.metrics.get(m)) for m in quality[1:]), *(_v(getattr(row, c)) for c in COLUMNS)]
+        cells = [primary, *(_v(row.metrics.get(m)) for m in quality[1:]), *(_v(getattr(row, c)) for c in columns)]
         note = row.reason or row.excluded or row.timing or ("chosen" if row.chosen else "")
         name = escape(row.candidate)
         link = f'<a href="#{_anchor(row.candidate)}">{name}</a>' if row.model else name
