@@ -27,7 +27,10 @@ from registry import Backbone, Family, WeightTag
 from registry.files import atomic_write_bytes
 
 PREFIX = "timm_"
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
+# timm declares a minimum for few models; most ImageNet networks downsample 32 times (at 28 px
+# timm's convnext ends on a 1x1 map its 2x2 downsampling cannot take), so smaller images are scaled up.
+MIN_INPUT_SIZE = 32
 EXTRA = "the timm extra: pip install 'imgcls-harness[timm]'"
 
 
@@ -53,6 +56,7 @@ def _backbone(arch: dict[str, Any], version: str) -> Backbone:
         builder=_builder(arch["name"], {t.tag: str(t.hub_id) for t in tags}),
         head=arch["head"],
         input_size=arch["input_size"],
+        min_input_size=arch["min_input_size"],
         fixed_input_size=arch["fixed_input_size"],
         mean=tuple(arch["mean"]),
         std=tuple(arch["std"]),
@@ -140,6 +144,7 @@ def build_index() -> list[dict[str, Any]]:
                 if cfg.hf_hub_id and full.partition(".")[2] and cfg.classifier == default.classifier]
         index.append({
             "name": name, "head": default.classifier, "input_size": default.input_size[-1],
+            "min_input_size": default.min_input_size[-1] if default.min_input_size else MIN_INPUT_SIZE,
             "fixed_input_size": bool(default.fixed_input_size), "mean": list(default.mean),
             "std": list(default.std), "license": default.license, "paper": default.paper_ids,
             "tags": tags,
