@@ -31,7 +31,7 @@ from typing import Any
 import pluggy
 
 from harness import hookspecs
-from registry import Catalogue, Family, PluginError, PluginInfo, Table
+from registry import Catalogue, DataError, Family, PluginError, PluginInfo, Table, UsageError
 from registry.errors import DuplicateNameError
 
 ENTRY_POINT_GROUP = "harness"
@@ -226,15 +226,18 @@ class Plugins:
         return fill
 
     def _register_from(self, table: Table, record: PluginRecord, what: str,
-                       call: Callable[[Callable[[Any], None]], Any]) -> None:
+                       call: Callable[[Callable[[Any], None]], Any], *, user_errors: bool = False) -> None:
         """Collect what ``call(register)`` registers and add it to ``table`` on behalf of ``record``'s
         plugin: a raising hook, a duplicate or a bad entry is that plugin's problem, reported, and the
-        rest goes on. A :class:`Family` is deferred; its own fill goes through here when it is due."""
+        rest goes on. A :class:`Family` is deferred; its own fill goes through here when it is due, and
+        (``user_errors``) a UsageError or DataError it raises is the user's to fix, so it stops the command."""
         kind = table.kind
         staged: list[Any] = []
         try:
             returned = call(staged.append)
         except Exception as exc:  # isolate a plugin whose hook raises
+            if user_errors and isinstance(exc, (UsageError, DataError)):
+                raise
             self.problem(record, f"{what} raised {type(exc).__name__}: {exc}",
                          f"its {kind}s were left out (its other hooks stay active)")
             return
@@ -266,7 +269,7 @@ class Plugins:
 
         def due() -> None:
             assert fill is not None
-            self._register_from(table, record, f"the {family.prefix}* {table.kind}s' fill", fill)
+            self._register_from(table, record, f"the {family.prefix}* {table.kind}s' fill", fill, user_errors=True)
 
         table.defer(family, due)
 

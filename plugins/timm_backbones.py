@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from registry import Backbone, Family, WeightTag
+from registry import Backbone, DataError, Family, WeightTag
 from registry.files import atomic_write_bytes
 
 PREFIX = "timm_"
@@ -31,6 +31,7 @@ INDEX_FORMAT = 2
 # timm declares a minimum for few models; most ImageNet networks downsample 32 times (at 28 px
 # timm's convnext ends on a 1x1 map its 2x2 downsampling cannot take), so smaller images are scaled up.
 MIN_INPUT_SIZE = 32
+RESULTS_ENV = "HARNESS_TIMM_RESULTS"
 EXTRA = "the timm extra: pip install 'imgcls-harness[timm]'"
 
 
@@ -45,12 +46,36 @@ def register_backbones(register: Callable[[Any], None]) -> None:
 
 def _fill(register: Callable[[Any], None]) -> None:
     version = importlib.metadata.version("timm")
+    results = published_results()
     for arch in _index(version):
-        register(_backbone(arch, version))
+        register(_backbone(arch, version, results))
 
 
-def _backbone(arch: dict[str, Any], version: str) -> Backbone:
-    tags = tuple(_weight_tag(arch["name"], t) for t in arch["tags"])
+def published_results() -> dict[str, dict[str, float]]:
+    """ImageNet top-1/top-5 and parameter count per ``arch.tag`` from timm's own results table.
+
+    timm publishes them in its repository (``results/results-imagenet.csv``), not in its package;
+    ``$HARNESS_TIMM_RESULTS`` names a copy. A file that cannot be read is a one-line error, not a
+    silently empty column.
+    """
+    import csv
+    import os
+
+    path = os.environ.get(RESULTS_ENV)
+    if not path:
+        return {}
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        return {row["model"]: {"imagenet_top1": float(row["top1"]), "imagenet_top5": float(row["top5"]),
+                               "params": float(row["param_count"].replace(",", "")) * 1e6} for row in rows}
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"${RESULTS_ENV}={path!r} is not timm's results-imagenet.csv ({type(exc).__name__}: "
+                        f"{exc}); point it at results/results-imagenet.csv of timm's repository, or unset it") from None
+
+
+def _backbone(arch: dict[str, Any], version: str, results: dict[str, dict[str, float]]) -> Backbone:
+    tags = tuple(_weight_tag(arch["name"], t, results.get(f"{arch['name']}.{t['tag']}")) for t in arch["tags"])
     return Backbone(
         name=PREFIX + arch["name"],
         builder=_builder(arch["name"], {t.tag: str(t.hub_id) for t in tags}),
@@ -70,12 +95,15 @@ def _backbone(arch: dict[str, Any], version: str) -> Backbone:
     )
 
 
-def _weight_tag(arch: str, t: dict[str, Any]) -> WeightTag:
+def _weight_tag(arch: str, t: dict[str, Any], published: dict[str, float] | None) -> WeightTag:
+    published = published or {}
     return WeightTag(
         tag=t["tag"], hub_id=t["hub_id"], url=f"https://huggingface.co/{t['hub_id']}",
         dataset=_dataset(t["tag"]), license=t["license"], num_classes=t["num_classes"],
         input_size=t["input_size"], resize_size=t["resize_size"],
         mean=tuple(t["mean"]), std=tuple(t["std"]),
+        accuracy={k: v for k, v in published.items() if k != "params"},
+        num_params=int(published["params"]) if "params" in published else None,
         notes=f"timm {arch}.{t['tag']}; test input size {t['test_input_size']}" if t["test_input_size"] else None,
     )
 

@@ -170,3 +170,22 @@ def test_without_timm_a_timm_name_names_the_extra():
     assert catalogue.backbones.names() == ["resnet18"]  # listing everything skips it quietly
     with pytest.raises(UsageError, match=r"timm_\*, which needs the timm extra: pip install"):
         catalogue.backbones.get("timm/resnet50")
+
+
+def test_top1_from_timms_published_results_table(run_cli, tmp_path, monkeypatch):
+    from harness.plugins import load_plugins
+
+    table = tmp_path / "results-imagenet.csv"  # timm's results/results-imagenet.csv layout
+    table.write_text("model,top1,top1_err,top5,top5_err,param_count,img_size,crop_pct,interpolation\n"
+                     "resnet18.a1_in1k,71.490,28.510,89.930,10.070,11.69,288,1.000,bicubic\n"
+                     'test_vit.r160_in1k,42.000,58.000,60.000,40.000,"1,014.45",160,0.950,bicubic\n')
+    monkeypatch.setenv("HARNESS_TIMM_RESULTS", str(table))
+    plugins = load_plugins(entry_points=True)  # a fresh catalogue reads the variable
+    rows = {r["name"]: r for r in json.loads(run_cli("list", "backbones", "timm_*.*", "--format", "json",
+                                                     plugins=plugins).stdout)}
+    assert rows["timm_resnet18.a1_in1k"]["top1"] == 71.49 and rows["timm_resnet18.a1_in1k"]["params_m"] == 11.69
+    assert rows["timm_test_vit.r160_in1k"]["params_m"] == 1014.45
+    assert rows["timm_resnet18.a2_in1k"]["top1"] is None  # not in the table: no number made up
+    table.write_text("model,accuracy\nresnet18.a1_in1k,71.5\n")
+    broken = run_cli("list", "backbones", "timm_resnet18", plugins=load_plugins(entry_points=True))
+    assert broken.exit_code == 2 and "HARNESS_TIMM_RESULTS" in broken.output and "results-imagenet.csv" in broken.output
