@@ -36,6 +36,8 @@ def placement(repo_id: str) -> Path:
 
 def cached_file(repo_id: str) -> Path | None:
     """``repo_id``'s weights file in the Hub's cache, or ``None`` (no network used)."""
+    if not (hub_cache_dir() / f"models--{repo_id.replace('/', '--')}").is_dir():
+        return None  # one stat instead of the Hub client's lookups: `list --tags` asks for ~1,700 tags
     from huggingface_hub import try_to_load_from_cache
 
     for name in FILES:
