@@ -66,13 +66,14 @@ _FLAGS = (("strategy", "--strategy"), ("budget", "--budget"), ("epochs", "--epoc
           ("test_limit", "--test-limit"), ("input_size", "--input-size"), ("seed", "--seed"))
 
 
-def reproduce_command(version: ModelVersion) -> str | None:
-    """The ``harness finetune`` command that trains ``version`` again, from its recorded recipe."""
+def reproduce_command(version: ModelVersion, task: str | None = None) -> str | None:
+    """The ``harness finetune`` command that trains ``version`` again, from its recorded recipe;
+    ``task`` is how a user spells its task when that differs from the stored name (a view)."""
     recipe = version.recipe
     source = recipe.get("source")
     if version.kind != "finetune" or not source or not version.task:
         return None
-    words = ["harness", "finetune", str(source), "--task", version.task]
+    words = ["harness", "finetune", str(source), "--task", task or version.task]
     for key, flag in _FLAGS:
         value = recipe.get(key)
         if value is None or (key == "strategy" and value == "full"):
@@ -94,7 +95,21 @@ def _detail(ctx: Context, row: LeaderboardRow) -> CandidateDetail:
     detail = metrics.get(keys.TEST_DETAIL) or {}
     return CandidateDetail(row, version, history=list(metrics.get(keys.HISTORY) or []),
                            confusion=detail.get("confusion_matrix"), per_class=detail.get("per_class"),
-                           parity=metrics.get(keys.PARITY), command=reproduce_command(version))
+                           parity=metrics.get(keys.PARITY), command=reproduce_command(version, _spelled(ctx, version)))
+
+
+def _spelled(ctx: Context, version: ModelVersion) -> str | None:
+    """A view's task as the command line takes it (``synthetic:classes=0-4``, not the stored
+    ``synthetic--classes-0-4``, which exists only in the process that made the view)."""
+    from harness.data.views import view_chain
+
+    if not version.task:
+        return None
+    try:
+        base, texts = view_chain(ctx, version.task)
+    except HarnessError:
+        return None
+    return ":".join([base, *texts])
 
 
 def _data_check(ctx: Context, task: str) -> tuple[dict[str, Any] | None, str | None]:

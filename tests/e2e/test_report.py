@@ -136,3 +136,14 @@ def test_reproduce_command_writes_every_recipe_flag():
                            metrics={}, environment={}, seed=4, device="cpu", created_at=0.0)
     assert reproduce_command(version) == ("harness finetune resnet18.tv_in1k --task pets:classes=0-1 --strategy "
                                           "partial --epochs 3 --lr 0.01 --seed 4 --blocks 2")
+
+
+@pytest.mark.slow
+def test_a_views_command_is_spelled_as_the_command_line_takes_it(run_cli, tmp_path):
+    task = "synthetic:classes=0-4"
+    assert run_cli("select", "--task", task, "--candidates", "cifar_convnet_xs", "--epochs", "1",
+                   "--train-limit", "200").exit_code == 0
+    out = tmp_path / "view.html"
+    assert run_cli("report", "--task", task, "--out", str(out), "--no-data-check").exit_code == 0
+    html = out.read_text()
+    assert "harness finetune cifar_convnet_xs --task synthetic:classes=0-4 " in html  # not synthetic--classes-0-4
