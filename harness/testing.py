@@ -327,16 +327,17 @@ def _normal(name: str) -> str:
 
 
 def check_plugin(plugins: Plugins, plugin: str, *, data_dir: str | Path | None = None,
-                 export: bool = True) -> list[CheckResult]:
+                 export: bool = True, only: str | None = None) -> list[CheckResult]:
     """Every entry registered by ``plugin`` (its plugin or entry-point name, or its distribution's
-    name, compared as pip compares them: ``harness-tiny`` == ``harness_tiny``). Datasets
+    name, compared as pip compares them: ``harness-tiny`` == ``harness_tiny``), or those whose name
+    matches the shell pattern ``only`` (a zoo of a thousand backbones is checked by sample). Datasets
     are checked only with ``data_dir`` (a folder holding their files); without it they are listed
     as skipped-by-design results that pass."""
     catalogue = plugins.catalogue
     wanted = _normal(plugin)
     results: list[CheckResult] = []
     for kind in ("backbones", "datasets", "metrics", "tasks"):
-        for entry in catalogue.table(kind):
+        for entry in catalogue.table(kind).list(only):
             info = entry.plugin
             if info is None or wanted not in (_normal(info.name), _normal(info.distribution or "")):
                 continue

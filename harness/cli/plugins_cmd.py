@@ -44,16 +44,27 @@ def plugins_command(ctx: click.Context, check: bool, fmt: str) -> None:
               help="A folder holding the plugin's dataset files (datasets are skipped without it).")
 @click.option("--export/--no-export", default=True, show_default=True,
               help="Export each backbone to ONNX and compare ONNX Runtime with PyTorch.")
+@click.option("--only", help="Check only the entries whose name matches this wildcard (timm_resnet1*): "
+                             "a zoo of a thousand backbones is checked by sample.")
 @format_option
 @click.pass_context
-def check_command(ctx: click.Context, plugin: str, data_dir: str | None, export: bool, fmt: str) -> None:
+def check_command(ctx: click.Context, plugin: str, data_dir: str | None, export: bool, only: str | None,
+                  fmt: str) -> None:
     """Run the conformance kit (harness.testing) over every entry PLUGIN registers; PLUGIN is a
-    plugin name or a distribution name. Exits 1 when a check fails."""
+    plugin name or a distribution name. Exits 1 when a check fails.
+
+    \b
+    Example:
+      harness plugins check harness-tiny --data-dir ./data
+      harness plugins check timm_backbones --only 'timm_test_*'
+    """
     from harness.testing import check_plugin
     from registry import UsageError
 
     plugins = plugins_from(ctx)
-    results = check_plugin(plugins, plugin, data_dir=data_dir, export=export)
+    results = check_plugin(plugins, plugin, data_dir=data_dir, export=export, only=only)
+    if not results and only:
+        raise UsageError(f"no entry of {plugin!r} matches --only {only!r}")
     if not results:
         known = sorted({r.name for r in plugins.records.values()} | {r.distribution for r in plugins.records.values()
                                                                      if r.distribution})

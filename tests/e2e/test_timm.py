@@ -174,3 +174,15 @@ def test_top1_from_timms_published_results_table(run_cli, tmp_path, monkeypatch)
     table.write_text("model,accuracy\nresnet18.a1_in1k,71.5\n")
     broken = run_cli("list", "backbones", "timm_resnet18", plugins=load_plugins(entry_points=True))
     assert broken.exit_code == 2 and "HARNESS_TIMM_RESULTS" in broken.output and "results-imagenet.csv" in broken.output
+
+
+def test_the_conformance_kit_checks_a_sample_of_the_zoo(run_cli):
+    from harness.plugins import load_plugins
+
+    plugins = load_plugins(entry_points=True)  # the entry-point name, as a user's install has it
+    result = run_cli("plugins", "check", "timm_backbones", "--only", "timm/test_resnet", "--no-export",
+                     "--format", "json", plugins=plugins)
+    rows = json.loads(result.stdout)
+    assert result.exit_code == 0 and {r["name"] for r in rows} == {"timm_test_resnet"} and all(r["ok"] for r in rows)
+    nothing = run_cli("plugins", "check", "timm_backbones", "--only", "resnet50", plugins=plugins)
+    assert nothing.exit_code == 2 and "matches --only 'resnet50'" in nothing.output
