@@ -44,7 +44,7 @@ from registry import DataError, HarnessError
 
 if TYPE_CHECKING:
     from harness.plugins import Plugins
-    from registry import Catalogue
+    from registry import Catalogue, PluginInfo
 
 NUM_CLASSES = 7
 
@@ -336,11 +336,14 @@ def check_plugin(plugins: Plugins, plugin: str, *, data_dir: str | Path | None =
     catalogue = plugins.catalogue
     wanted = _normal(plugin)
     results: list[CheckResult] = []
+
+    def ours(info: PluginInfo | None) -> bool:
+        return info is not None and wanted in (_normal(info.name), _normal(info.distribution or ""))
+
     for kind in ("backbones", "datasets", "metrics", "tasks"):
-        for entry in catalogue.table(kind).list(only):
+        for entry in catalogue.table(kind).list(only, plugin=ours):
             info = entry.plugin
-            if info is None or wanted not in (_normal(info.name), _normal(info.distribution or "")):
-                continue
+            assert info is not None
             if kind == "backbones":
                 results += check_backbone(catalogue, entry.name, export=export)
             elif kind == "datasets":

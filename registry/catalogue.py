@@ -49,13 +49,15 @@ class Table(Generic[T]):
         """Backbone names hold no '/', so ``timm/resnet50`` (timm's own spelling) is ``timm_resnet50``."""
         return name.replace("/", "_", 1) if self.kind == "backbone" else name
 
-    def _ensure(self, name: str | None = None) -> None:
-        """Fill the table; then the deferred families that can hold ``name`` (every one when ``None``)."""
+    def _ensure(self, name: str | None = None, plugin: Callable[[PluginInfo | None], bool] | None = None) -> None:
+        """Fill the table; then the deferred families that can hold ``name`` (every one when ``None``)
+        and, given ``plugin``, that come from a plugin it accepts."""
         if not self._filled:
             self._filled = True
             assert self._filler is not None
             self._filler(self)
-        due = [(f, fill) for f, fill in self._pending if name is None or f.covers(name)]
+        due = [(f, fill) for f, fill in self._pending
+               if (name is None or f.covers(name)) and (plugin is None or plugin(f.plugin))]
         for item in due:
             self._pending.remove(item)
             item[1]()
@@ -109,13 +111,15 @@ class Table(Generic[T]):
         self._ensure()
         return sorted(self._entries)
 
-    def list(self, pattern: str | None = None) -> list[T]:
-        """Entries whose name matches the shell-style ``pattern`` (all when ``None``)."""
-        if pattern is None:
-            return list(self)
-        pattern = self.spelled(pattern)
-        self._ensure(pattern)
-        return [self._entries[n] for n in sorted(self._entries) if fnmatch.fnmatchcase(n, pattern)]
+    def list(self, pattern: str | None = None, *,
+             plugin: Callable[[PluginInfo | None], bool] | None = None) -> list[T]:
+        """Entries whose name matches the shell-style ``pattern`` (all when ``None``) and, given
+        ``plugin``, whose plugin it accepts (so checking one plugin never fills another's family)."""
+        pattern = self.spelled(pattern) if pattern is not None else None
+        self._ensure(pattern, plugin)
+        return [self._entries[n] for n in sorted(self._entries)
+                if (pattern is None or fnmatch.fnmatchcase(n, pattern))
+                and (plugin is None or plugin(self._entries[n].plugin))]
 
 
 class Catalogue:

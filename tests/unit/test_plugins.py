@@ -256,6 +256,8 @@ def test_a_family_fills_only_for_its_names_and_its_problems_stay_its_own():
     backbones = plugins.catalogue.backbones
     assert backbones.get("good_net").name == "good_net" and "zoo" in backbones
     assert [b.name for b in backbones.list("good*")] == ["good_net"]
+    good = [b.name for b in backbones.list(plugin=lambda info: info is not None and info.name == "GoodPlugin")]
+    assert good == ["good_net"]  # every entry of one plugin: another plugin's family stays unfilled
     assert FamilyPlugin.fills == 0 and not reports  # nothing asked for zoo_* yet
     assert backbones.get("zoo/small").name == "zoo_small"  # the zoo/ spelling of zoo_
     assert FamilyPlugin.fills == 1 and str(backbones.get("zoo_small").plugin).startswith("plugin 'FamilyPlugin'")
