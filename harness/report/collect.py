@@ -39,12 +39,21 @@ class ReportData:
     higher_is_better: bool
     rows: list[LeaderboardRow]
     details: list[CandidateDetail]
-    chosen: str | None
     class_names: tuple[str, ...]
     data_check: dict[str, Any] | None
     data_check_note: str | None
     environment: dict[str, Any]
     generated: str
+
+    @property
+    def winner(self) -> LeaderboardRow | None:
+        """The chosen row (select marks it), or None when nothing met the constraints."""
+        return next((r for r in self.rows if r.chosen), None)
+
+    @property
+    def chosen(self) -> str | None:
+        """The chosen model's registry reference."""
+        return self.winner.model if self.winner else None
 
     def to_dict(self) -> dict[str, Any]:
         """The report's content as JSON-ready data (rows as select's JSON rows)."""
@@ -143,11 +152,10 @@ def collect(ctx: Context, task_name: str, *, data_check: bool = True) -> ReportD
         raise UsageError(f"no select results for task {task.name!r} in {ctx.store.home}; run 'harness select "
                          f"--task {task.name}' first (or point HARNESS_HOME at the store that has them)")
     details = [_detail(ctx, row) for row in rows]
-    chosen = next((r.model for r in rows if r.chosen), None)
     found = [d.version for d in details if d.version is not None]
     winner = [d.version for d in details if d.version is not None and d.row.chosen]
     names = next((tuple(v.class_names) for v in found if v.class_names), ())
     checked, note = _data_check(ctx, task.name) if data_check else (None, "not run (--no-data-check)")
-    return ReportData(task.name, task.dataset, primary.name, primary.higher_is_better, rows, details, chosen,
+    return ReportData(task.name, task.dataset, primary.name, primary.higher_is_better, rows, details,
                       names, checked, note, environment(winner or found),
                       time.strftime("%Y-%m-%d %H:%M:%S %Z"))

@@ -155,7 +155,7 @@ def _data_check(data: ReportData) -> str:
 
 def render(data: ReportData) -> str:
     """The report as one HTML document."""
-    chosen = next((r for r in data.rows if r.chosen), None)
+    chosen = data.winner
     verdict = (f"Chosen: <b>{escape(chosen.candidate)}</b> ({_v(chosen.model)}, {escape(data.primary)} "
                f"{_v(chosen.primary_value)}), alias <code>{escape(data.task)}:best</code>." if chosen else
                "No candidate met every constraint; nothing was chosen.")

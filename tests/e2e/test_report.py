@@ -111,7 +111,7 @@ def test_report_refuses_before_work(run_cli, tmp_path):
 
 
 def _data(rows, details, names=("cat", "dog")) -> ReportData:
-    return ReportData("pets", "pets", "accuracy", True, rows, details, None, names, None, "not run",
+    return ReportData("pets", "pets", "accuracy", True, rows, details, names, None, "not run",
                       {"trained with": {"torch": "2.9"}}, "now")
 
 
