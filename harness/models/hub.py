@@ -29,14 +29,19 @@ def hub_cache_dir() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
+def _repo_dir(repo_id: str) -> Path:
+    """The Hub cache's folder of a model repository (``models--timm--resnet18.a1_in1k``)."""
+    return hub_cache_dir() / f"models--{repo_id.replace('/', '--')}"
+
+
 def placement(repo_id: str) -> Path:
     """Where to place ``repo_id``'s weights by hand so that they count as cached."""
-    return hub_cache_dir() / f"models--{repo_id.replace('/', '--')}" / "snapshots" / "main" / FILES[0]
+    return _repo_dir(repo_id) / "snapshots" / "main" / FILES[0]
 
 
 def cached_file(repo_id: str) -> Path | None:
     """``repo_id``'s weights file in the Hub's cache, or ``None`` (no network used)."""
-    if not (hub_cache_dir() / f"models--{repo_id.replace('/', '--')}").is_dir():
+    if not _repo_dir(repo_id).is_dir():
         return None  # one stat instead of the Hub client's lookups: `list --tags` asks for ~1,700 tags
     from huggingface_hub import try_to_load_from_cache
 
