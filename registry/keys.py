@@ -12,7 +12,8 @@ from __future__ import annotations
 TEST = "test"              # {metric name: value} on the task's test split
 TEST_FAILED = "test_failed"  # {metric name: why it has no value} (it raised or returned NaN)
 TEST_DETAIL = "test_detail"  # {"confusion_matrix": rows of counts, "per_class": [{class, precision, ...}]}
-VAL = "val"                # {primary metric: best validation value}
+VAL = "val"                # {metric name: value} on the validation split (the best epoch's model)
+EVAL_SETS = "eval_sets"    # {"val"|"test": EvalSet.as_dict()}: which images the scores were computed on
 TRAIN = "train"            # {"loss", "seconds", "images_per_s"}
 HISTORY = "history"        # one record per epoch
 PARITY = "parity"          # ParityReport.as_dict()
@@ -34,6 +35,7 @@ TAG_PARITY = "parity"            # "passed" / "failed"
 # -- artifact roles -----------------------------------------------------------------------------
 ROLE_WEIGHTS = "weights"         # safetensors state dict
 ROLE_ONNX = "onnx"               # the exported ONNX file at the model's own input size
+ROLE_PREDICTIONS = "predictions"  # .npz: float16 logits, labels and image ids on validation and test
 
 # -- aliases --------------------------------------------------------------------------------------
 ALIAS_BEST = "best"              # TASK:best, moved by select to the chosen model

@@ -20,9 +20,10 @@ from harness.cli.options import (
     track_option,
 )
 from harness.output import to_json
-from harness.select.config import PRESCREENS
+from harness.select.config import PREFER, PRESCREENS
 from harness.select.leaderboard import FORMATS
 from harness.select.row import UNITS_NOTE
+from harness.train.recipe import BUDGETS
 
 view_options = stack(
     click.option("--wide", is_flag=True, help="Table: every column (default: the ones to decide with; notes below)."),
@@ -43,7 +44,15 @@ RECIPE_FLAGS = ("strategy", "epochs", "batch_size", "lr", "train_limit", "test_l
 @budget_option
 @click.option("--candidates", help="Comma-separated names, wildcards (resnet*, *.tv_in1k) or registry refs.")
 @click.option("--prescreen", type=click.Choice(PRESCREENS), help="Score transferability first.")
-@positive_int("--top-k", help="With --prescreen: fine-tune only the best K.")
+@positive_int("--top-k", help="With --prescreen: fine-tune only the best K. With --then: train the K best on "
+                              "validation again at the larger budget (default 2).")
+@click.option("--prefer", type=click.Choice(PREFER), default="best", show_default=True,
+              help="Among the candidates tied with the best on validation (paired 95% interval includes 0): "
+                   "the best score, the fastest (ORT batch 1) or the smallest (ONNX MB).")
+@click.option("--then", "then", type=click.Choice(BUDGETS[1:]),
+              help="Train the --top-k best of --budget again at this larger budget and ship the best of those; "
+                   "prints whether the first order held (tau, p-value, regret).")
+@positive_int("--then-epochs", help="With --then: the larger budget's epochs.")
 @click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True),
               help="Constraint on ONNX Runtime batch-1 latency.")
 @click.option("--max-params", type=click.FloatRange(min=0, min_open=True), help="Constraint on parameter count.")
@@ -79,13 +88,14 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
                    plot_path: str | None, wide: bool, columns: str | None, data_dir: str | None, download: bool,
                    device: str, quiet: bool, executor: str, ray_address: str | None, cpus_per_trial: float,
                    gpus_per_trial: float, time_limit: str | None, track: str | None, report_path: str | None,
-                   **options: Any) -> None:
+                   prefer: str, then: str | None, then_epochs: int | None, **options: Any) -> None:
     """Fine-tune, evaluate, export, check and benchmark candidates on TASK; choose one to ship.
 
     \b
     Example:
       harness select --task fashion-mnist --budget quick
-      harness select --data ./photos --budget quick
+      harness select --task fashion-mnist --budget quick --then standard --then-epochs 10 --top-k 2
+      harness select --data ./photos --budget quick --prefer fastest
       harness select --task cifar10 --candidates 'resnet18.tv_in1k,cifar_*' --prescreen knn --top-k 2
       harness select --task fashion-mnist --executor ray --cpus-per-trial 2
     """
@@ -110,13 +120,19 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
     config = SelectConfig(task=str(task_name), budget=budget, prescreen=prescreen, top_k=top_k, seeds=seeds,
                           candidates=tuple(candidates.split(",")) if candidates else None,
                           constraints=Constraints(**options), use_cache=not no_cache, offline=offline,
-                          ignore_data_errors=ignore_data_errors, time_limit_s=limit,
+                          ignore_data_errors=ignore_data_errors, time_limit_s=limit, prefer=prefer, then=then,
+                          then_epochs=then_epochs,
                           threads=threads, recipe={k: v for k, v in recipe.items() if v is not None})
     with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet, track=track) as hctx:
         result = select(hctx, config, runner)
     if fmt == "json":
         click.echo(to_json(result.as_dict()))
     else:
+        if result.earlier is not None and fmt == "table":
+            click.echo(f"{result.earlier.budget} budget:")
+            click.echo(render_rows([*result.earlier.rows, *result.earlier.skipped], fmt, result.primary))
+            click.echo(f"\n{result.budget} budget, the {len(result.rows)} best of {result.earlier.budget} "
+                       "trained again:")
         click.echo(render_rows([*result.rows, *result.skipped], fmt, result.primary, wide=wide,
                                columns=split_columns(columns)))
     if plot_path:
@@ -129,14 +145,36 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
         click.echo(f"report: {report_path}", err=fmt != "table")
 
 
+def eval_set_lines(rows: Any) -> list[str]:
+    """Which images the scores were computed on; a note when rows used different sets."""
+    lines = []
+    for name, what in (("val_set", "chosen on"), ("test_set", "reported on")):
+        sets = sorted({getattr(r, name) for r in rows if getattr(r, name)})
+        if len(sets) == 1:
+            lines.append(f"{what} {sets[0]}")
+        elif sets:
+            lines.append(f"{what} {len(sets)} different image sets (rows are not comparable image for image): "
+                         + "; ".join(sets))
+    return lines
+
+
 def summary_lines(result: Any) -> list[str]:
-    """What select says under its table: units, time, prescreen agreement, the choice."""
-    lines = [UNITS_NOTE, f"wall time {result.seconds:.0f}s; seconds per stage:", *result.time_summary()]
+    """What select says under its table: image sets, units, time, rank agreements, the choice."""
+    lines = [*eval_set_lines(result.rows), UNITS_NOTE, f"wall time {result.seconds:.0f}s; seconds per stage:",
+             *result.time_summary()]
     if result.rank_check is not None:
         lines.extend(result.rank_check.lines())
+    if result.earlier is not None and result.earlier.rank_check is not None:
+        lines.extend(result.earlier.rank_check.lines())
+    if result.budget_check is not None:
+        lines.extend(result.budget_check.lines())
     if result.winner:
         w = result.winner
-        lines.append(f"chosen: {w.model} ({w.candidate}, {result.primary} {w.primary_value}) "
+        tied = [r.candidate for r in result.rows if r.tied and not r.chosen]
+        why = (f"best on validation ({result.primary} {w.val})" if not tied else
+               f"{'best on validation' if result.prefer == 'best' else result.prefer} among {len(tied) + 1} tied on "
+               f"validation ({', '.join(tied)} within the noise)")
+        lines.append(f"chosen: {w.model} ({w.candidate}; {why}; test {result.primary} {w.primary_value}) "
                      f"-> alias {result.task}:best")
         lines.append(f"ship it: harness export {result.task}:best --out exports/   "
                      f"or load: harness evaluate {result.task}:best")
@@ -173,6 +211,8 @@ def leaderboard_command(ctx: click.Context, task_name: str | None, fmt: str, sor
     if sort_by:
         rows = sort_rows(rows, sort_by, higher_first)
     click.echo(render_rows(rows, fmt, primary.name, wide=wide, columns=split_columns(columns)))
+    for line in eval_set_lines(rows):
+        click.echo(line, err=fmt != "table")
     if plot_path:
         plot(rows, primary.name, primary.higher_is_better, plot_path, f"{task.name} leaderboard")
 

@@ -179,6 +179,8 @@ def _print_evaluation(report: Any, data: dict[str, Any]) -> None:
               for n, r in zip(names, data["confusion_matrix"], strict=True)]
     click.echo("confusion matrix (rows: true class, columns: predicted class index)")
     click.echo(render(matrix, "table"))
+    if report.eval_set is not None:
+        click.echo(f"\nscored on {report.eval_set.text()}")
 
 
 @click.command("pretrain", cls=HarnessCommand)

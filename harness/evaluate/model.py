@@ -8,6 +8,7 @@ from harness.data.preprocess import resolve_preprocess
 from harness.data.splits import load_test_split
 from harness.environment import select_device
 from harness.evaluate.predict import predict, score
+from harness.evaluate.predictions import EvalSet, differ_note, eval_set, stored_sets
 from harness.evaluate.report import EvaluationReport
 from harness.models.sources import ModelSource, resolve_model
 from registry import UsageError, keys
@@ -53,7 +54,25 @@ def evaluate_model(ctx: Context, model_ref: str, task_name: str | None = None, *
     model = source.build(num_classes).to(device)
     logits = predict(model, data.test.images, data.test.labels, pre, device, tta_flip=tta_flip)
     evaluation = score(ctx.catalogue, task, logits, data.test.labels, data.class_names)
+    here = eval_set("test", task.dataset, "test", data.test_ids, data.test_size)
+    notes = _differs(source, task.name, task.primary_metric, here)
+    for note in notes:
+        ctx.progress.warn(note)
     if save and source.version is not None:
-        ctx.store.update_metrics(source.version.ref, {keys.eval_key(task.name, tta_flip, test_limit):
-                                                      evaluation.metrics})
-    return EvaluationReport(source.label, task.name, tta_flip, evaluation)
+        key = keys.eval_key(task.name, tta_flip, test_limit)
+        sets = {**source.version.metrics.get(keys.EVAL_SETS, {}), key: here.as_dict()}
+        ctx.store.update_metrics(source.version.ref, {key: evaluation.metrics, keys.EVAL_SETS: sets})
+    return EvaluationReport(source.label, task.name, tta_flip, evaluation, here, notes)
+
+
+def _differs(source: ModelSource, task: str, primary: str, here: EvalSet) -> tuple[str, ...]:
+    """A note when the version's recorded test score (from training or select) used other images."""
+    version = source.version
+    if version is None or version.task != task:
+        return ()
+    recorded = stored_sets(version).get("test")
+    value = version.metrics.get(keys.TEST, {}).get(primary)
+    if recorded is None or value is None:
+        return ()
+    note = differ_note(f"{version.ref}'s recorded test {primary} {value:.4f}", here, recorded)
+    return (note,) if note else ()

@@ -46,12 +46,16 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class EvaluationReport:
-    """What ``harness evaluate`` reports: which model, on which task, how, and its scores."""
+    """What ``harness evaluate`` reports: which model, on which task, how, its scores, the images they
+    were computed on (``eval_set``, an :class:`~harness.evaluate.predictions.EvalSet`) and ``notes``
+    (e.g. that the version's recorded test score came from other images)."""
 
     model: str
     task: str
     tta_flip: bool
     evaluation: Evaluation
+    eval_set: Any = None
+    notes: tuple[str, ...] = ()
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -66,4 +70,5 @@ class EvaluationReport:
         return [c.as_dict() for c in self.evaluation.per_class]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "task": self.task, "tta_flip": self.tta_flip, **self.evaluation.as_dict()}
+        return {"model": self.model, "task": self.task, "tta_flip": self.tta_flip, **self.evaluation.as_dict(),
+                "eval_set": self.eval_set.as_dict() if self.eval_set is not None else None, "notes": list(self.notes)}

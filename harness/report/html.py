@@ -52,13 +52,17 @@ def _leaderboard(data: ReportData) -> str:
     quality = [data.primary, *[m for m in ("macro_f1",) if m != data.primary and
                                any(m in r.metrics for r in data.rows)]]
     columns = [c for c in COLUMNS if any(getattr(r, c) is not None for r in data.rows)]  # no empty columns
-    head = "".join(f"<th>{escape(c)}</th>" for c in (*quality, *columns))
+    head = "".join(f"<th>{escape(c)}</th>" for c in ("val " + data.primary, "vs best (val)", *quality, *columns))
     lines = [f'<div class="scroll"><table id="leaderboard"><thead><tr><th>#</th><th class="t">candidate</th>'
              f'<th class="t">model</th><th class="t">status</th>{head}<th class="t">note</th></tr></thead><tbody>']
     for rank, row in enumerate(data.rows, 1):
         cls = "chosen" if row.chosen else row.status
         primary = _v(row.primary_value) + (f" ± {row.ci95:.3g}" if row.ci95 else "")
-        cells = [primary, *(_v(row.metrics.get(m)) for m in quality[1:]), *(_v(getattr(row, c)) for c in columns)]
+        val = _v(row.val) + (f" ± {row.val_ci95:.3g}" if row.val_ci95 else "")
+        versus = (row.vs_best.text() + f" ({row.vs_best.p_text()})" if row.vs_best is not None
+                  else ("best" if row.tied else ""))
+        cells = [val, escape(versus + (" tied" if row.tied and row.vs_best is not None else "")), primary,
+                 *(_v(row.metrics.get(m)) for m in quality[1:]), *(_v(getattr(row, c)) for c in columns)]
         note = row.reason or row.excluded or row.timing or ("chosen" if row.chosen else "")
         name = escape(row.candidate)
         link = f'<a href="#{_anchor(row.candidate)}">{name}</a>' if row.model else name
@@ -67,6 +71,18 @@ def _leaderboard(data: ReportData) -> str:
                      + "".join(f"<td>{c}</td>" for c in cells) + f'<td class="t note">{_v(note)}</td></tr>')
     lines.append("</tbody></table></div>")
     return "\n".join(lines)
+
+
+def _eval_sets(data: ReportData) -> list[str]:
+    """Which images the validation and test columns were computed on."""
+    out = []
+    for name, what in (("val_set", "chosen on"), ("test_set", "reported on")):
+        sets = sorted({getattr(r, name) for r in data.rows if getattr(r, name)})
+        if sets:
+            out.append(f"{what} " + ("; ".join(sets) if len(sets) == 1 else
+                                     f"{len(sets)} different image sets (not comparable image for image): "
+                                     + "; ".join(sets)))
+    return out
 
 
 def _pareto(data: ReportData) -> str:
@@ -175,7 +191,11 @@ def render(data: ReportData) -> str:
 <h2>Leaderboard</h2>
 {_leaderboard(data)}
 <p class="note">latency in ms (ONNX Runtime, CPU unless noted), throughput in images/s at batch 32, params in
-millions, GFLOPs at the model's input size, size of the ONNX file in MB; ± is the 95% interval over seeds.</p>
+millions, GFLOPs at the model's input size, size of the ONNX file in MB; ± is the 95% interval over seeds.
+The choice is made on validation; test scores are reported and never used to choose. "vs best" is the row minus
+the best on validation in points (x100), with a paired-bootstrap 95% interval over the validation images (and
+seeds); "tied" rows are within the noise of the best.</p>
+<p id="eval-sets">{"<br>".join(escape(line) for line in _eval_sets(data))}</p>
 <h2>Quality against latency</h2>
 {_pareto(data)}
 <h2>Data check</h2>

@@ -8,6 +8,9 @@ from typing import Any
 from harness.train.recipe import BUDGETS
 from registry import UsageError
 
+PREFER = ("best", "fastest", "smallest")
+"""How the choice falls among the rows tied with the best on validation (see :func:`harness.select.choose.decide`)."""
+
 PRESCREENS = ("logme", "knn", "linear", "sfda")
 """Transferability prescreens, all higher-is-better (see :mod:`harness.select.prescreen`)."""
 
@@ -75,6 +78,9 @@ class SelectConfig:
     recipe: dict[str, Any] = field(default_factory=dict)
     ignore_data_errors: bool = False  # go on when test images are exact copies of training images
     time_limit_s: float | None = None  # successive halving within this many seconds of training
+    prefer: str = "best"  # among rows tied with the best on validation: best | fastest | smallest
+    then: str | None = None  # a larger budget the top_k rows of this one are trained again at
+    then_epochs: int | None = None  # that budget's epochs, overridden
 
     def __post_init__(self) -> None:
         if self.budget not in BUDGETS:
@@ -83,8 +89,17 @@ class SelectConfig:
             raise UsageError("{param} must be at least 1", param="seeds")
         if self.prescreen is not None and self.prescreen not in PRESCREENS:
             raise UsageError(f"{{param}} must be one of {', '.join(PRESCREENS)}", param="prescreen")
-        if self.top_k is not None and (self.top_k < 1 or self.prescreen is None):
-            raise UsageError("{param} needs a prescreen and must be at least 1", param="top_k")
+        if self.top_k is not None and (self.top_k < 1 or (self.prescreen is None) == (self.then is None)):
+            raise UsageError("{param} must be at least 1 and goes with either a prescreen (keep the K best-scored) "
+                             "or a larger budget to train the K best again at (then), not both", param="top_k")
+        if self.prefer not in PREFER:
+            raise UsageError(f"{{param}} must be one of {', '.join(PREFER)}", param="prefer")
+        if self.then is not None and (self.then not in BUDGETS
+                                      or BUDGETS.index(self.then) <= BUDGETS.index(self.budget)):
+            larger = ", ".join(BUDGETS[BUDGETS.index(self.budget) + 1:]) or "none"
+            raise UsageError(f"{{param}} must be a budget larger than {self.budget} ({larger})", param="then")
+        if self.then_epochs is not None and (self.then is None or self.then_epochs < 1):
+            raise UsageError("{param} needs a larger budget (then) and must be at least 1", param="then_epochs")
         if self.time_limit_s is not None and (self.time_limit_s <= 0 or self.seeds != 1):
             raise UsageError("{param} must be positive and works with one seed (--seeds 1)", param="time_limit")
         if self.threads is not None and self.threads < 1:

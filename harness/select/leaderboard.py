@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.output import render
-from harness.select.choose import mark_pareto, sort_rows
+from harness.select.choose import sort_rows
 from harness.select.row import HEAD_COLUMNS, LOWER_IS_BETTER, SORTABLE, TAIL_COLUMNS, LeaderboardRow, row_from_versions
-from registry import Task, UnknownNameError, UsageError, keys
+from registry import Metric, Task, UnknownNameError, UsageError, keys
 from registry.store import ModelVersion
 
 if TYPE_CHECKING:
@@ -51,7 +51,29 @@ def rows_from_store(ctx: Context, task_name: str) -> list[LeaderboardRow]:
     groups = latest_groups(ctx.store.list(task=task.name))
     rows = [row_from_versions(candidate, versions, primary.name, primary.higher_is_better)
             for candidate, versions in groups.items()]
-    return sort_rows(mark_pareto(rows, primary.higher_is_better), primary.name, primary.higher_is_better)
+    return sort_rows(compare_rows(ctx, primary, rows), "val", primary.higher_is_better)
+
+
+def compare_rows(ctx: Context, primary: Metric, rows: list[LeaderboardRow]) -> list[LeaderboardRow]:
+    """Stored rows with the Pareto front, each row's paired difference with the best on validation
+    (and whether it is tied), and with the chosen model (the ``TASK:best`` alias) on test, as select
+    showed them; the choice itself stays the one select recorded."""
+    import dataclasses
+
+    from harness.select.choose import decide
+    from harness.select.compare import RowPredictions, row_comparer
+    from harness.select.config import Constraints
+
+    predictions = RowPredictions(ctx)
+    marked, _ = decide(rows, primary.higher_is_better, Constraints(), "best",
+                       row_comparer(ctx, primary, "val", predictions))
+    marked = [dataclasses.replace(m, chosen=r.chosen, excluded=None) for m, r in zip(marked, rows, strict=True)]
+    chosen = next((r for r in marked if r.chosen), None)
+    if chosen is None:
+        return marked
+    on_test = row_comparer(ctx, primary, "test", predictions)
+    return [dataclasses.replace(r, test_vs_chosen=on_test(r, chosen)) if r.refs and r is not chosen else r
+            for r in marked]
 
 
 def sort_direction(ctx: Context, task: Task, key: str) -> bool:

@@ -10,16 +10,23 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry import keys
 from registry.store import ModelVersion
+
+if TYPE_CHECKING:  # numpy stays out of light commands (harness --help imports this module)
+    from harness.evaluate.paired import PairedDiff
 
 UNITS_NOTE = "gflops: 2 FLOPs per multiply-add, batch 1; latencies: median ms; size: ONNX MB"
 
 # (name in the row's dict, LeaderboardRow attribute); metrics and the primary's interval go between.
 HEAD_COLUMNS = ("candidate", "model", "status")
-TAIL_COLUMNS = ("ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "ort_b32_img_s", "params_m", "gflops",
+VAL_COLUMNS = ("val", "val_ci95", "vs_best", "vs_best_low", "vs_best_high", "vs_best_p", "tied")
+"""Validation (what the choice is made on) and the paired comparison with the best row, before the test metrics."""
+TAIL_COLUMNS = ("test_vs_chosen", "test_vs_chosen_low", "test_vs_chosen_high", "test_vs_chosen_p",
+                "val_set", "test_set", "ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "ort_b32_img_s",
+                "params_m", "gflops",
                 "size_mb", "parity", "exporter", "prescreen", "pareto", "chosen", "seeds", "rung", "train_s", "timing",
                 "fingerprint", "excluded", "stage", "reason", "place")
 LOWER_IS_BETTER = ("ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "params_m", "gflops", "size_mb")
@@ -29,7 +36,12 @@ SORTABLE = ("ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "ort_b32_i
 
 @dataclass(frozen=True)
 class LeaderboardRow:
-    """A candidate's result: quality (mean over seeds), speed, size, export status and the choice."""
+    """A candidate's result: quality on validation (what the choice uses) and test (what is reported),
+    both means over seeds; the paired comparison with the best row; speed, size, export status, the choice.
+
+    ``metrics`` are the test scores; ``val`` the primary metric on validation. ``vs_best`` is this row
+    minus the best row on validation (paired, see :mod:`harness.evaluate.paired`); ``tied`` says its
+    interval includes 0. ``test_vs_chosen`` is this row minus the chosen one on test, for the report."""
 
     candidate: str
     primary: str
@@ -38,6 +50,14 @@ class LeaderboardRow:
     metrics: dict[str, float] = field(default_factory=dict)
     ci95: float | None = None
     seeds: int = 1
+    val: float | None = None
+    val_ci95: float | None = None
+    vs_best: PairedDiff | None = None
+    tied: bool | None = None
+    test_vs_chosen: PairedDiff | None = None
+    val_set: str | None = None   # EvalSet.text() of the best seed's validation images
+    test_set: str | None = None  # EvalSet.text() of its test images
+    refs: tuple[str, ...] = field(default=(), compare=False)  # every seed's version, the best first
     ort_b1_ms: float | None = None
     eager_b1_ms: float | None = None
     ort_b32_ms: float | None = None
@@ -70,7 +90,8 @@ class LeaderboardRow:
             return self.metrics[key]
         if key == f"{self.primary}_ci95":
             return self.ci95
-        return getattr(self, key, None)
+        value = getattr(self, key, None)
+        return getattr(value, "diff", value)  # a PairedDiff sorts by its difference
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data (same as ``as_dict()``)."""
@@ -79,16 +100,31 @@ class LeaderboardRow:
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON keys (strict JSON: NaN and infinities become null)."""
         data: dict[str, Any] = {"candidate": self.candidate, "model": self.model, "status": self.status}
+        data["val"] = self.val
+        if self.seeds > 1:
+            data["val_ci95"] = self.val_ci95
+        data.update(_diff_columns("vs_best", self.vs_best))
+        data["tied"] = self.tied
         for name, value in self.metrics.items():
             data[name] = value if math.isfinite(value) else None
             if name == self.primary and self.seeds > 1:
                 data[f"{name}_ci95"] = self.ci95
+        data.update(_diff_columns("test_vs_chosen", self.test_vs_chosen))
         for name in TAIL_COLUMNS:
+            if name.startswith("test_vs_chosen"):
+                continue
             value = getattr(self, name)
             if name == "seeds" and value == 1:
                 continue
             data[name] = value
         return data
+
+
+def _diff_columns(prefix: str, diff: PairedDiff | None) -> dict[str, Any]:
+    """A paired difference as flat columns (CSV and tables need scalars): value, interval, p-value."""
+    if diff is None:
+        return {prefix: None, f"{prefix}_low": None, f"{prefix}_high": None, f"{prefix}_p": None}
+    return {prefix: diff.diff, f"{prefix}_low": diff.low, f"{prefix}_high": diff.high, f"{prefix}_p": diff.p_value}
 
 
 def failed_row(candidate: str, primary: str, stage: str, reason: str, prescreen: float | None = None) -> LeaderboardRow:
@@ -113,10 +149,25 @@ def _bench_columns(stored: dict[str, Any] | None) -> dict[str, Any]:
             "timing": "; ".join(report.timing_problems) or None}
 
 
+def val_score(version: ModelVersion, primary: str) -> float | None:
+    """The version's primary metric on validation (None when it has none, or it is not finite)."""
+    value = version.metrics.get(keys.VAL, {}).get(primary)
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _set_texts(version: ModelVersion) -> tuple[str | None, str | None]:
+    """The validation and test image sets of a version, as text (None for versions made before they were kept)."""
+    from harness.evaluate.predictions import stored_sets
+
+    sets = stored_sets(version)
+    return tuple(sets[name].text() if name in sets else None for name in ("val", "test"))  # type: ignore[return-value]
+
+
 def row_from_versions(candidate: str, versions: Sequence[ModelVersion], primary: str, higher_is_better: bool,
                       status: str = "ok") -> LeaderboardRow:
     """The row of one candidate from its versions (one per seed): the primary metric's mean and
-    interval over seeds; everything else from the best seed, which is the version shown."""
+    interval over seeds on validation and on test; everything else from the best seed *on
+    validation* (test never picks anything), which is the version shown."""
     from harness.select.choose import mean_ci
 
     scored = [v for v in versions if primary in v.metrics.get(keys.TEST, {})]
@@ -126,15 +177,28 @@ def row_from_versions(candidate: str, versions: Sequence[ModelVersion], primary:
         return LeaderboardRow(candidate, primary, status="failed", model=versions[0].ref if versions else None,
                               stage="evaluate", reason=why or f"no test {primary}")
     sign = 1 if higher_is_better else -1
-    best = max(scored, key=lambda v: sign * v.metrics[keys.TEST][primary])
+
+    def by_val(v: ModelVersion) -> float:
+        value = val_score(v, primary)
+        return sign * value if value is not None else -math.inf
+
+    best = max(scored, key=by_val)
     mean, half = mean_ci([v.metrics[keys.TEST][primary] for v in scored])
+    vals = [x for v in scored if (x := val_score(v, primary)) is not None]
+    val_mean, val_half = mean_ci(vals) if vals else (None, None)
+    ordered = [best, *(v for v in scored if v is not best)]
+    val_set, test_set = _set_texts(best)
     parity = best.metrics.get(keys.PARITY)
     prescreen = best.metrics.get(keys.PRESCREEN)
     halving = best.metrics.get(keys.HALVING)
     return LeaderboardRow(
         candidate=candidate, primary=primary, status=status, model=best.ref,
         metrics={**best.metrics[keys.TEST], primary: round(mean, 4)}, ci95=round(half, 4) if len(scored) > 1 else None,
-        seeds=len(scored), parity=None if parity is None else ("passed" if parity["passed"] else "FAILED"),
+        seeds=len(scored), val=None if val_mean is None else round(val_mean, 4),
+        val_ci95=round(val_half, 4) if val_half is not None and len(vals) > 1 else None,
+        val_set=val_set, test_set=test_set,
+        refs=tuple(v.ref for v in ordered),
+        parity=None if parity is None else ("passed" if parity["passed"] else "FAILED"),
         exporter=None if parity is None else parity.get("exporter"),
         prescreen=None if prescreen is None else prescreen["score"], chosen=keys.ALIAS_BEST in best.aliases,
         rung=f"{halving['rung']}/{halving['rungs']} ({halving['epochs']} ep)" if halving else None,

@@ -27,6 +27,7 @@ from registry import DataError, Task, UsageError, keys
 
 if TYPE_CHECKING:
     from harness.context import Context
+    from harness.select.then import BudgetCheck
     from harness.track import TrackedRun
 
 
@@ -49,6 +50,10 @@ class SelectResult:
     skipped: list[LeaderboardRow] = field(default_factory=list)
     stage_seconds: dict[str, dict[str, float]] = field(default_factory=dict)
     rank_check: RankCheck | None = None
+    budget: str = "quick"
+    prefer: str = "best"
+    earlier: SelectResult | None = None  # with --then: the first (smaller) budget's selection
+    budget_check: BudgetCheck | None = None  # with --then: did the smaller budget's order hold?
 
     def time_summary(self) -> list[str]:
         """One line per candidate (and the shared setup): seconds per stage."""
@@ -63,12 +68,20 @@ class SelectResult:
         """One dict per candidate row (skipped ones included), as the leaderboard shows them."""
         return [r.as_dict() for r in [*self.rows, *self.skipped]]
 
+    def eval_sets(self) -> dict[str, list[str]]:
+        """The distinct validation and test image sets of the rows (one each when all rows share them)."""
+        return {"val": sorted({r.val_set for r in self.rows if r.val_set}),
+                "test": sorted({r.test_set for r in self.rows if r.test_set})}
+
     def as_dict(self) -> dict[str, Any]:
-        return {"task": self.task, "primary_metric": self.primary,
+        return {"task": self.task, "budget": self.budget, "primary_metric": self.primary,
+                "chosen_on": "val", "prefer": self.prefer, "eval_sets": self.eval_sets(),
                 "rows": [r.as_dict() for r in [*self.rows, *self.skipped]],
                 "winner": self.winner.model if self.winner else None, "prescreen": self.prescreen,
                 "kendall_tau": self.kendall_tau,
                 "rank_check": self.rank_check.as_dict() if self.rank_check else None,
+                "earlier": self.earlier.as_dict() if self.earlier else None,
+                "budget_check": self.budget_check.as_dict() if self.budget_check else None,
                 "seconds": self.seconds, "stage_seconds": self.stage_seconds,
                 "units": UNITS_NOTE}
 
@@ -141,12 +154,11 @@ def prescreen(ctx: Context, plan: Plan, runnable: list[Candidate]) -> tuple[dict
 
 def check_ranking(ctx: Context, method: str, rows: list[LeaderboardRow], scores: dict[str, float],
                   higher_is_better: bool) -> RankCheck:
-    """The prescreen's order against the fine-tuned one, next to the free baselines' orders."""
+    """The prescreen's order against the fine-tuned one on validation, next to the free baselines' orders."""
     from harness.select.prescreen import pretraining_score
 
     sign = 1 if higher_is_better else -1
-    truth = {r.candidate: sign * r.primary_value for r in rows
-             if r.primary_value is not None and math.isfinite(r.primary_value)}
+    truth = {r.candidate: sign * r.val for r in rows if r.val is not None and math.isfinite(r.val)}
     params = {r.candidate: r.params_m for r in rows if r.params_m is not None}
     pretraining = {ref: value for ref in truth if (value := pretraining_score(ctx, ref)) is not None}
     return rank_check(method, scores, truth, {"parameter count": params, "pretraining score": pretraining})
@@ -180,7 +192,22 @@ def track_selection(ctx: Context, tracked: TrackedRun, rows: list[LeaderboardRow
 
 
 def select(ctx: Context, config: SelectConfig, executor: Executor | None = None) -> SelectResult:
-    """Run the protocol of ``config`` over its candidates; the winner gets the alias ``TASK:best``."""
+    """Run the protocol of ``config`` over its candidates; the winner gets the alias ``TASK:best``.
+
+    With ``config.then``, the ``top_k`` best rows on validation are trained again at that larger
+    budget, the model shipped is chosen among those, and ``budget_check`` says whether the smaller
+    budget's order held (see :mod:`harness.select.then`)."""
+    if config.then is None:
+        return select_once(ctx, config, executor)
+    from harness.select.then import select_then
+
+    return select_then(ctx, config, executor)
+
+
+def select_once(ctx: Context, config: SelectConfig, executor: Executor | None = None, *,
+                set_alias: bool = True) -> SelectResult:
+    """One budget's selection: candidates, plan, prescreen, stages, the choice (see :func:`select`)."""
+
     started = time.perf_counter()
     ctx.store.require_writable()
     runnable, missing = resolve_candidates(ctx, config)
@@ -202,8 +229,10 @@ def select(ctx: Context, config: SelectConfig, executor: Executor | None = None)
     with (ctx.tracking.running(f"select {plan.task.name}", "select", plan.task.name, params) as tracked,
           ctx.tracking.child_of(tracked)):
         runs = _run_candidates(ctx, plan, runs, executor or SerialExecutor())
-    rows, winner = decide([row_of(ctx, plan, r) for r in runs], plan.primary.higher_is_better, config.constraints)
-    if winner is not None and winner.model is not None:
+    begin = time.perf_counter()
+    rows, winner = choose(ctx, plan, [row_of(ctx, plan, r) for r in runs])
+    setup["compare"] = time.perf_counter() - begin
+    if winner is not None and winner.model is not None and set_alias:
         ctx.store.set_alias(winner.model, keys.ALIAS_BEST)
     skipped = [skipped_row(c.ref, plan.primary.name, c.reason, c.place) for c in missing]
     checked = (check_ranking(ctx, config.prescreen, rows, scores, plan.primary.higher_is_better)
@@ -211,8 +240,27 @@ def select(ctx: Context, config: SelectConfig, executor: Executor | None = None)
     if tracked:
         track_selection(ctx, tracked, rows, winner)
     return SelectResult(plan.task.name, plan.primary.name, plan.primary.higher_is_better,
-                        sort_rows(rows, plan.primary.name, plan.primary.higher_is_better), winner,
+                        sort_rows(rows, "val", plan.primary.higher_is_better), winner,
                         checked.prescreen.kendall if checked else None, config.prescreen,
                         round(time.perf_counter() - started, 1), skipped,
                         {SETUP: {k: round(v, 2) for k, v in setup.items()},
-                         **{r.ref: {k: round(v, 2) for k, v in r.seconds.items()} for r in runs}}, checked)
+                         **{r.ref: {k: round(v, 2) for k, v in r.seconds.items()} for r in runs}}, checked,
+                        config.budget, config.prefer)
+
+
+def choose(ctx: Context, plan: Plan, rows: list[LeaderboardRow]) -> tuple[list[LeaderboardRow], LeaderboardRow | None]:
+    """The choice on validation (paired comparisons with the best, ``prefer`` among the tied), then
+    every row's paired difference with the chosen one on test, for the report."""
+    import dataclasses
+
+    from harness.select.compare import RowPredictions, row_comparer
+
+    predictions = RowPredictions(ctx)
+    rows, winner = decide(rows, plan.primary.higher_is_better, plan.config.constraints, plan.config.prefer,
+                          row_comparer(ctx, plan.primary, "val", predictions))
+    if winner is None:
+        return rows, None
+    on_test = row_comparer(ctx, plan.primary, "test", predictions)
+    rows = [dataclasses.replace(r, test_vs_chosen=on_test(r, winner)) if r.refs and not r.chosen
+            and r.status in ("ok", "cached") else r for r in rows]
+    return rows, next(r for r in rows if r.chosen)

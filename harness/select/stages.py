@@ -10,6 +10,7 @@ an executor hands to a worker; the latency benchmark is kept in its own sequence
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import tempfile
 import time
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.select.cache import cached_version, row_fingerprint, weights_identity
 from harness.select.config import PARITY_SAMPLES, SelectConfig
-from harness.select.row import LeaderboardRow, failed_row, row_from_versions
+from harness.select.row import LeaderboardRow, failed_row, row_from_versions, val_score
 from harness.train.recipe import Recipe
 from registry import Metric, PluginError, Task, first_line, keys
 from registry.store import ModelVersion
@@ -123,11 +124,17 @@ def train(ctx: Context, plan: Plan, run: CandidateRun) -> None:
         if plan.primary.name not in version.metrics[keys.TEST]:  # kept in the store, never ranked
             why = version.metrics.get(keys.TEST_FAILED, {}).get(plan.primary.name, "no test score")
             raise PluginError(f"{why} (the trained model is kept as {version.ref})")
+        val = val_score(version, plan.primary.name)
         ctx.progress.info(f"{run.label}: seed {seed} {plan.primary.name} "
-                          f"{version.metrics[keys.TEST][plan.primary.name]:.4f}")
-    sign = 1 if plan.primary.higher_is_better else -1
-    run.versions.sort(key=lambda v: -sign * v.metrics[keys.TEST][plan.primary.name])
+                          + (f"val {val:.4f}, " if val is not None else "")
+                          + f"test {version.metrics[keys.TEST][plan.primary.name]:.4f}")
+    sign = 1 if plan.primary.higher_is_better else -1  # the best seed on validation is exported; test picks nothing
+    run.versions.sort(key=lambda v: -sign * _or(val_score(v, plan.primary.name), -sign * math.inf))
     run.status = "cached" if cached_all else "ok"
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def export(ctx: Context, plan: Plan, run: CandidateRun) -> None:

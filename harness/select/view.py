@@ -13,12 +13,16 @@ from typing import Any
 from harness.output import render
 from harness.select.row import LeaderboardRow
 
-LEGEND = ("flags: * chosen, P on the Pareto front (quality vs ORT batch-1 latency), x excluded, ! failed or skipped, "
-          "~ latency measured on a busy machine or too noisy")
+LEGEND = ("flags: * chosen, = tied with the best on validation (95% interval of the difference includes 0), "
+          "P on the Pareto front (validation quality vs ORT batch-1 latency), x excluded, ! failed or skipped, "
+          "~ latency measured on a busy machine or too noisy.\n"
+          "vs best: this row minus the best on validation, in points (x100), with a paired-bootstrap 95% interval "
+          "over the validation images (and seeds). The choice uses validation only; test is reported.")
 
 
 def _flags(row: LeaderboardRow) -> str:
-    marks = (("*", row.chosen), ("P", bool(row.pareto)), ("x", bool(row.excluded)),
+    marks = (("*", row.chosen), ("=", bool(row.tied) and not row.chosen), ("P", bool(row.pareto)),
+             ("x", bool(row.excluded)),
              ("!", row.status in ("failed", "skipped")), ("~", bool(row.timing)))
     return "".join(mark for mark, on in marks if on)
 
@@ -32,14 +36,19 @@ def _note(row: LeaderboardRow) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def _quality(row: LeaderboardRow) -> str:
-    value = row.primary_value
+def _quality(value: float | None, ci95: float | None) -> str:
     if value is None:
         return ""
-    return f"{value:.4f}" + (f" ±{row.ci95:.4f}" if row.ci95 else "")
+    return f"{value:.4f}" + (f" ±{ci95:.4f}" if ci95 else "")
 
 
-SECONDARY_SHOWN = 1
+def _vs_best(row: LeaderboardRow) -> str:
+    if row.vs_best is not None:
+        return row.vs_best.text()
+    return "best" if row.tied else ""
+
+
+SECONDARY_SHOWN = 0
 """How many quality metrics besides the primary fit the compact table in 120 columns (macro F1 first);
 the rest are named under the table, and every other format shows them all."""
 
@@ -52,8 +61,10 @@ def secondary_metrics(rows: Sequence[LeaderboardRow], primary: str) -> tuple[lis
 
 
 def compact(rows: Sequence[LeaderboardRow], primary: str) -> str:
-    """The default table: candidate, quality (± 95% CI), one more quality metric, ORT latency and
-    throughput, size, parity, flags; then the numbered notes, the metrics with no room, the legend."""
+    """The default table: candidate, the primary metric on validation and test (± 95% CI over seeds),
+    the paired difference with the best on validation, ORT latency, params, size, flags (a failed
+    ONNX parity check excludes the row: flag ``x`` and a note); then the numbered notes, the metrics
+    with no room, the legend."""
     table: list[dict[str, Any]] = []
     notes: list[str] = []
     shown, folded = secondary_metrics(rows, primary)
@@ -61,18 +72,21 @@ def compact(rows: Sequence[LeaderboardRow], primary: str) -> str:
         text = _note(r)
         if text:
             notes.append(f"[{len(notes) + 1}] {r.candidate}: {text}")
-        line: dict[str, Any] = {"candidate": r.candidate, primary: _quality(r)}
+        line: dict[str, Any] = {"candidate": r.candidate, "val": _quality(r.val, r.val_ci95),
+                                "test": _quality(r.primary_value, r.ci95), "vs best (val)": _vs_best(r)}
         for name in shown:
             value = r.metrics.get(name)
             line[name] = "" if value is None else f"{value:.4f}"
-        line.update({"ORT b1 ms": r.ort_b1_ms, "img/s b32": r.ort_b32_img_s, "params M": r.params_m,
-                     "ONNX MB": r.size_mb, "parity": r.parity, "flags": _flags(r),
+        line.update({"ORT b1 ms": r.ort_b1_ms, "params M": r.params_m,
+                     "ONNX MB": r.size_mb, "flags": _flags(r),
                      "note": f"[{len(notes)}]" if text else ""})
         table.append(line)
     if not table:
         return render([], "simple", ["candidate", primary])
     more = [f"more metrics: {', '.join(folded)} (shown by --wide, --columns and every --format)"] if folded else []
-    return "\n".join([render(table, "simple"), "", *notes, *more, LEGEND])
+    head = (f"val, test: {primary} on the validation images (the choice) and the test images (the report); "
+            "± is a 95% interval over seeds")
+    return "\n".join([render(table, "simple"), "", *notes, *more, head, LEGEND])
 
 
 def pick(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:

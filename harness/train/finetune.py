@@ -47,6 +47,16 @@ class FinetuneResult:
     history: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Scored:
+    """The trained model's scores and logits on validation (None without one) and on test."""
+
+    val: Evaluation | None
+    test: Evaluation
+    val_logits: torch.Tensor | None
+    test_logits: torch.Tensor
+
+
 @dataclass
 class Run:
     """What the steps of one fine-tuning run share."""
@@ -86,7 +96,8 @@ def prepare(ctx: Context, model_ref: str, task_name: str, recipe: Recipe, backbo
                              crop_padding=task.protocol.crop_padding)
     check_batch_fits(recipe.batch_size, pre.channels, pre.input_size, device)
     data = load_task_data(ctx, task, image_size=pre.input_size, train_limit=recipe.train_limit,
-                          test_limit=recipe.test_limit, val_fraction=recipe.val_fraction, seed=recipe.seed)
+                          test_limit=recipe.test_limit, val_fraction=recipe.val_fraction, seed=recipe.seed,
+                          val_limit=recipe.val_limit)
     preflight(ctx.catalogue, task, data.num_classes)
     if recipe.backbone_lr_mult is None:
         recipe = dataclasses.replace(recipe, backbone_lr_mult=0.1 if source.pretrained else 1.0)
@@ -162,10 +173,32 @@ def train(ctx: Context, run: Run, *, resume: bool = False, compile: bool = False
     return model, state
 
 
-def register(ctx: Context, run: Run, model: torch.nn.Module, state: FitState, test: Evaluation, *,
+def _eval_sets(run: Run) -> dict[str, Any]:
+    """The image sets of the run's validation and test scores (see :class:`EvalSet`)."""
+    from harness.evaluate.predictions import eval_set
+
+    data = run.data
+    out = {"test": eval_set("test", data.dataset, "test", data.test_ids, data.test_size)}
+    if data.val is not None and data.val_ids is not None:
+        out["val"] = eval_set("val", data.dataset, "train", data.val_ids, data.train_size)
+    return out
+
+
+def _save_predictions(run: Run, scored: Scored) -> Path:
+    from harness.evaluate.predictions import save_predictions
+
+    splits = {"test": (scored.test_logits.numpy(), run.data.test.labels.numpy(), run.data.test_ids.numpy())}
+    if scored.val_logits is not None and run.data.val is not None:
+        splits["val"] = (scored.val_logits.numpy(), run.data.val.labels.numpy(), run.data.val_ids.numpy())
+    return save_predictions(run.run_dir / "predictions.npz", splits)
+
+
+def register(ctx: Context, run: Run, model: torch.nn.Module, state: FitState, scored: Scored, *,
              name: str | None = None, alias: str | None = None,
              distributed: dict[str, Any] | None = None) -> ModelVersion:
-    """Write the weights and record the version: recipe, scores, history, lineage, environment."""
+    """Write the weights and the per-image predictions, and record the version: recipe, scores on
+    validation and test with the image sets they cover, history, lineage, environment."""
+    test = scored.test
     parent = run.source.version or pretrained_version(ctx, run.source)
     recorded = {**run.recipe.as_dict(), "preprocess": run.pre.as_dict(), "source": run.model_ref,
                 "best_epoch": state.best_epoch}
@@ -179,18 +212,22 @@ def register(ctx: Context, run: Run, model: torch.nn.Module, state: FitState, te
         "class_names": list(run.data.class_names), "task": run.task.name, "preprocess": run.pre.as_dict()})
     failed = {keys.TEST_FAILED: dict(test.failed)} if test.failed else {}
     detail = {"confusion_matrix": [list(r) for r in test.confusion], "per_class": [c.as_dict() for c in test.per_class]}
-    metrics = {keys.TEST: test.metrics, **failed, keys.TEST_DETAIL: detail,
-               keys.VAL: {run.primary.name: state.best_metric},
+    sets = _eval_sets(run)
+    val_scores = scored.val.metrics if scored.val is not None else {run.primary.name: state.best_metric}
+    metrics = {keys.TEST: test.metrics, **failed, keys.TEST_DETAIL: detail, keys.VAL: val_scores,
+               keys.EVAL_SETS: {k: v.as_dict() for k, v in sets.items()},
                keys.TRAIN: {"loss": state.history[-1]["train_loss"],
                             "seconds": round(sum(h["seconds"] for h in state.history), 2),
                             "images_per_s": state.history[-1]["images_per_s"]},
                keys.HISTORY: state.history}
     version = ctx.store.register(
-        name or run.task.name, backbone=run.source.backbone.name, kind="finetune", files={keys.ROLE_WEIGHTS: path},
+        name or run.task.name, backbone=run.source.backbone.name, kind="finetune",
+        files={keys.ROLE_WEIGHTS: path, keys.ROLE_PREDICTIONS: _save_predictions(run, scored)},
         parent=parent.id if parent else None, task=run.task.name, dataset=run.task.dataset,
         num_classes=run.data.num_classes, class_names=run.data.class_names, recipe=recorded, metrics=metrics,
         environment={**library_versions(), "device": device_description(run.device)}, seed=run.recipe.seed,
-        device=run.device.type, alias=alias, artifact_meta={keys.ROLE_WEIGHTS: {"format": "safetensors"}},
+        device=run.device.type, alias=alias, artifact_meta={keys.ROLE_WEIGHTS: {"format": "safetensors"},
+                                                           keys.ROLE_PREDICTIONS: {"format": "npz"}},
     )
     shutil.rmtree(run.run_dir, ignore_errors=True)
     return version
@@ -215,8 +252,9 @@ def finetune(ctx: Context, model_ref: str, task_name: str, recipe: Recipe, *, na
         if run.dist is not None:
             return _finish_distributed(ctx, run, model, state, name=name, alias=alias, tta_flip=tta_flip,
                                        tracked=tracked)
-        test = _test(ctx, run, model, tta_flip)
-        version = register(ctx, run, model, state, test, name=name, alias=alias)
+        scored = _score(ctx, run, model, tta_flip)
+        test = scored.test
+        version = register(ctx, run, model, state, scored, name=name, alias=alias)
         ctx.progress.info(f"registered {version.ref}")
         if tracked:
             ctx.tracking.artifact(tracked, "weights", version.artifacts[keys.ROLE_WEIGHTS].path)
@@ -226,12 +264,24 @@ def finetune(ctx: Context, model_ref: str, task_name: str, recipe: Recipe, *, na
     return FinetuneResult(version, test, state.history)
 
 
-def _test(ctx: Context, run: Run, model: torch.nn.Module, tta_flip: bool) -> Evaluation:
+def _score(ctx: Context, run: Run, model: torch.nn.Module, tta_flip: bool) -> Scored:
+    """The best model on validation (what choices between models use) and, once, on test (what is
+    reported); both logits are kept for paired comparisons."""
+    val, val_logits = None, None
+    if run.data.val is not None:
+        val_logits = predict(model, run.data.val.images, run.data.val.labels, run.pre, run.device, tta_flip=tta_flip,
+                             amp_dtype=run.amp)
+        val = score(ctx.catalogue, run.task, val_logits, run.data.val.labels, run.data.class_names)
     logits = predict(model, run.data.test.images, run.data.test.labels, run.pre, run.device, tta_flip=tta_flip,
                      amp_dtype=run.amp)
     test = score(ctx.catalogue, run.task, logits, run.data.test.labels, run.data.class_names)
-    ctx.progress.info("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.metrics.items()))
-    return test
+    sets = _eval_sets(run)
+    if val is not None:
+        ctx.progress.info("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in val.metrics.items())
+                          + f" ({sets['val'].text()})")
+    ctx.progress.info("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.metrics.items())
+                      + f" ({sets['test'].text()})")
+    return Scored(val, test, val_logits, logits)
 
 
 def _finish_distributed(ctx: Context, run: Run, model: torch.nn.Module, state: FitState, *, name: str | None,
@@ -245,8 +295,9 @@ def _finish_distributed(ctx: Context, run: Run, model: torch.nn.Module, state: F
     info = {**run.dist.describe(), "weights_identical": identical}
     shared: Any = None
     if run.dist.main:
-        test = _test(ctx, run, model, tta_flip)
-        version = register(ctx, run, model, state, test, name=name, alias=alias, distributed=info)
+        scored = _score(ctx, run, model, tta_flip)
+        test = scored.test
+        version = register(ctx, run, model, state, scored, name=name, alias=alias, distributed=info)
         ctx.progress.info(f"registered {version.ref} (rank 0 of {run.dist.world})")
         if tracked:
             ctx.tracking.finish(tracked, "FINISHED", test.metrics, version.ref)

@@ -14,7 +14,7 @@ from registry import UsageError
 
 def row(name: str, acc: float, ms: float | None = 1.0, parity: str | None = "passed", params_m: float = 1.0,
         size_mb: float = 4.0, status: str = "ok") -> LeaderboardRow:
-    return LeaderboardRow(name, "accuracy", status=status, model=f"{name}@1", metrics={"accuracy": acc},
+    return LeaderboardRow(name, "accuracy", status=status, model=f"{name}@1", metrics={"accuracy": acc}, val=acc,
                           ort_b1_ms=ms, parity=parity, params_m=params_m, size_mb=size_mb)
 
 
@@ -87,6 +87,9 @@ def test_row_json_is_strict_and_keeps_every_metric():
 
 @pytest.mark.parametrize(("kwargs", "param"), [
     ({"seeds": 0}, "seeds"), ({"budget": "huge"}, "budget"), ({"top_k": 2}, "top_k"),
+    ({"top_k": 2, "prescreen": "knn", "then": "standard"}, "top_k"), ({"then": "quick"}, "then"),
+    ({"budget": "full", "then": "standard"}, "then"), ({"then_epochs": 3}, "then_epochs"),
+    ({"prefer": "cheap"}, "prefer"),
     ({"prescreen": "magic"}, "prescreen"), ({"constraints": None}, None),
 ])
 def test_select_config_refuses_bad_values_naming_the_parameter(kwargs, param):
@@ -122,3 +125,51 @@ def test_compact_view_fits_120_columns_and_moves_reasons_to_notes():
     assert max(len(line) for line in table.splitlines()) <= 120
     assert "0.9123 ±0.0123" in text and "[1] resnet50.tv2_in1k: not cached; place https://" in text
     assert "latency unreliable: machine busy" in text and "~" in table
+
+
+# -- choosing on validation, with paired comparisons ------------------------------------------------
+
+def test_the_choice_uses_validation_never_test():
+    lucky = LeaderboardRow("lucky", "accuracy", model="lucky@1", metrics={"accuracy": 0.95}, val=0.80,
+                           ort_b1_ms=1.0, parity="passed")
+    steady = LeaderboardRow("steady", "accuracy", model="steady@1", metrics={"accuracy": 0.90}, val=0.88,
+                            ort_b1_ms=1.0, parity="passed")
+    _, winner = decide([lucky, steady], True, Constraints())
+    assert winner is not None and winner.candidate == "steady"
+    no_val = LeaderboardRow("no_val", "accuracy", metrics={"accuracy": 0.99}, parity="passed", ort_b1_ms=1.0)
+    _, winner = decide([no_val, steady], True, Constraints())
+    assert winner.candidate == "steady"  # a row without a validation score is shown, never chosen
+
+
+def _diff(d: float, low: float, high: float):
+    from harness.evaluate.paired import PairedDiff
+
+    return PairedDiff("accuracy", d, low, high, 0.5, 1000, 1, 10_000)
+
+
+@pytest.mark.parametrize(("prefer", "expected"), [("best", "big"), ("fastest", "fast"), ("smallest", "small")])
+def test_prefer_chooses_among_the_rows_tied_with_the_best(prefer, expected):
+    rows = [row("big", 0.90, ms=9.0, size_mb=40.0), row("fast", 0.89, ms=0.5, size_mb=20.0),
+            row("small", 0.885, ms=3.0, size_mb=1.0), row("worse", 0.80, ms=0.1, size_mb=0.5)]
+    diffs = {"fast": _diff(-0.01, -0.02, 0.001), "small": _diff(-0.015, -0.03, 0.0),
+             "worse": _diff(-0.1, -0.12, -0.08)}
+    marked, winner = decide(rows, True, Constraints(), prefer, lambda r, best: diffs[r.candidate])
+    assert winner is not None and winner.candidate == expected
+    by = {r.candidate: r for r in marked}
+    assert by["fast"].tied and by["small"].tied and by["big"].tied and not by["worse"].tied
+    assert by["worse"].vs_best is diffs["worse"] and by["big"].vs_best is None  # the best is not compared with itself
+    assert sum(r.chosen for r in marked) == 1
+
+
+def test_rows_that_cannot_be_paired_are_not_called_tied():
+    rows = [row("a", 0.9), row("b", 0.89, ms=0.1)]
+    marked, winner = decide(rows, True, Constraints(), "fastest", lambda r, best: None)
+    assert winner.candidate == "a" and not {r.candidate: r for r in marked}["b"].tied
+
+
+def test_top_by_validation_skips_excluded_and_failed_rows():
+    from harness.select.choose import top_by_validation
+
+    rows = [row("a", 0.7), row("b", 0.9), row("c", 0.8), row("d", 0.95, status="failed")]
+    rows[1] = LeaderboardRow(**{**rows[1].__dict__, "excluded": "too slow"})
+    assert [r.candidate for r in top_by_validation(rows, 2, True)] == ["c", "a"]

@@ -18,7 +18,8 @@ BENCH = {"params": 1_000_000, "flops": 2_000_000, "threads": 2, "input": [3, 8, 
 def _register(ctx, tmp_path, candidate: str, acc: float, group: str, seed: int, best: bool = False):
     weights = tmp_path / f"{candidate}-{seed}-{acc}.bin"
     weights.write_bytes(f"{candidate}{seed}{acc}".encode())
-    metrics = {keys.TEST: {"accuracy": acc, "macro_f1": acc - 0.1}, keys.TRAIN: {"seconds": 1.5},
+    metrics = {keys.TEST: {"accuracy": acc, "macro_f1": acc - 0.1}, keys.VAL: {"accuracy": acc},
+               keys.TRAIN: {"seconds": 1.5},
                keys.PARITY: {"passed": True, "exporter": "dynamo"}, keys.BENCH: BENCH}
     return ctx.store.register("synthetic", backbone="cifar_convnet_s", kind="finetune", task="synthetic",
                               files={keys.ROLE_WEIGHTS: weights}, metrics=metrics, seed=seed,
@@ -33,7 +34,8 @@ def test_seeds_give_mean_and_interval_and_both_commands_agree(ctx, tmp_path):
     b = _register(ctx, tmp_path, "net", 0.84, "0002-new", 1, best=True)
     from_select = row_from_versions("net", [a, ctx.store.get(b.ref)], "accuracy", True)
     [from_board] = rows_from_store(ctx, "synthetic")
-    assert from_board.as_dict() | {"pareto": None} == from_select.as_dict() | {"pareto": None}
+    # the board also says whether the row is tied with the best (select adds that when it decides)
+    assert from_board.as_dict() | {"pareto": None, "tied": None} == from_select.as_dict() | {"pareto": None}
     assert from_board.model == b.ref and from_board.chosen and from_board.seeds == 2
     assert from_board.primary_value == pytest.approx(0.82) and from_board.ci95 > 0
     assert from_board.metrics["macro_f1"] == pytest.approx(0.74)  # the best seed's other metrics
