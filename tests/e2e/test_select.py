@@ -62,8 +62,8 @@ def test_select_with_prescreen_cache_leaderboard_and_plot(run_cli, tmp_path):
 
     board = _json(run_cli("leaderboard", "--task", "synthetic", "--format", "json"))
     assert {r["candidate"]: r["prescreen"] for r in board} == {r["candidate"]: r["prescreen"] for r in first["rows"]}
-    assert [r["candidate"] for r in board] == [r["candidate"] for r in
-                                              sorted(first["rows"], key=lambda r: -r["accuracy"])]
+    assert [r["candidate"] for r in board] == [r["candidate"] for r in  # ordered on validation, like the choice
+                                              sorted(first["rows"], key=lambda r: -r["val"])]
     assert board[0]["chosen"] is True or any(r["chosen"] for r in board)
     text = run_cli("leaderboard", "--task", "synthetic", "--format", "csv").stdout
     parsed = list(csv.DictReader(io.StringIO(text)))
