@@ -53,8 +53,13 @@ def select(task: str | None = None, *, data: str | None = None, budget: str = "q
            candidates: Sequence[str] | None = None, prescreen: str | None = None, top_k: int | None = None,
            seeds: int = 1, max_latency_ms: float | None = None, max_params: float | None = None,
            max_size_mb: float | None = None, use_cache: bool = True, time_limit: str | float | None = None,
-           executor: str = "serial", ctx: Context | None = None, **recipe: Any) -> SelectResult:
+           executor: str = "serial", prefer: str = "best", then: str | None = None, then_epochs: int | None = None,
+           ctx: Context | None = None, **recipe: Any) -> SelectResult:
     """Run the selection protocol (``harness select``); ``recipe`` overrides the budget (``epochs=2``).
+
+    The choice is made on validation; ``prefer`` picks among the candidates tied with the best
+    (``best``, ``fastest``, ``smallest``). ``then="standard"`` trains the ``top_k`` best (default 2)
+    again at that budget and ships the best of those (``result.budget_check`` says if the order held).
 
     ``time_limit`` (seconds, or ``"10m"``) runs successive halving; ``executor="ray"`` trains the
     candidates as Ray tasks on a local instance (an initialised Ray connection is used as it is).
@@ -74,7 +79,8 @@ def select(task: str | None = None, *, data: str | None = None, budget: str = "q
         config = SelectConfig(task=str(_task(c, task, data)), budget=budget, prescreen=prescreen, top_k=top_k,
                               seeds=seeds, candidates=tuple(candidates) if candidates else None,
                               constraints=Constraints(max_latency_ms, max_params, max_size_mb), use_cache=use_cache,
-                              time_limit_s=limit, recipe={k: v for k, v in recipe.items() if v is not None})
+                              time_limit_s=limit, prefer=prefer, then=then, then_epochs=then_epochs,
+                              recipe={k: v for k, v in recipe.items() if v is not None})
         return run(c, config, runner)
 
 
