@@ -126,9 +126,11 @@ def main() -> None:
     print(f"{args.task}: {len(candidates)} candidates x {args.seeds} seeds ({args.epochs} epochs on "
           f"{args.train_limit} images); validation {first['val'].evalset.n:,} images, test halves of "
           f"{first['test'].evalset.n // 2:,}; {args.splits} halvings per seed; {time.perf_counter() - began:.0f}s")
-    labels = {"opt_test": "optimism, winner picked on test half A", "opt_val": "optimism, winner picked on validation",
+    labels = {"opt_test": "optimism, winner picked on test half A",
+              "opt_val": "optimism, winner picked on validation",
               "opt_gap": "difference (test-picked - validation-picked)",
-              "reg_test": "regret on half B, picked on test half A", "reg_val": "regret on half B, picked on validation"}
+              "reg_test": "regret on half B, picked on test half A",
+              "reg_val": "regret on half B, picked on validation"}
     for key, text in labels.items():
         mean, low, high = table[key]
         print(f"  {text:48} {100 * mean:+6.2f} points  [{100 * low:+.2f}, {100 * high:+.2f}]")

@@ -50,6 +50,7 @@ class TrialResult:
     host: str = ""
     seconds: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, bytes] = field(default_factory=dict)  # other roles' files (per-image predictions)
 
 
 def make_spec(ctx: Context, task: str, ref: str, recipe: dict[str, Any]) -> tuple[TrialSpec, bytes | None]:
@@ -88,7 +89,9 @@ def run_trial(spec: TrialSpec, weights: bytes | None) -> TrialResult:
             result = finetune(ctx, model, task, Recipe(**spec.recipe), backbone=spec.backbone)
             record = _record(result.version)
             data = result.version.artifacts["weights"].path.read_bytes()
-    return TrialResult(data, record, socket.gethostname(), time.perf_counter() - started, {"pid": os.getpid()})
+            extra = {role: a.path.read_bytes() for role, a in result.version.artifacts.items() if role != "weights"}
+    return TrialResult(data, record, socket.gethostname(), time.perf_counter() - started, {"pid": os.getpid()},
+                       extra)
 
 
 @dataclass(frozen=True)
@@ -142,8 +145,12 @@ def register_result(ctx: Context, ref: str, result: TrialResult, name: str, tags
     with tempfile.TemporaryDirectory(prefix="harness-trial-") as tmp:
         path = Path(tmp) / "weights.safetensors"
         path.write_bytes(result.weights)
+        files = {keys.ROLE_WEIGHTS: path}
+        for role, blob in result.artifacts.items():  # the roles travel as bytes; the names are ours
+            files[role] = Path(tmp) / f"artifact-{len(files)}"
+            files[role].write_bytes(blob)
         version = ctx.store.register(
-            name, backbone=r["backbone"], kind=kind, files={keys.ROLE_WEIGHTS: path},
+            name, backbone=r["backbone"], kind=kind, files=files,
             parent=parent.id if parent else None, task=r["task"], dataset=r["dataset"],
             num_classes=r["num_classes"], class_names=tuple(r["class_names"]) or None, recipe=recipe,
             metrics=r["metrics"], environment=r["environment"], seed=r["seed"], device=r["device"],

@@ -44,7 +44,7 @@ def two_seeds(builtin_plugins, tmp_path_factory):
 
 
 def test_the_winner_is_the_best_on_validation_and_every_row_names_its_images(two_seeds):
-    home, report = two_seeds
+    _home, report = two_seeds
     assert report["chosen_on"] == "val" and report["prefer"] == "best"
     rows = [r for r in report["rows"] if r["status"] == "ok"]
     assert len(rows) == 3 and all(r["seeds"] == 2 for r in rows)
@@ -111,7 +111,7 @@ def test_leaderboard_shows_the_same_comparison_and_names_the_images(two_seeds, r
 
 
 def test_prefer_fastest_chooses_among_the_tied_without_training_again(two_seeds, run_cli, monkeypatch):
-    home, report = two_seeds
+    home, _report = two_seeds
     monkeypatch.setenv("HARNESS_HOME", str(home))
     again = _json(run_cli("select", *FAST, "--seeds", "2", "--prefer", "fastest", "--format", "json"))
     assert {r["status"] for r in again["rows"]} == {"cached"}

@@ -14,6 +14,7 @@ import pytest
 import sloppy_plugin
 from helpers import make_plugins
 
+from registry import keys
 from registry.store import ModelStore
 
 ray = pytest.importorskip("ray", reason="pip install 'imgcls-harness[ray]'")
@@ -40,10 +41,13 @@ def test_ray_rows_equal_serial_rows_and_the_store_checks(run_cli, monkeypatch, t
         other = distributed[name]
         assert other["status"] == "ok" and other["parity"] == "passed" and other["ort_b1_ms"] > 0
         assert (other["accuracy"], other["fingerprint"], other["seeds"]) == (row["accuracy"], row["fingerprint"], 2)
+        # the per-image predictions travel from the workers: the paired comparison is the same
+        assert (other["val"], other["vs_best"], other["tied"]) == (row["val"], row["vs_best"], row["tied"])
     with ModelStore() as store:
         versions = store.list("synthetic")
         assert len(versions) == 4  # 2 candidates x 2 seeds, registered by the driver only
         assert all(v.recipe["trained_on"] and v.recipe["source"] in serial for v in versions)
+        assert all(keys.ROLE_PREDICTIONS in v.artifacts for v in versions)
         assert store.check() == []
     # runs trained on workers are reported by the driver, as children of the selection, epoch by epoch
     client = mlflow.tracking.MlflowClient()
