@@ -59,32 +59,40 @@ def main() -> None:
                 seconds = result.stage_seconds["(setup)"].get("prescreen", 0.0)
                 table.append({"target": target, "order": method, "n": check.prescreen.n,
                               "kendall": check.prescreen.kendall, "weighted": check.prescreen.weighted,
+                              "weighted_p": check.prescreen.weighted_p, "null95": check.prescreen.null95,
+                              "regret": check.prescreen.regret,
                               "seconds": round(seconds, 1), "cost_fraction": round(seconds / train_s, 3)})
                 for base, same in check.baselines:
                     table.append({"target": target, "order": f"{base.order} (vs {method} on same)", "n": base.n,
-                                  "kendall": base.kendall, "weighted": base.weighted,
+                                  "kendall": base.kendall, "weighted": base.weighted, "weighted_p": base.weighted_p,
+                                  "null95": base.null95, "regret": base.regret,
                                   "prescreen_weighted_same": same.weighted})
     if args.json:
         print(json.dumps(table, indent=2))
         return
-    print(f"{'target':40} {'order':18} {'n':>3} {'tau':>6} {'w-tau':>6} {'cost':>14}  prescreens' w-tau on the same")
+    print("w-tau p: permutation p-value of weighted tau; null95: what random orders reach one time in 20; "
+          "regret: truth of the best minus truth of the order's first pick")
+    print(f"{'target':40} {'order':18} {'n':>3} {'tau':>6} {'w-tau':>6} {'p':>6} {'null95':>6} {'regret':>6} "
+          f"{'cost':>14}  prescreens' w-tau on the same")
     for target in dict.fromkeys(row["target"] for row in table):
         rows = [r for r in table if r["target"] == target]
         for row in rows:
             if "seconds" in row:
                 cost = f"{row['seconds']}s {row['cost_fraction']:.0%}"
                 print(f"{target:40} {row['order']:18} {row['n']:>3} {_f(row['kendall']):>6} "
-                      f"{_f(row['weighted']):>6} {cost:>14}")
+                      f"{_f(row['weighted']):>6} {_f(row['weighted_p'], 3):>6} {_f(row['null95']):>6} "
+                      f"{_f(row['regret'], 3):>6} {cost:>14}")
         for name in dict.fromkeys(r["order"].split(" (vs")[0] for r in rows if "seconds" not in r):
             mine = [r for r in rows if r["order"].startswith(name + " (vs")]
             same = ", ".join(f"{r['order'].split('vs ')[1].split(' ')[0]} {_f(r['prescreen_weighted_same'])}"
                              for r in mine)
             print(f"{target:40} {name:18} {mine[0]['n']:>3} {_f(mine[0]['kendall']):>6} "
-                  f"{_f(mine[0]['weighted']):>6} {'free':>14}  {same}")
+                  f"{_f(mine[0]['weighted']):>6} {_f(mine[0]['weighted_p'], 3):>6} {_f(mine[0]['null95']):>6} "
+                  f"{_f(mine[0]['regret'], 3):>6} {'free':>14}  {same}")
 
 
-def _f(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
+def _f(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 if __name__ == "__main__":
