@@ -27,7 +27,8 @@ VAL_COLUMNS = ("val", "val_ci95", "vs_best", "vs_best_low", "vs_best_high", "vs_
 TAIL_COLUMNS = ("test_vs_chosen", "test_vs_chosen_low", "test_vs_chosen_high", "test_vs_chosen_p",
                 "val_set", "test_set", "ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "ort_b32_img_s",
                 "params_m", "gflops",
-                "size_mb", "parity", "exporter", "prescreen", "pareto", "chosen", "seeds", "rung", "train_s", "timing",
+                "size_mb", "parity", "exporter", "prescreen", "pareto", "chosen", "seeds", "budget", "rung", "train_s",
+                "timing",
                 "fingerprint", "excluded", "stage", "reason", "place")
 LOWER_IS_BETTER = ("ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "params_m", "gflops", "size_mb")
 SORTABLE = ("ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "ort_b32_img_s", "params_m", "gflops",
@@ -71,6 +72,7 @@ class LeaderboardRow:
     prescreen: float | None = None
     pareto: bool | None = None
     chosen: bool = False
+    budget: str | None = None  # the budget the shown version was trained at (a board after --then mixes them)
     rung: str | None = None  # with --time-limit: the successive-halving rung reached, e.g. "2/3 (3 ep)"
     train_s: float | None = None
     timing: str | None = None  # why the latencies should not be trusted, when they should not
@@ -202,6 +204,7 @@ def row_from_versions(candidate: str, versions: Sequence[ModelVersion], primary:
         exporter=None if parity is None else parity.get("exporter"),
         prescreen=None if prescreen is None else prescreen["score"], chosen=keys.ALIAS_BEST in best.aliases,
         rung=f"{halving['rung']}/{halving['rungs']} ({halving['epochs']} ep)" if halving else None,
+        budget=best.recipe.get("budget"),
         train_s=best.metrics.get(keys.TRAIN, {}).get("seconds"), fingerprint=best.tags.get(keys.TAG_FINGERPRINT),
         **_bench_columns(best.metrics.get(keys.BENCH)),
     )

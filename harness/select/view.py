@@ -27,8 +27,9 @@ def _flags(row: LeaderboardRow) -> str:
     return "".join(mark for mark, on in marks if on)
 
 
-def _note(row: LeaderboardRow) -> str:
-    parts = [f"time limit: reached rung {row.rung}" if row.rung else None,
+def _note(row: LeaderboardRow, mixed: bool = False) -> str:
+    parts = [f"trained at the {row.budget} budget" if mixed and row.budget else None,
+             f"time limit: reached rung {row.rung}" if row.rung else None,
              f"excluded: {row.excluded}" if row.excluded else None,
              f"failed in {row.stage}" if row.stage else None, row.reason,
              f"latency unreliable: {row.timing}" if row.timing else None,
@@ -68,8 +69,9 @@ def compact(rows: Sequence[LeaderboardRow], primary: str) -> str:
     table: list[dict[str, Any]] = []
     notes: list[str] = []
     shown, folded = secondary_metrics(rows, primary)
+    mixed = len({r.budget for r in rows if r.budget}) > 1  # a board after --then: say which rows are which
     for r in rows:
-        text = _note(r)
+        text = _note(r, mixed)
         if text:
             notes.append(f"[{len(notes) + 1}] {r.candidate}: {text}")
         line: dict[str, Any] = {"candidate": r.candidate, "val": _quality(r.val, r.val_ci95),
