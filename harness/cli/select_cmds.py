@@ -171,9 +171,10 @@ def summary_lines(result: Any) -> list[str]:
     if result.winner:
         w = result.winner
         tied = [r.candidate for r in result.rows if r.tied and not r.chosen]
-        why = (f"best on validation ({result.primary} {w.val})" if not tied else
-               f"{'best on validation' if result.prefer == 'best' else result.prefer} among {len(tied) + 1} tied on "
-               f"validation ({', '.join(tied)} within the noise)")
+        pick = {"best": "best on validation", "fastest": "fastest", "smallest": "smallest"}[result.prefer]
+        why = (f"best on validation, {result.primary} {w.val}" if not tied else
+               f"{pick} of {len(tied) + 1} tied on validation ({', '.join(tied)} within the noise; --prefer "
+               f"{result.prefer})")
         lines.append(f"chosen: {w.model} ({w.candidate}; {why}; test {result.primary} {w.primary_value}) "
                      f"-> alias {result.task}:best")
         lines.append(f"ship it: harness export {result.task}:best --out exports/   "
