@@ -47,4 +47,6 @@ def test_real_fashion_mnist_quick_finetune_is_well_above_chance(builtin_plugins,
         result = finetune(ctx, "cifar_convnet_xs", "fashion-mnist", recipe_for(task, "quick"))
         assert result.test.metrics["accuracy"] >= 0.85
         assert result.version.metrics["test"]["accuracy"] == result.test.metrics["accuracy"]
-        assert result.test.samples == 2000
+        assert result.test.samples == 10_000  # the whole test split at every budget
+        sets = result.version.metrics["eval_sets"]
+        assert (sets["val"]["n"], sets["val"]["of"], sets["test"]["n"]) == (6000, 60_000, 10_000)
