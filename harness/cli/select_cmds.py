@@ -175,7 +175,9 @@ def summary_lines(result: Any) -> list[str]:
         why = (f"best on validation, {result.primary} {w.val}" if not tied else
                f"{pick} of {len(tied) + 1} tied on validation ({', '.join(tied)} within the noise; --prefer "
                f"{result.prefer})")
-        lines.append(f"chosen: {w.model} ({w.candidate}; {why}; test {result.primary} {w.primary_value}) "
+        over = f" (means over {w.seeds} seeds; the version shipped is the best seed on validation)" \
+            if w.seeds > 1 else ""
+        lines.append(f"chosen: {w.model} ({w.candidate}; {why}; test {result.primary} {w.primary_value}{over}) "
                      f"-> alias {result.task}:best")
         lines.append(f"ship it: harness export {result.task}:best --out exports/   "
                      f"or load: harness evaluate {result.task}:best")

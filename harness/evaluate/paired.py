@@ -77,8 +77,7 @@ class PairedDiff:
         return f"{self.diff * scale:+.1f} [{self.low * scale:+.1f}, {self.high * scale:+.1f}]"
 
     def p_text(self) -> str:
-        floor = 1.0 / (self.resamples + 1)
-        return f"p<{floor:.0e}" if self.p_value <= floor else f"p={self.p_value:.3f}"
+        return "p<0.001" if self.p_value < 0.001 else f"p={self.p_value:.3f}"
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}

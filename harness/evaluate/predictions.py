@@ -91,24 +91,29 @@ def save_predictions(path: Path, splits: dict[str, tuple[Any, Any, Any]]) -> Pat
 
 
 def load_predictions(version: ModelVersion) -> dict[str, SplitPredictions]:
-    """``{"val": ..., "test": ...}`` for ``version`` (empty when it has no predictions artifact or the
-    file does not match its recorded image sets, e.g. a damaged file)."""
+    """``{"val": ..., "test": ...}`` for ``version``; empty when it has no predictions artifact, or the
+    file is missing, damaged (its sha256 differs from the stored one: checked before it is read) or
+    does not match its recorded image sets. Never unpickles (``allow_pickle=False``)."""
+    from registry.files import sha256_file
+
     artifact = version.artifacts.get(keys.ROLE_PREDICTIONS)
     sets = stored_sets(version)
     if artifact is None or not sets:
         return {}
     path = Path(artifact.path)
     try:
+        if sha256_file(path) != artifact.sha256:
+            return {}
         with np.load(path, allow_pickle=False) as data:
             out = {}
             for name, evalset in sets.items():
                 if f"{name}_logits" not in data:
                     continue
-                ids = data[f"{name}_ids"]
-                if eval_set(name, evalset.dataset, evalset.split, ids, evalset.of).digest != evalset.digest:
+                ids, logits, labels = data[f"{name}_ids"], data[f"{name}_logits"], data[f"{name}_labels"]
+                if (eval_set(name, evalset.dataset, evalset.split, ids, evalset.of).digest != evalset.digest
+                        or logits.ndim != 2 or len(logits) != evalset.n or labels.shape != (evalset.n,)):
                     return {}
-                out[name] = SplitPredictions(evalset, data[f"{name}_logits"].astype(np.float32),
-                                             data[f"{name}_labels"].astype(np.int64))
+                out[name] = SplitPredictions(evalset, logits.astype(np.float32), labels.astype(np.int64))
             return out
-    except (OSError, ValueError, KeyError):
+    except Exception:  # any damage (truncated zip, bad CRC, empty file, wrong dtypes) reads as "no predictions"
         return {}

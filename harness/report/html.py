@@ -172,8 +172,9 @@ def _data_check(data: ReportData) -> str:
 def render(data: ReportData) -> str:
     """The report as one HTML document."""
     chosen = data.winner
-    verdict = (f"Chosen: <b>{escape(chosen.candidate)}</b> ({_v(chosen.model)}, {escape(data.primary)} "
-               f"{_v(chosen.primary_value)}), alias <code>{escape(data.task)}:best</code>." if chosen else
+    verdict = (f"Chosen on validation: <b>{escape(chosen.candidate)}</b> ({_v(chosen.model)}, {escape(data.primary)} "
+               f"{_v(chosen.val)} on validation, {_v(chosen.primary_value)} on test), alias "
+               f"<code>{escape(data.task)}:best</code>." if chosen else
                "No candidate met every constraint; nothing was chosen.")
     details = "".join(_candidate(d, data) for d in data.details if d.version is not None)
     env = "".join(f"<h3>{escape(k)}</h3>{_dl(v)}" for k, v in data.environment.items())

@@ -116,8 +116,10 @@ def decide(rows: Sequence[LeaderboardRow], higher_is_better: bool, constraints: 
     compared = {}
     for row in eligible:
         diff = compare(row, best) if compare is not None and row is not best else None
-        tied = row is best or (diff is not None and not diff.significant)
-        compared[id(row)] = dataclasses.replace(row, vs_best=diff, tied=tied)
+        # the best is in the tied set; a row that could not be paired with it is neither tied nor not (None)
+        tied = True if row is best else (None if diff is None else not diff.significant)
+        compared[id(row)] = dataclasses.replace(row, vs_best=diff, tied=tied,
+                                                uncompared=compare is not None and row is not best and diff is None)
     pool = [compared[id(r)] for r in eligible if compared[id(r)].tied]
     winner = min(pool, key=lambda r: _prefer_key(r, prefer, sign))
     chosen = dataclasses.replace(winner, chosen=True)

@@ -59,7 +59,7 @@ class RowPredictions:
             mine, other = preds.get(split), theirs.get(seed)
             if mine is None or other is None or mine.evalset.digest != other.evalset.digest:
                 continue
-            if not np.array_equal(mine.labels, other.labels):
+            if mine.logits.shape != other.logits.shape or not np.array_equal(mine.labels, other.labels):
                 continue
             out.append(SeedPair(mine.labels, mine.logits, other.logits))
         return out

@@ -89,9 +89,14 @@ class SelectConfig:
             raise UsageError("{param} must be at least 1", param="seeds")
         if self.prescreen is not None and self.prescreen not in PRESCREENS:
             raise UsageError(f"{{param}} must be one of {', '.join(PRESCREENS)}", param="prescreen")
-        if self.top_k is not None and (self.top_k < 1 or (self.prescreen is None) == (self.then is None)):
-            raise UsageError("{param} must be at least 1 and goes with either a prescreen (keep the K best-scored) "
-                             "or a larger budget to train the K best again at (then), not both", param="top_k")
+        if self.top_k is not None and self.top_k < 1:
+            raise UsageError("{param} must be at least 1", param="top_k")
+        if self.top_k is not None and self.prescreen is None and self.then is None:
+            raise UsageError("{param} keeps the K best of a prescreen, or trains the K best again at a larger "
+                             "budget: give one of the two", param="top_k")
+        if self.top_k is not None and self.prescreen is not None and self.then is not None:
+            raise UsageError("{param} is ambiguous with both a prescreen and a larger budget; use one of them",
+                             param="top_k")
         if self.prefer not in PREFER:
             raise UsageError(f"{{param}} must be one of {', '.join(PREFER)}", param="prefer")
         if self.then is not None and (self.then not in BUDGETS
@@ -99,7 +104,8 @@ class SelectConfig:
             larger = ", ".join(BUDGETS[BUDGETS.index(self.budget) + 1:]) or "none"
             raise UsageError(f"{{param}} must be a budget larger than {self.budget} ({larger})", param="then")
         if self.then_epochs is not None and (self.then is None or self.then_epochs < 1):
-            raise UsageError("{param} needs a larger budget (then) and must be at least 1", param="then_epochs")
+            raise UsageError("{param} sets the larger budget's epochs: it needs that budget, and at least 1",
+                             param="then_epochs")
         if self.time_limit_s is not None and (self.time_limit_s <= 0 or self.seeds != 1):
             raise UsageError("{param} must be positive and works with one seed (--seeds 1)", param="time_limit")
         if self.threads is not None and self.threads < 1:

@@ -81,6 +81,8 @@ def sort_direction(ctx: Context, task: Task, key: str) -> bool:
     metrics nor a sortable column raises with suggestions."""
     if key in task.metrics:
         return ctx.catalogue.metrics.get(key).higher_is_better
+    if key == "val":  # the primary metric on validation
+        return ctx.catalogue.metrics.get(task.primary_metric).higher_is_better
     if key not in SORTABLE:
         raise UnknownNameError("sort column", key, [*SORTABLE, *task.metrics],
                                hint=f"sort by a metric of task {task.name} ({', '.join(task.metrics)}) or by one "

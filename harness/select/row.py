@@ -31,7 +31,7 @@ TAIL_COLUMNS = ("test_vs_chosen", "test_vs_chosen_low", "test_vs_chosen_high", "
                 "timing",
                 "fingerprint", "excluded", "stage", "reason", "place")
 LOWER_IS_BETTER = ("ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "params_m", "gflops", "size_mb")
-SORTABLE = ("ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "ort_b32_img_s", "params_m", "gflops",
+SORTABLE = ("val", "ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "ort_b32_img_s", "params_m", "gflops",
             "size_mb", "prescreen")
 
 
@@ -55,6 +55,7 @@ class LeaderboardRow:
     val_ci95: float | None = None
     vs_best: PairedDiff | None = None
     tied: bool | None = None
+    uncompared: bool = False  # eligible, but no per-image predictions on the best row's images to pair with
     test_vs_chosen: PairedDiff | None = None
     val_set: str | None = None   # EvalSet.text() of the best seed's validation images
     test_set: str | None = None  # EvalSet.text() of its test images
@@ -107,6 +108,8 @@ class LeaderboardRow:
             data["val_ci95"] = self.val_ci95
         data.update(_diff_columns("vs_best", self.vs_best))
         data["tied"] = self.tied
+        if self.uncompared:
+            data["compared"] = False
         for name, value in self.metrics.items():
             data[name] = value if math.isfinite(value) else None
             if name == self.primary and self.seeds > 1:

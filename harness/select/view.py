@@ -21,7 +21,8 @@ LEGEND = ("flags: * chosen, = tied with the best on validation (95% interval of 
 
 
 def _flags(row: LeaderboardRow) -> str:
-    marks = (("*", row.chosen), ("=", bool(row.tied) and not row.chosen), ("P", bool(row.pareto)),
+    marks = (("*", row.chosen), ("=", bool(row.tied) and row.vs_best is not None and not row.chosen),
+             ("P", bool(row.pareto)),
              ("x", bool(row.excluded)),
              ("!", row.status in ("failed", "skipped")), ("~", bool(row.timing)))
     return "".join(mark for mark, on in marks if on)
@@ -29,6 +30,8 @@ def _flags(row: LeaderboardRow) -> str:
 
 def _note(row: LeaderboardRow, mixed: bool = False) -> str:
     parts = [f"trained at the {row.budget} budget" if mixed and row.budget else None,
+             "not compared with the best: no usable per-image predictions on the same images (made before they "
+             "were kept, other images, or damaged: harness registry check)" if row.uncompared else None,
              f"time limit: reached rung {row.rung}" if row.rung else None,
              f"excluded: {row.excluded}" if row.excluded else None,
              f"failed in {row.stage}" if row.stage else None, row.reason,

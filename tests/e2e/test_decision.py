@@ -135,3 +135,40 @@ def test_then_trains_the_best_again_at_a_larger_budget_and_checks_the_order(run_
     text = run_cli("select", *FAST, "--then", "standard", "--then-epochs", "1", "--top-k", "2")
     assert "quick budget:" in text.stdout and "standard budget, the 2 best of quick trained again" in text.stdout
     assert "a rank agreement needs 3 or more" in text.stdout and "regret of trusting the quick order" in text.stdout
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "flip", "pickle", "short"])
+def test_damaged_predictions_are_never_read_and_the_row_says_it_was_not_compared(two_seeds, run_cli, monkeypatch,
+                                                                                 tmp_path, damage):
+    import pickle
+    import shutil
+
+    home, report = two_seeds
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    monkeypatch.setenv("HARNESS_HOME", str(copy))
+    other = next(r for r in report["rows"] if r["vs_best"] is not None)
+    with ModelStore(copy) as store:  # every seed of one candidate
+        paths = [v.artifacts[keys.ROLE_PREDICTIONS].path for v in store.list(task="synthetic")
+                 if v.tags.get(keys.TAG_CANDIDATE) == other["candidate"]]
+    assert len(paths) == 2
+    for path in paths:
+        data = path.read_bytes()
+        path.chmod(0o644)
+        if damage == "truncate":
+            path.write_bytes(data[:3000])
+        elif damage == "empty":
+            path.write_bytes(b"")
+        elif damage == "flip":
+            path.write_bytes(data[:500] + bytes(b ^ 0xFF for b in data[500:520]) + data[520:])
+        elif damage == "pickle":
+            path.write_bytes(pickle.dumps({"val_logits": np.zeros((100, 10))}))
+        else:  # a valid .npz whose arrays do not match the recorded image set
+            with path.open("wb") as f:
+                np.savez(f, val_logits=np.zeros((50, 10)), val_labels=np.zeros(50), val_ids=np.arange(50))
+    board = run_cli("leaderboard", "--task", "synthetic", "--format", "json")
+    assert board.exit_code == 0, board.output
+    row = next(r for r in json.loads(board.stdout) if r["candidate"] == other["candidate"])
+    assert row["vs_best"] is None and row["tied"] is None and row["compared"] is False
+    text = run_cli("leaderboard", "--task", "synthetic").stdout
+    assert f"{other['candidate']}: not compared with the best" in text and "harness registry check" in text

@@ -17,10 +17,10 @@ def test_messages_name_the_parameter_in_python_and_the_flag_on_the_cli():
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["select", "--task", "synthetic", "--top-k", "2"], "Error: --top-k must be at least 1 and goes with either"),
+    (["select", "--task", "synthetic", "--top-k", "2"], "Error: --top-k keeps the K best of a prescreen, or trains"),
     (["select", "--task", "synthetic", "--then", "standard", "--budget", "full"],
      "Error: --then must be a budget larger than full"),
-    (["select", "--task", "synthetic", "--then-epochs", "3"], "Error: --then-epochs needs a larger budget"),
+    (["select", "--task", "synthetic", "--then-epochs", "3"], "Error: --then-epochs sets the larger budget's"),
     (["select", "--task", "synthetic", "--candidates", "nothing*"], "Error: --candidates pattern 'nothing*'"),
     (["finetune", "cifar_convnet_s", "--task", "synthetic", "--alias", "9lives"], "Error: bad --alias '9lives'"),
     (["finetune", "cifar_convnet_s", "--task", "synthetic", "--budget", "quick", "--name", "a b"],
