@@ -83,7 +83,7 @@ def test_select_report_opens_in_chromium_with_rows_images_and_no_errors(run_cli,
         assert len(seen["images"]) == 3 and all(w and w > 100 for w in seen["images"])  # Pareto + 2 curves
         assert seen["sections"] == 2 and seen["confusion_cells"] == 2 * 10 * 10
         assert seen["errors"] == []
-        assert "Chosen:" in seen["verdict"]
+        assert "Chosen on validation:" in seen["verdict"] and "on test" in seen["verdict"]
 
         # the check can fail: a copy that fetches an image is blocked and logged
         tampered = tmp_path / "tampered.html"
