@@ -22,7 +22,7 @@ from harness.cli.options import (
 from harness.output import to_json
 from harness.select.config import PREFER, PRESCREENS
 from harness.select.leaderboard import FORMATS
-from harness.select.row import UNITS_NOTE
+from harness.select.row import UNITS_NOTE, eval_set_lines
 from harness.train.recipe import BUDGETS
 
 view_options = stack(
@@ -143,19 +143,6 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
         with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet) as hctx:
             write_report(hctx, result.task, report_path)
         click.echo(f"report: {report_path}", err=fmt != "table")
-
-
-def eval_set_lines(rows: Any) -> list[str]:
-    """Which images the scores were computed on; a note when rows used different sets."""
-    lines = []
-    for name, what in (("val_set", "chosen on"), ("test_set", "reported on")):
-        sets = sorted({getattr(r, name) for r in rows if getattr(r, name)})
-        if len(sets) == 1:
-            lines.append(f"{what} {sets[0]}")
-        elif sets:
-            lines.append(f"{what} {len(sets)} different image sets (rows are not comparable image for image): "
-                         + "; ".join(sets))
-    return lines
 
 
 def summary_lines(result: Any) -> list[str]:

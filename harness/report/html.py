@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.report.collect import CandidateDetail, ReportData
 from harness.report.svg import Point, curves_svg, pareto_svg
+from harness.select.row import eval_set_lines
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STYLE = """
@@ -71,18 +72,6 @@ def _leaderboard(data: ReportData) -> str:
                      + "".join(f"<td>{c}</td>" for c in cells) + f'<td class="t note">{_v(note)}</td></tr>')
     lines.append("</tbody></table></div>")
     return "\n".join(lines)
-
-
-def _eval_sets(data: ReportData) -> list[str]:
-    """Which images the validation and test columns were computed on."""
-    out = []
-    for name, what in (("val_set", "chosen on"), ("test_set", "reported on")):
-        sets = sorted({getattr(r, name) for r in data.rows if getattr(r, name)})
-        if sets:
-            out.append(f"{what} " + ("; ".join(sets) if len(sets) == 1 else
-                                     f"{len(sets)} different image sets (not comparable image for image): "
-                                     + "; ".join(sets)))
-    return out
 
 
 def _pareto(data: ReportData) -> str:
@@ -196,7 +185,7 @@ millions, GFLOPs at the model's input size, size of the ONNX file in MB; ± is t
 The choice is made on validation; test scores are reported and never used to choose. "vs best" is the row minus
 the best on validation in points (x100), with a paired-bootstrap 95% interval over the validation images (and
 seeds); "tied" rows are within the noise of the best.</p>
-<p id="eval-sets">{"<br>".join(escape(line) for line in _eval_sets(data))}</p>
+<p id="eval-sets">{"<br>".join(escape(line) for line in eval_set_lines(data.rows))}</p>
 <h2>Quality against latency</h2>
 {_pareto(data)}
 <h2>Data check</h2>

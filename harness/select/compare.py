@@ -65,6 +65,16 @@ class RowPredictions:
         return out
 
 
+def with_test_diffs(ctx: Context, metric: Metric, rows: list[LeaderboardRow], chosen: LeaderboardRow,
+                    predictions: RowPredictions) -> list[LeaderboardRow]:
+    """``rows`` with each one's paired difference with ``chosen`` on test (for the report; never used to choose)."""
+    import dataclasses
+
+    on_test = row_comparer(ctx, metric, "test", predictions)
+    return [dataclasses.replace(r, test_vs_chosen=on_test(r, chosen))
+            if r.refs and r is not chosen and r.status in ("ok", "cached") else r for r in rows]
+
+
 def row_comparer(ctx: Context, metric: Metric, split: str = "val",
                  predictions: RowPredictions | None = None) -> Callable[[LeaderboardRow, LeaderboardRow],
                                                                        PairedDiff | None]:

@@ -61,7 +61,7 @@ def compare_rows(ctx: Context, primary: Metric, rows: list[LeaderboardRow]) -> l
     import dataclasses
 
     from harness.select.choose import decide
-    from harness.select.compare import RowPredictions, row_comparer
+    from harness.select.compare import RowPredictions, row_comparer, with_test_diffs
     from harness.select.config import Constraints
 
     predictions = RowPredictions(ctx)
@@ -71,9 +71,7 @@ def compare_rows(ctx: Context, primary: Metric, rows: list[LeaderboardRow]) -> l
     chosen = next((r for r in marked if r.chosen), None)
     if chosen is None:
         return marked
-    on_test = row_comparer(ctx, primary, "test", predictions)
-    return [dataclasses.replace(r, test_vs_chosen=on_test(r, chosen)) if r.refs and r is not chosen else r
-            for r in marked]
+    return with_test_diffs(ctx, primary, marked, chosen, predictions)
 
 
 def sort_direction(ctx: Context, task: Task, key: str) -> bool:

@@ -125,6 +125,20 @@ class LeaderboardRow:
         return data
 
 
+def eval_set_lines(rows: Sequence[LeaderboardRow]) -> list[str]:
+    """Which images the rows' scores were computed on; says so when rows used different sets.
+    Printed under select's and leaderboard's tables and in the report."""
+    lines = []
+    for name, what in (("val_set", "chosen on"), ("test_set", "reported on")):
+        sets = sorted({getattr(r, name) for r in rows if getattr(r, name)})
+        if len(sets) == 1:
+            lines.append(f"{what} {sets[0]}")
+        elif sets:
+            lines.append(f"{what} {len(sets)} different image sets (rows are not comparable image for image): "
+                         + "; ".join(sets))
+    return lines
+
+
 def _diff_columns(prefix: str, diff: PairedDiff | None) -> dict[str, Any]:
     """A paired difference as flat columns (CSV and tables need scalars): value, interval, p-value."""
     if diff is None:

@@ -251,16 +251,12 @@ def select_once(ctx: Context, config: SelectConfig, executor: Executor | None = 
 def choose(ctx: Context, plan: Plan, rows: list[LeaderboardRow]) -> tuple[list[LeaderboardRow], LeaderboardRow | None]:
     """The choice on validation (paired comparisons with the best, ``prefer`` among the tied), then
     every row's paired difference with the chosen one on test, for the report."""
-    import dataclasses
-
-    from harness.select.compare import RowPredictions, row_comparer
+    from harness.select.compare import RowPredictions, row_comparer, with_test_diffs
 
     predictions = RowPredictions(ctx)
     rows, winner = decide(rows, plan.primary.higher_is_better, plan.config.constraints, plan.config.prefer,
                           row_comparer(ctx, plan.primary, "val", predictions))
     if winner is None:
         return rows, None
-    on_test = row_comparer(ctx, plan.primary, "test", predictions)
-    rows = [dataclasses.replace(r, test_vs_chosen=on_test(r, winner)) if r.refs and not r.chosen
-            and r.status in ("ok", "cached") else r for r in rows]
+    rows = with_test_diffs(ctx, plan.primary, rows, winner, predictions)
     return rows, next(r for r in rows if r.chosen)
