@@ -12,9 +12,15 @@ cheap as the CLI's ``--version``.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 from typing import Any
 
 import pluggy
+
+# Idle OpenMP threads sleep instead of spinning: on a machine whose cores are busy with other
+# work, torch's spinning threads slowed training 7-15x (benchmarks/threads_contention.py). Read
+# when torch loads, so it must come first; an explicit setting in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 hookimpl = pluggy.HookimplMarker("harness")
 """Marker for hook implementations: ``@harness.hookimpl def register_backbones(register): ...``"""

@@ -69,12 +69,19 @@ class Context:
     :param quiet: no progress lines (warnings still print).
     :param track: the trackers runs are reported to (``mlflow``, ``tensorboard``, a plugin's);
         see :mod:`harness.track`.
+    :param threads: CPU threads for torch, decoding and ONNX Runtime. Thread pools belong to the
+        process, so this sets the process's count; default: the count already chosen in this process,
+        else ``$HARNESS_THREADS``, ``$OMP_NUM_THREADS``, or the cgroup CPU quota and the CPU affinity
+        (:func:`harness.environment.use_threads`). ``ctx.threads`` says which.
     """
 
     def __init__(self, plugins: Plugins | None = None, *, home: str | os.PathLike[str] | None = None,
                  store: ModelStore | None = None, data: DataOptions | None = None, device: str = "auto",
                  quiet: bool = False, progress: Progress | None = None, track: Sequence[str] = (),
-                 tracking: Tracking | None = None) -> None:
+                 tracking: Tracking | None = None, threads: int | None = None) -> None:
+        from harness.environment import use_threads
+
+        self.threads = use_threads(threads)  # before any work: torch, decoding and ORT read it
         if plugins is None:
             from harness.plugins import get_plugins
 

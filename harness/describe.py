@@ -57,10 +57,34 @@ def metric_row(m: Metric) -> dict[str, Any]:
             "description": m.description, "plugin": _plugin(m)}
 
 
+def budget_record(t: Task, budget: str) -> dict[str, Any]:
+    """What ``select --budget BUDGET`` will actually run on ``t``: the budget's own size, candidates
+    and limits where it sets them, the protocol's otherwise (a quick budget often trains fewer,
+    smaller nets at a smaller size than the task's input size)."""
+    b = t.protocol.budgets[budget]
+    return {"epochs": b.epochs, "batch_size": b.batch_size, "lr": b.lr,
+            "input_size": b.input_size or t.protocol.input_size,
+            "augmentation": list(b.augmentation if b.augmentation is not None else t.protocol.augmentation),
+            "train_limit": b.train_limit, "test_limit": b.test_limit,
+            "candidates": list(t.protocol.candidates_for(budget))}
+
+
+def budget_line(record: dict[str, Any]) -> str:
+    """One budget in words: ``4 candidates x 3 epochs at 28px, batch 64, at most 12,000 training images``."""
+    limits = "".join([f", at most {record['train_limit']:,} training images" if record["train_limit"] else "",
+                      f", at most {record['test_limit']:,} test images" if record["test_limit"] else ""])
+    return (f"{len(record['candidates'])} candidates x {record['epochs']} epochs at {record['input_size']}px, "
+            f"batch {record['batch_size']}{limits}: {', '.join(record['candidates'])}")
+
+
 def task_row(t: Task) -> dict[str, Any]:
+    budgets = {name: budget_record(t, name) for name in t.protocol.budgets}
+    quick = budgets.get("quick")
     return {"name": t.name, "dataset": t.dataset, "primary_metric": t.primary_metric,
             "metrics": list(t.metrics), "input_size": t.protocol.input_size,
-            "candidates": list(t.protocol.candidates), "plugin": _plugin(t)}
+            "quick": (f"{len(quick['candidates'])} nets x {quick['epochs']} ep at {quick['input_size']}px"
+                      if quick else None),
+            "candidates": list(t.protocol.candidates), "plugin": _plugin(t), "budgets": budgets}
 
 
 ROWS = {"backbone": backbone_row, "dataset": dataset_row, "metric": metric_row, "task": task_row}
@@ -90,6 +114,8 @@ def describe(catalogue: Catalogue, name: str, kind: str | None = None,
     records = []
     for entry_kind, entry in found:
         record: dict[str, Any] = {"kind": entry_kind, **to_dict(entry)}
+        if entry_kind == "task":  # what each budget will run, in words and as data
+            record["budgets"] = {name: budget_line(budget_record(entry, name)) for name in entry.protocol.budgets}
         if entry_kind == "backbone":
             _, tag = catalogue.backbone(name)
             if tag is not None:

@@ -96,6 +96,8 @@ def render_record(record: dict[str, Any]) -> str:
             for item in value:
                 label = item.get("tag") or item.get("name") or ""
                 lines.append((f"{key}[{label}]", json.dumps(item, default=str)))
+        elif isinstance(value, dict) and value:  # one line per key: budgets.quick, protocol.input_size
+            lines.extend((f"{key}.{sub}", _cell(item)) for sub, item in value.items())
         else:
             lines.append((key, _cell(value)))
     return tabulate(lines, tablefmt="plain", disable_numparse=True)

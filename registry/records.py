@@ -60,3 +60,25 @@ class ModelVersion:
             "artifacts": {r: {"sha256": a.sha256, "size": a.size, "path": str(a.path), **a.meta}
                           for r, a in self.artifacts.items()},
         }
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """One move of ``name:alias``: from which version to which (None: unset), when, why (the
+    evidence a gate recorded) and the command that made it."""
+
+    id: int
+    name: str
+    alias: str
+    from_ref: str | None
+    to_ref: str | None
+    at: float
+    evidence: dict[str, Any]
+    command: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        import datetime
+
+        when = datetime.datetime.fromtimestamp(self.at, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"move": self.id, "alias": f"{self.name}:{self.alias}", "from": self.from_ref, "to": self.to_ref,
+                "at": when, "command": self.command, "evidence": self.evidence}

@@ -31,7 +31,7 @@ from typing import Any
 from registry import blobs
 from registry.errors import StoreError, UnknownNameError, UsageError
 from registry.files import BlobStore, sweep_temporaries
-from registry.records import Artifact, ModelVersion
+from registry.records import AliasMove, Artifact, ModelVersion
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
@@ -62,6 +62,16 @@ CREATE TABLE IF NOT EXISTS aliases (
     alias TEXT NOT NULL,
     version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
     PRIMARY KEY (name, alias)
+);
+CREATE TABLE IF NOT EXISTS alias_moves (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    from_ref TEXT,
+    to_ref TEXT,
+    at REAL NOT NULL,
+    evidence TEXT NOT NULL DEFAULT '{}',
+    command TEXT
 );
 CREATE TABLE IF NOT EXISTS tags (
     version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
@@ -257,20 +267,51 @@ class ModelStore:
             raise UsageError(f"bad {{param}} {alias!r}: start with a letter; letters, digits, '_' and '-'",
                              param="alias")
 
-    def set_alias(self, ref: str, alias: str) -> ModelVersion:
-        """Point ``name:alias`` at ``ref`` (moving it if it pointed elsewhere)."""
+    def set_alias(self, ref: str, alias: str, *, evidence: Mapping[str, Any] | None = None,
+                  command: str | None = None, expect: str | None = None) -> ModelVersion:
+        """Point ``name:alias`` at ``ref`` (moving it if it pointed elsewhere), and record the move
+        (when, from which version, ``evidence``, ``command``) in the alias's history, in the same
+        transaction. With ``expect`` (a ref, or ``""`` for "no holder") the move happens only if
+        the alias still points there: a gate that compared against one holder never replaces
+        another that a concurrent promotion put in place."""
         self._check_alias(alias)
         mv = self.get(ref)
         with self.transaction() as conn:
+            row = conn.execute("SELECT v.name, v.version FROM aliases a JOIN versions v ON v.id = a.version_id "
+                               "WHERE a.name = ? AND a.alias = ?", (mv.name, alias)).fetchone()
+            before = f"{row[0]}@{row[1]}" if row else None
+            if expect is not None and (before or "") != expect:
+                raise UsageError(f"{mv.name}:{alias} moved meanwhile (now {before or 'unset'}, compared against "
+                                 f"{expect or 'no holder'}); run the gate again")
             conn.execute("INSERT OR REPLACE INTO aliases (name, alias, version_id) VALUES (?, ?, ?)",
                          (mv.name, alias, mv.id))
+            if before != mv.ref:
+                self._record_move(conn, mv.name, alias, before, mv.ref, evidence, command)
         return self.get(mv.ref)
 
-    def remove_alias(self, name: str, alias: str) -> None:
+    def remove_alias(self, name: str, alias: str, *, command: str | None = None) -> None:
         with self.transaction() as conn:
+            row = conn.execute("SELECT v.name, v.version FROM aliases a JOIN versions v ON v.id = a.version_id "
+                               "WHERE a.name = ? AND a.alias = ?", (name, alias)).fetchone()
             cur = conn.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", (name, alias))
+            if cur.rowcount:
+                self._record_move(conn, name, alias, f"{row[0]}@{row[1]}" if row else None, None, None, command)
         if cur.rowcount == 0:
             raise UnknownNameError(f"alias of {name}", alias, self._aliases_of(name))
+
+    @staticmethod
+    def _record_move(conn: sqlite3.Connection, name: str, alias: str, before: str | None, after: str | None,
+                     evidence: Mapping[str, Any] | None, command: str | None) -> None:
+        conn.execute("INSERT INTO alias_moves (name, alias, from_ref, to_ref, at, evidence, command) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)", (name, alias, before, after, time.time(),
+                                                      json.dumps(dict(evidence or {}), default=str), command))
+
+    def alias_history(self, name: str, alias: str) -> list[AliasMove]:
+        """Every recorded move of ``name:alias``, oldest first (moves made before history was kept
+        are not there)."""
+        rows = self._conn.execute("SELECT id, name, alias, from_ref, to_ref, at, evidence, command FROM alias_moves "
+                                  "WHERE name = ? AND alias = ? ORDER BY id", (name, alias)).fetchall()
+        return [AliasMove(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows]
 
     def set_tags(self, ref: str, tags: Mapping[str, str | None]) -> ModelVersion:
         """Set (or, with a ``None`` value, delete) free-form tags."""

@@ -41,6 +41,7 @@ COMMANDS = {
     "data": "harness.cli.data_cmds:data_group",
     "zoo": "harness.cli.zoo_cmds:zoo_group",
     "study": "harness.cli.study_cmds:study_group",
+    "gate": "harness.cli.gate_cmd:gate_command",
 }
 
 
@@ -90,7 +91,7 @@ def environment_error(exc: BaseException) -> CliError | None:
     if full:
         where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
         return CliError(f"no space left on the device{where}; nothing partial was kept. Free some space (or point "
-                        "HARNESS_HOME / --out at another disk) and run the command again", 1)
+                        "HARNESS_HOME / HARNESS_CACHE / --out at another disk) and run the command again", 1)
     if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return CliError(f"cannot write {exc.filename or 'a file'}: {exc.strerror}; point HARNESS_HOME / --out at a "
                         "folder you can write to", 1)
@@ -135,6 +136,10 @@ class RootGroup(HarnessGroup):
 
     _plugin_commands_loaded = False
     reserved_names = frozenset(COMMANDS)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["harness.argv"] = list(args)  # the command as typed, for records that say how a thing was made
+        return super().parse_args(ctx, args)
 
     def _load_plugin_commands(self, ctx: click.Context) -> None:
         if not self._plugin_commands_loaded:
@@ -185,9 +190,37 @@ def make_context(ctx: click.Context, **options: Any) -> Context:
                    quiet=bool(options.get("quiet", False)), track=chosen(plugins, options.get("track")))
 
 
+def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """``--version``: the version, and the threads and memory this process would use (and why)."""
+    if value and not ctx.resilient_parsing:
+        from harness.environment import limits_summary
+
+        click.echo(f"harness, version {__version__}\n{limits_summary()}")
+        ctx.exit()
+
+
+def _threads(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """``--threads N`` (or ``HARNESS_THREADS``): checked here, one line and exit 2 when it is not a
+    count; made this process's setting (torch, decoding, ONNX Runtime) and its children's."""
+    if value is None or ctx.resilient_parsing:
+        return
+    from harness.environment import THREADS_ENV, parse_threads, use_threads
+
+    try:
+        count = parse_threads(value, f"--threads/{THREADS_ENV}")
+    except HarnessError as exc:
+        raise CliError(str(exc), exc.exit_code) from None
+    os.environ[THREADS_ENV] = str(count)
+    use_threads(count)
+
+
 @click.group(cls=RootGroup)
-@click.version_option(__version__, prog_name="harness")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
+              help="Show the version, and the threads and memory harness would use, and exit.")
 @click.option("--debug", is_flag=True, envvar="HARNESS_DEBUG", help="Show Python tracebacks of unexpected errors.")
+@click.option("--threads", metavar="N", envvar="HARNESS_THREADS", expose_value=False, is_eager=True, callback=_threads,
+              help="CPU threads for torch, ONNX Runtime and decoding (default: the cgroup CPU quota and the CPU "
+                   "affinity; or $HARNESS_THREADS).")
 def cli(debug: bool) -> None:
     """Pick, train, evaluate and ship image classification backbones.
 

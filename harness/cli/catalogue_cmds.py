@@ -10,6 +10,8 @@ from harness.output import render, render_record, to_json
 from registry import KINDS
 
 KIND_CHOICE = click.Choice([k + "s" for k in KINDS])
+JSON_ONLY = ("budgets",)
+"""Row keys too wide for a table (a task's budgets: ``show TASK`` prints them in words)."""
 
 
 @click.command("list", cls=HarnessCommand)
@@ -28,8 +30,11 @@ def list_command(ctx: click.Context, kind: str, pattern: str | None, tags: bool,
       harness list tasks --format json
     """
     from harness.describe import list_entries
+    from harness.output import columns_of
 
-    click.echo(render(list_entries(plugins_from(ctx).catalogue, kind, pattern, tags=tags), fmt))
+    rows = list_entries(plugins_from(ctx).catalogue, kind, pattern, tags=tags)
+    columns = [c for c in columns_of(rows) if c not in JSON_ONLY] if fmt != "json" else None
+    click.echo(render(rows, fmt, columns))
 
 
 @click.command("show", cls=HarnessCommand)
@@ -59,5 +64,7 @@ def show_command(ctx: click.Context, name: str, kind: str | None, measure: bool,
         click.echo(to_json(records))
     elif fmt == "csv":
         click.echo(render(records, "csv"))
-    else:
-        click.echo("\n\n".join(render_record(r) for r in records))
+    else:  # the budgets are printed in words; the protocol's copy of them would be a JSON blob
+        shown = [{**r, "protocol": {k: v for k, v in r["protocol"].items() if k != "budgets"}}
+                 if r["kind"] == "task" else r for r in records]
+        click.echo("\n\n".join(render_record(r) for r in shown))

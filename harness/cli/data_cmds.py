@@ -28,12 +28,14 @@ def data_group() -> None:
               show_default=True, help="For a source without a test split (as --data).")
 @click.option("--image-column", help="For hf:... sources.")
 @click.option("--label-column", help="For hf:... sources.")
+@click.option("--label-depth", type=click.IntRange(min=1), default=1, show_default=True,
+              help="For an image folder: the folder level that names the class (as --data).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data root for registered datasets.")
 @format_option
 @click.pass_context
 def data_check(ctx: click.Context, target: str, input_size: int | None, near: bool, write_clean: str | None,
-               test_fraction: float, image_column: str | None, label_column: str | None, data_dir: str | None,
-               fmt: str) -> None:
+               test_fraction: float, image_column: str | None, label_column: str | None, label_depth: int,
+               data_dir: str | None, fmt: str) -> None:
     """Check TARGET: a task or dataset name, a task file (.toml), an image folder, a manifest or hf:NAME.
     Integrity, labels, exact and near duplicates within and across splits. Exit 1 on errors.
 
@@ -50,7 +52,8 @@ def data_check(ctx: click.Context, target: str, input_size: int | None, near: bo
     spec = None
     if target.startswith("hf:") or (Path(target).expanduser().exists() and not target.endswith(".toml")):
         uri = target if target.startswith("hf:") else str(Path(target).expanduser().resolve())
-        spec = DataSpec(uri, test_fraction=test_fraction, image_column=image_column, label_column=label_column)
+        spec = DataSpec(uri, test_fraction=test_fraction, image_column=image_column, label_column=label_column,
+                        label_depth=label_depth)
     if write_clean and (spec is None or spec.uri.startswith("hf:")):
         raise UsageError("{param} needs an image folder or a manifest as TARGET", param="write_clean")
     with make_context(ctx, data_dir=data_dir) as hctx:

@@ -66,6 +66,9 @@ task_source_options = stack(
                                          "(seeded, stratified)."),
     click.option("--image-column", help="With --data hf:...: the image column (default: its Image feature)."),
     click.option("--label-column", help="With --data hf:...: the label column (default: its ClassLabel feature)."),
+    click.option("--label-depth", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="With --data FOLDER: which folder level below the root (or train/, test/) names the class; "
+                      "deeper folders are part of it (2: animals/cat is its own class)."),
 )
 
 
@@ -76,9 +79,12 @@ def data_spec(options: dict[str, Any]) -> Any:
     uri = options.pop("data_uri", None)
     fraction = options.pop("test_fraction", 0.2)
     image, label = options.pop("image_column", None), options.pop("label_column", None)
+    depth = options.pop("label_depth", 1)
     if uri is None:
         if image or label:
             raise click.UsageError("--image-column/--label-column go with --data hf:...")
+        if depth != 1:
+            raise click.UsageError("--label-depth goes with --data FOLDER")
         return None
     from harness.data.views import split_view
 
@@ -88,7 +94,7 @@ def data_spec(options: dict[str, Any]) -> Any:
 
         base = str(Path(base).expanduser().resolve())
     uri = f"{base}:{view.text()}" if view else base
-    return DataSpec(uri, test_fraction=fraction, image_column=image, label_column=label)
+    return DataSpec(uri, test_fraction=fraction, image_column=image, label_column=label, label_depth=depth)
 
 
 executor_options = stack(

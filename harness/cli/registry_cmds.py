@@ -1,4 +1,4 @@
-"""``harness registry list|show|tag|remove|import|check``: the persistent model store."""
+"""``harness registry list|show|tag|history|rollback|remove|import|check``: the persistent model store."""
 
 from __future__ import annotations
 
@@ -76,14 +76,86 @@ def registry_tag(ref: str, aliases: tuple[str, ...], removed: tuple[str, ...], t
     with _store() as store:
         version = store.get(ref)
         for alias in aliases:
-            store.set_alias(version.ref, alias)
+            store.set_alias(version.ref, alias, command=command_line())
         for alias in removed:
-            store.remove_alias(version.name, alias)
+            store.remove_alias(version.name, alias, command=command_line())
         if parsed:
             store.set_tags(version.ref, parsed)
         version = store.get(version.ref)
     click.echo(f"{version.ref}: aliases {', '.join(version.aliases) or '-'}; "
                f"tags {', '.join(f'{k}={v}' for k, v in version.tags.items()) or '-'}")
+
+
+@registry_group.command("history")
+@click.argument("ref", metavar="NAME:ALIAS")
+@format_option
+def registry_history(ref: str, fmt: str) -> None:
+    """Every recorded move of NAME:ALIAS: when, from which version to which, the command and (for a
+    promotion by 'harness gate --apply') the evidence.
+
+    \b
+    Example:
+      harness registry history fashion-mnist:production
+    """
+    name, alias = _alias_ref(ref)
+    with _store() as store:
+        moves = [m.as_dict() for m in store.alias_history(name, alias)]
+    if fmt == "json":
+        click.echo(to_json(moves))
+        return
+    rows = [{**{k: m[k] for k in ("move", "at", "from", "to", "command")},
+             "evidence": _evidence_text(m["evidence"])} for m in moves]
+    click.echo(render(rows, fmt) if rows else f"{ref}: no recorded moves")
+
+
+@registry_group.command("rollback")
+@click.argument("ref", metavar="NAME:ALIAS")
+def registry_rollback(ref: str) -> None:
+    """Point NAME:ALIAS back at the version it held before its last move (recorded like any move).
+
+    \b
+    Example:
+      harness registry rollback fashion-mnist:production
+    """
+    from registry import UsageError
+
+    name, alias = _alias_ref(ref)
+    with _store() as store:
+        moves = store.alias_history(name, alias)
+        if not moves or not moves[-1].from_ref:
+            raise UsageError(f"{ref} has no earlier holder to go back to (see 'harness registry history {ref}')")
+        last = moves[-1]
+        store.set_alias(last.from_ref, alias, command=command_line(), expect=last.to_ref or "",
+                        evidence={"rollback_of": last.id})
+    click.echo(f"{ref}: {last.to_ref or 'unset'} -> {last.from_ref} (rolled back move {last.id})")
+
+
+def _alias_ref(ref: str) -> tuple[str, str]:
+    from registry import UsageError
+    from registry.store import parse_ref
+
+    name, _, alias = parse_ref(ref)
+    if alias is None:
+        raise UsageError(f"{ref!r} names no alias; give NAME:ALIAS (e.g. {name}:production)")
+    return name, alias
+
+
+def _evidence_text(evidence: dict[str, Any]) -> str:
+    if "verdict" in evidence:
+        return str(evidence.get("summary", evidence["verdict"]))
+    if "rollback_of" in evidence:
+        return f"rollback of move {evidence['rollback_of']}"
+    return ""
+
+
+def command_line() -> str:
+    """The command being run, as a user could paste it again (recorded with alias moves)."""
+    import shlex
+    import sys
+
+    ctx = click.get_current_context(silent=True)
+    args = ctx.meta.get("harness.argv") if ctx is not None else None
+    return shlex.join(["harness", *(sys.argv[1:] if args is None else args)])
 
 
 @registry_group.command("remove")

@@ -28,18 +28,24 @@ def task_group() -> None:
                                 "top5_accuracy,ece).")
 @click.option("--candidates", help="Comma-separated default candidates for select (default: by input size).")
 @click.option("--force", is_flag=True, help="Replace a saved task of that name.")
+@click.option("--decode/--no-decode", default=True, show_default=True,
+              help="Decode every image now (at the quick budget's size, kept in the decoded cache): a damaged "
+                   "file stops here, not in the first run. --no-decode only lists and opens a sample.")
 @format_option
 @click.pass_context
 def task_add(ctx: click.Context, name: str, input_size: int | None, metrics: str | None, candidates: str | None,
-             force: bool, fmt: str, **source: Any) -> None:
-    """Save a task NAME made from --data (a folder, a manifest or hf:NAME), checked now.
+             force: bool, decode: bool, fmt: str, **source: Any) -> None:
+    """Save a task NAME made from --data (a folder, a manifest or hf:NAME), checked now: the layout,
+    the classes, a sample of image sizes and (unless --no-decode) every image decoded once, into
+    the decoded cache the first select then reads. Exact copies and near duplicates are 'harness
+    data check's to find.
 
     \b
     Example:
       harness task add photos --data ./photos
       harness select --task photos --budget quick
     """
-    from harness.data.datatask import add_entries, make_spec, save, slug
+    from harness.data.datatask import add_entries, decode_check, make_spec, save, slug, tasks_dir
     from registry import UsageError
 
     spec_source = data_spec(source)
@@ -55,10 +61,15 @@ def task_add(ctx: click.Context, name: str, input_size: int | None, metrics: str
         for metric in chosen or ():
             hctx.catalogue.metrics.get(metric)
         spec = make_spec(name, spec_source, input_size=input_size, metrics=chosen, candidates=_names(candidates))
+        if not force and (tasks_dir(hctx.store.home) / f"{spec.name}.toml").exists():
+            save(spec, hctx.store.home)  # refuses, naming --force, before any decoding
+        checked = decode_check(hctx, spec) if decode else ("not decoded (--no-decode): a damaged image surfaces at "
+                                                           "the first run; 'harness data check' finds them all")
         path = save(spec, hctx.store.home, force=force)
         add_entries(hctx.catalogue, spec)  # usable by name in this process too (a notebook, a test)
     for line in spec.notes:
         click.echo(line, err=True)
+    click.echo(checked, err=True)
     click.echo(render([{"task": spec.name, "data": spec.data.uri, "classes": len(spec.class_names),
                         "train_images": spec.train_images, "input_size": spec.input_size, "file": str(path)}], fmt))
 

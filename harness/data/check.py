@@ -95,11 +95,17 @@ def _file(path: Path) -> tuple[bytes, np.ndarray | None, dict[str, Any], str | N
         return b"", None, {}, f"unreadable ({exc.strerror})"
     if not data:
         return b"", None, {}, "zero bytes"
+    from harness.data.decode import HIGH_BIT_MODES, as_rgb, orientation, register_plugins
+
+    register_plugins()
     try:
         with Image.open(io.BytesIO(data)) as image:
+            # 48-bit RGB PNGs open as RGB; the undecoded tile's raw mode still says 16 bits
+            wide = image.mode in HIGH_BIT_MODES or any(";16" in str(getattr(t, "args", "")) for t in image.tile)
             image.load()  # decodes everything: a truncated file fails here
-            facts = {"format": image.format, "mode": image.mode, "width": image.width, "height": image.height}
-            return hashlib.blake2b(data, digest_size=16).digest(), _small32(image), facts, None
+            facts = {"format": image.format, "mode": image.mode, "width": image.width, "height": image.height,
+                     "orientation": orientation(image), "high_bit": wide}
+            return hashlib.blake2b(data, digest_size=16).digest(), _small32(as_rgb(image)), facts, None
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for damaged files
         return b"", None, {}, f"does not decode ({type(exc).__name__}: {str(exc)[:80]})"
 
@@ -177,6 +183,14 @@ def _integrity(found: Images, input_size: int) -> list[Finding]:
     if wide:
         out.append(Finding("aspect", "warning", len(wide), f"aspect ratio above {ASPECT_LIMIT:g}:1 (the centre crop "
                            "drops most of the image)", tuple(wide)))
+    turned = [i for i, f in zip(found.ids, found.info, strict=True) if f.get("orientation", 1) != 1]
+    if turned:
+        out.append(Finding("orientation", "info", len(turned), "images with an EXIF rotation or mirror tag "
+                           "(decoded upright)", tuple(turned)))
+    wide = [i for i, f in zip(found.ids, found.info, strict=True) if f.get("high_bit")]
+    if wide:
+        out.append(Finding("bit-depth", "info", len(wide), "images with more than 8 bits per sample (scaled to 8 "
+                           "bits, not clipped)", tuple(wide)))
     modes = Counter(f["mode"] for f in found.info if "mode" in f)
     if len(modes) > 1:
         out.append(Finding("modes", "info", len(modes), "colour modes: " + ", ".join(f"{m} {n}" for m, n in
@@ -260,6 +274,8 @@ def check_target(ctx: Any, target: str, *, spec: Any = None, input_size: int | N
         source = open_source(spec)
         size = input_size or derived_size(source)
         ctx.progress.info(f"checking {source.count()} images of {source.location}")
+        for note in source.notes:  # files skipped, folders merged: what the check below cannot see
+            ctx.progress.info(note)
         return check(images_of_source(source), source.location, source.class_names, size, near=near), source
     catalogue = ctx.catalogue
     dataset = catalogue.task(target).dataset if target in catalogue.tasks else catalogue.datasets.get(target).name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import errno
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,8 +58,9 @@ def load_split(ctx: Context, dataset: str, split: str, *, image_size: int | None
                   "HARNESS_DATA" if os.environ.get("HARNESS_DATA") else "the data root")
         raise UsageError(f"{source} {str(root)!r} is a file; point it at a folder")
     token = entry.loader.cache_token() if hasattr(entry.loader, "cache_token") else None  # data that can change
-    result = _cached((dataset, split, str(root.resolve()), image_size, id(entry.loader), token),
-                     lambda: _call_loader(entry, split, root, ctx.data.download, image_size))
+    with ctx.progress.using():  # loaders are not handed the context: their bars find its progress so
+        result = _cached((dataset, split, str(root.resolve()), image_size, id(entry.loader), token),
+                         lambda: _call_loader(entry, split, root, ctx.data.download, image_size))
     if not isinstance(result, ImageSplit):
         raise PluginError(f"dataset {dataset!r} ({entry.plugin or 'no plugin'}): its loader returned "
                           f"{type(result).__name__}, not a registry.ImageSplit")
@@ -88,6 +90,8 @@ def _call_loader(entry: Dataset, split: str, root: Path, download: bool, image_s
     except (HarnessError, MemoryError):
         raise
     except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # a full disk (the decoded-image cache's) is the machine's failure, not the plugin's
         raise PluginError(f"dataset {entry.name!r} ({entry.plugin or 'no plugin'}): its loader raised "
                           f"{type(exc).__name__}: {str(exc).strip()[:200]} loading the {split} split from {root}; "
                           "a loader reports missing or damaged files by raising registry.DataError") from None

@@ -2,14 +2,20 @@
 a Hugging Face dataset (``hf:NAME_OR_PATH``). Each becomes a :class:`Source`: class names and, per
 split, the items to decode, with a seeded, stratified test split made (and recorded) when the data
 has none. Everything wrong with the data is a one-line :class:`DataError` naming the fix, raised
-here, before anything is decoded or trained.
+here, before anything is decoded or trained; what was left out or merged is a note.
+
+Folder rule: the class of an image is the folder ``label_depth`` levels below the root (or below
+``train/``, ``test/``, ``val/``): at the default depth 1, ``animals/cat/1.jpg`` is class ``animals``
+(deeper folders are part of their class, with a note); at depth 2 it is class ``animals/cat``.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +23,6 @@ from typing import Any
 
 from registry import DataError, UsageError
 
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 SPLITS = ("train", "val", "test")
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".json")
 
@@ -31,13 +36,18 @@ class DataSpec:
     seed: int = 0
     image_column: str | None = None
     label_column: str | None = None
+    label_depth: int = 1  # image folders: the folder level below the root (or split) that names the class
 
     def __post_init__(self) -> None:
         if not 0.0 < self.test_fraction < 1.0:
             raise UsageError("{param} must be between 0 and 1 (exclusive)", param="test_fraction")
+        if self.label_depth < 1:
+            raise UsageError("{param} must be 1 or more", param="label_depth")
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        """The fields as saved in task files and cache keys; ``label_depth`` only when not 1, so
+        the files and keys of tasks made before it existed stay the same."""
+        return {k: v for k, v in self.__dict__.items() if v is not None and not (k == "label_depth" and v == 1)}
 
 
 @dataclass
@@ -68,6 +78,8 @@ def open_source(spec: DataSpec) -> Source:
         if not path.exists():
             raise DataError(f"--data {spec.uri!r} does not exist; give an image folder, a .csv/.jsonl manifest or "
                             "hf:NAME")
+        if spec.label_depth != 1 and not path.is_dir():
+            raise UsageError("{param} applies to image folders; a manifest names each label", param="label_depth")
         if path.is_dir():
             source = _folder(path, spec)
         elif path.suffix.lower() in MANIFEST_SUFFIXES:
@@ -82,49 +94,108 @@ def open_source(spec: DataSpec) -> Source:
 def _open_image(path: Any) -> Any:
     from PIL import Image
 
+    from harness.data.decode import register_plugins
+
+    register_plugins()
     return Image.open(path)
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+@dataclass
+class _Tree:
+    """One walk of a folder: images by class, and what was left out or merged on the way."""
+
+    classes: dict[str, list[Path]] = field(default_factory=dict)  # class -> sorted images (empty folders too)
+    skipped: Counter[str] = field(default_factory=Counter)  # extension -> files not read
+    loose: int = 0  # images above the label depth (in no class folder)
+    merged: dict[str, set[str]] = field(default_factory=dict)  # class -> its sub-folders that hold images
 
 
-def _class_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _walk(base: Path, depth: int) -> _Tree:
+    """Every file under ``base`` (hidden ones aside): the class of an image is the path of its
+    first ``depth`` folders."""
+    from harness.data.decode import readable_extensions
+
+    readable, tree, seen = readable_extensions(), _Tree(), set()
+    for folder, subfolders, files in os.walk(base, followlinks=True):  # linked class folders are common
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        rel = Path(folder).relative_to(base).parts
+        if len(rel) == depth:
+            tree.classes.setdefault("/".join(rel), [])
+        for name in files:
+            suffix = Path(name).suffix.lower()
+            if name.startswith("."):
+                continue
+            if suffix not in readable:
+                tree.skipped[suffix or "(no extension)"] += 1
+            elif not os.path.isfile(os.path.join(folder, name)):  # a broken link
+                tree.skipped["(broken link)"] += 1
+            elif len(rel) < depth:
+                tree.loose += 1
+            else:
+                key = "/".join(rel[:depth])
+                tree.classes.setdefault(key, []).append(Path(folder, name))
+                if len(rel) > depth:
+                    tree.merged.setdefault(key, set()).add(rel[depth])
+    for images in tree.classes.values():
+        images.sort()
+    return tree
 
 
 def _folder(root: Path, spec: DataSpec) -> Source:
     """``root/train/<class>/*`` (+ ``test``, ``val``), or ``root/<class>/*`` with a test split made."""
     present = [s for s in SPLITS if (root / s).is_dir()]
-    if present:
-        if "train" not in present:
-            raise DataError(f"{root} has {', '.join(present)} but no train/ folder; add train/<class>/ or put the "
-                            "class folders directly in it")
-        names = tuple(p.name for p in _class_dirs(root / "train"))
-        splits: dict[str, list[tuple[Any, int]]] = {}
-        for split in present:
-            extra = sorted({p.name for p in _class_dirs(root / split)} - set(names))
-            if extra:
-                raise DataError(f"{root / split} has classes that train/ lacks: {', '.join(extra)}; add them to "
-                                "train/ or remove them")
-            splits[split] = [(path, names.index(d.name)) for d in _class_dirs(root / split)
-                             for path in _images_in(d)]
-        source = Source("folder", str(root), names, splits, _open_image)
-        if "test" not in splits:
-            _make_test_split(source, spec)
-        return source
-    class_dirs = _class_dirs(root)
-    names = tuple(d.name for d in class_dirs)
-    items = [(path, k) for k, d in enumerate(class_dirs) for path in _images_in(d)]
-    source = Source("folder", str(root), names, {"train": items}, _open_image)
-    if not items:
-        loose = _images_in(root)
-        hint = (f"; its {len(loose)} images must be sorted into one sub-folder per class" if loose else "")
+    if present and "train" not in present:
+        raise DataError(f"{root} has {', '.join(present)} but no train/ folder; add train/<class>/ or put the "
+                        "class folders directly in it")
+    trees = {s: _walk(root / s, spec.label_depth) for s in present} or {"train": _walk(root, spec.label_depth)}
+    names = tuple(sorted(trees["train"].classes))
+    index = {name: k for k, name in enumerate(names)}
+    splits: dict[str, list[tuple[Any, int]]] = {}
+    for split, tree in trees.items():
+        extra = sorted(set(tree.classes) - set(names))
+        if extra:
+            raise DataError(f"{root / split} has classes that train/ lacks: {', '.join(extra)}; add them to "
+                            "train/ or remove them")
+        splits[split] = [(path, index[k]) for k in sorted(tree.classes) for path in tree.classes[k]]
+    source = Source("folder", str(root), names, splits, _open_image, notes=_folder_notes(trees, spec.label_depth))
+    if not present and not splits["train"]:
+        loose = trees["train"].loose
+        hint = (f"; its {loose} images must be sorted into one sub-folder per class" if loose else "")
         raise DataError(f"no images in class sub-folders of {root}{hint} (expected <class>/*.jpg, or "
                         "train/<class>/*.jpg and test/<class>/*.jpg)")
-    _make_test_split(source, spec)
+    if "test" not in splits:
+        _make_test_split(source, spec)
     return source
+
+
+def _folder_notes(trees: dict[str, _Tree], depth: int) -> list[str]:
+    """One note each: files skipped (by extension, with what would read them), images above the
+    label depth, and class folders that merge sub-folders."""
+    from harness.data.decode import UNREADABLE_HINTS
+
+    notes = []
+    skipped = sum((t.skipped for t in trees.values()), Counter())
+    if skipped:
+        kinds = ", ".join(f"{n} {ext}" + (f" ({UNREADABLE_HINTS[ext]})" if ext in UNREADABLE_HINTS else "")
+                          for ext, n in skipped.most_common())
+        notes.append(f"skipped {sum(skipped.values())} files that are not images harness reads: {kinds}")
+    loose = sum(t.loose for t in trees.values())
+    if loose:
+        notes.append(f"left out {loose} images that are in no class folder (the class is the folder {depth} "
+                     f"level{'s' if depth > 1 else ''} down)")
+    merged = trees["train"].merged
+    if merged:
+        subs = sum(len(v) for v in merged.values())
+        example = next(iter(sorted(merged)))
+        notes.append(f"class folders have sub-folders: {len(merged)} class{'es' if len(merged) > 1 else ''} merge "
+                     f"{subs} sub-folders (e.g. {example}: {', '.join(sorted(merged[example])[:3])}); use "
+                     f"--label-depth {depth + 1} to label by sub-folder")
+    return notes
 
 
 def _make_test_split(source: Source, spec: DataSpec) -> None:
@@ -179,6 +250,7 @@ def _manifest(path: Path, spec: DataSpec) -> Source:
     if missing:
         raise DataError(f"{path}: {len(missing)} listed file(s) do not exist (first: {missing[0]!r}, relative to "
                         f"{base}); fix the paths or remove those rows")
+    _refuse_unreadable(path, [str(r["path"]) for r in rows])
     bad_split = sorted({str(r.get("split")) for r in rows if r.get("split") and r.get("split") not in SPLITS})
     if bad_split:
         raise DataError(f"{path}: unknown split(s) {', '.join(bad_split)}; use train, val or test")
@@ -194,6 +266,19 @@ def _manifest(path: Path, spec: DataSpec) -> Source:
     if "test" not in splits:
         _make_test_split(source, spec)
     return source
+
+
+def _refuse_unreadable(manifest: Path, paths: list[str]) -> None:
+    """A manifest that lists HEIC (or AVIF) files this install cannot read is refused up front,
+    naming what would read them, instead of failing mid-decode."""
+    from harness.data.decode import UNREADABLE_HINTS, readable_extensions
+
+    suffixes = Counter(Path(p).suffix.lower() for p in paths)
+    bad = [(ext, n) for ext, n in suffixes.items() if ext in UNREADABLE_HINTS and ext not in readable_extensions()]
+    if bad:
+        ext, n = bad[0]
+        raise DataError(f"{manifest}: {n} listed {ext} file(s) cannot be read by this install; "
+                        f"{UNREADABLE_HINTS[ext]}")
 
 
 def _natural(text: str) -> tuple[int, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.data.cache import take
+from harness.data.cache import is_mapped, mapped_note, take
 from harness.data.loading import load_split
 from registry import ImageSplit, Task, UsageError
 
@@ -105,8 +105,7 @@ def load_test_split(ctx: Context, task: Task, *, image_size: int | None, limit: 
     """The task's test split alone (``train`` and ``val`` are the test split too, unused)."""
     whole = load_split(ctx, task.dataset, "test", image_size=image_size)
     index = sample_index(len(whole), limit, seed)
-    test = whole if len(index) == len(whole) else ImageSplit(take(whole.images, index), whole.labels[index],
-                                                             whole.class_names)
+    test = ImageSplit(take(whole.images, index), whole.labels[index], whole.class_names)  # all rows: no copy
     names, num_classes = _classes(ctx, task, test)
     return TaskData(test, None, test, names, num_classes, task.dataset, None, index, 0, len(whole))
 
@@ -122,8 +121,22 @@ def load_task_data(ctx: Context, task: Task, *, image_size: int | None, train_li
     rest = rest[sample_index(len(rest), train_limit, seed)]
     if len(rest) == 0:
         raise UsageError(f"task {task.name}: no training images left after the limit and validation split")
-    train = whole if len(rest) == len(whole) else ImageSplit(take(whole.images, rest), whole.labels[rest],
-                                                             whole.class_names)
+    train = ImageSplit(take(whole.images, rest), whole.labels[rest], whole.class_names)
     val = ImageSplit(take(whole.images, val_ids), whole.labels[val_ids], whole.class_names) if len(val_ids) else None
+    if is_mapped(train.images):
+        ctx.progress.info(mapped_note(task.dataset, train.images))
     return TaskData(train, val, test.test, test.class_names, test.num_classes, task.dataset,
                     val_ids if val is not None else None, test.test_ids, len(whole), test.test_size)
+
+
+def split_sizes(ctx: Context, task: Task, *, image_size: int | None, train_limit: int | None = None,
+                test_limit: int | None = None, val_fraction: float = 0.1, seed: int = 0,
+                val_limit: int | None = None) -> tuple[int, int, int, int]:
+    """(train, validation, test images, classes) that :func:`load_task_data` would give with these
+    arguments, without copying any images (select's estimate needs the counts only)."""
+    whole = load_split(ctx, task.dataset, "train", image_size=image_size)
+    rest, val_ids = stratified_val_index(whole.labels, val_fraction, seed, val_limit)
+    n_test = len(load_split(ctx, task.dataset, "test", image_size=image_size))
+    _, num_classes = _classes(ctx, task, whole)
+    return (len(rest) if train_limit is None else min(train_limit, len(rest)), len(val_ids),
+            n_test if test_limit is None else min(test_limit, n_test), num_classes)

@@ -70,3 +70,17 @@ def preflight(catalogue: Catalogue, task: Task, num_classes: int) -> None:
                 continue
             raise PluginError(f"task {task.name!r}: {exc} on a test batch of random logits; nothing was "
                               "trained. Fix the metric in its plugin, or uninstall the plugin") from None
+
+
+def metric_scorer(metric: Metric) -> Any:
+    """A ``scorer(logits, labels) -> float`` over numpy arrays for paired comparisons
+    (:mod:`harness.evaluate.paired`), or None for top-1 accuracy: the exact, fast path."""
+    if metric.name == "accuracy":
+        return None
+
+    def scorer(logits: Any, labels: Any) -> float:
+        import torch
+
+        return compute(metric, torch.from_numpy(logits), torch.from_numpy(labels), logits.shape[1])
+
+    return scorer

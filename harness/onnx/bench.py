@@ -37,7 +37,7 @@ def worker_env(threads: int) -> dict[str, str]:
     """The environment of a worker process: this one's import path (so plugins passed in code
     import there too) and the thread count for OpenMP."""
     path = os.pathsep.join(p for p in sys.path if p)
-    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": str(threads)}
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": str(threads), "HARNESS_THREADS": str(threads)}
 
 
 def _worker(ctx: Context, runtime: str, model: str, batches: list[int], shape: tuple[int, ...], threads: int,

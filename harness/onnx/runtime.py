@@ -106,10 +106,11 @@ def ort_session(path: str | os.PathLike[str], threads: int | None = None, provid
     import onnxruntime as ort
 
     check_external_data(path)
+    from harness.environment import use_threads
+
     options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
+    options.intra_op_num_threads = threads or use_threads()  # ORT's own default is every core, quota or not
+    options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     wanted = providers or ["CPUExecutionProvider"]
     try:

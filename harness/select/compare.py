@@ -13,28 +13,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.evaluate.paired import PairedDiff, Scorer, SeedPair, paired_bootstrap
+from harness.evaluate.metrics import metric_scorer
+from harness.evaluate.paired import PairedDiff, SeedPair, paired_bootstrap
 from harness.evaluate.predictions import SplitPredictions, load_predictions
 from harness.select.row import LeaderboardRow
 
 if TYPE_CHECKING:
     from harness.context import Context
     from registry import Metric
-
-
-def metric_scorer(metric: Metric) -> Scorer | None:
-    """None (the exact, fast path) for top-1 accuracy; otherwise the metric's own function."""
-    if metric.name == "accuracy":
-        return None
-
-    def scorer(logits: np.ndarray, labels: np.ndarray) -> float:
-        import torch
-
-        from harness.evaluate.metrics import compute
-
-        return compute(metric, torch.from_numpy(logits), torch.from_numpy(labels), logits.shape[1])
-
-    return scorer
 
 
 class RowPredictions:

@@ -54,6 +54,7 @@ class SelectResult:
     prefer: str = "best"
     earlier: SelectResult | None = None  # with --then: the first (smaller) budget's selection
     budget_check: BudgetCheck | None = None  # with --then: did the smaller budget's order hold?
+    estimate_seconds: float | None = None  # what select estimated before training (None when quiet)
 
     def time_summary(self) -> list[str]:
         """One line per candidate (and the shared setup): seconds per stage."""
@@ -82,7 +83,8 @@ class SelectResult:
                 "rank_check": self.rank_check.as_dict() if self.rank_check else None,
                 "earlier": self.earlier.as_dict() if self.earlier else None,
                 "budget_check": self.budget_check.as_dict() if self.budget_check else None,
-                "seconds": self.seconds, "stage_seconds": self.stage_seconds,
+                "seconds": self.seconds, "estimate_seconds": self.estimate_seconds,
+                "stage_seconds": self.stage_seconds,
                 "units": UNITS_NOTE}
 
 
@@ -224,6 +226,7 @@ def select_once(ctx: Context, config: SelectConfig, executor: Executor | None = 
         missing += dropped
     runs = [CandidateRun(c.ref, f"[{i}/{len(runnable)}] {c.ref}", scores.get(c.ref))
             for i, c in enumerate(runnable, 1)]
+    estimated = announce(ctx, plan, [c.ref for c in runnable])
     params = {"budget": config.budget, "seeds": config.seeds, "prescreen": config.prescreen,
               "candidates": [c.ref for c in runnable], **plan.recipe.as_dict()}
     with (ctx.tracking.running(f"select {plan.task.name}", "select", plan.task.name, params) as tracked,
@@ -245,7 +248,21 @@ def select_once(ctx: Context, config: SelectConfig, executor: Executor | None = 
                         round(time.perf_counter() - started, 1), skipped,
                         {SETUP: {k: round(v, 2) for k, v in setup.items()},
                          **{r.ref: {k: round(v, 2) for k, v in r.seconds.items()} for r in runs}}, checked,
-                        config.budget, config.prefer)
+                        config.budget, config.prefer, estimate_seconds=estimated)
+
+
+def announce(ctx: Context, plan: Plan, refs: list[str]) -> float | None:
+    """Print the plan and the time it should take on this machine (measured: see
+    :mod:`harness.select.estimate`) before the first candidate trains; the estimated seconds, or
+    None when nothing is printed (quiet: the probe would cost time for no reader)."""
+    if ctx.progress.quiet or not ctx.progress.lines or not refs:
+        return None
+    from harness.select.estimate import estimate
+
+    planned = estimate(ctx, plan, refs, plan.config.time_limit_s)
+    for line in planned.lines():
+        ctx.progress.info(line)
+    return round(planned.seconds, 1)
 
 
 def choose(ctx: Context, plan: Plan, rows: list[LeaderboardRow]) -> tuple[list[LeaderboardRow], LeaderboardRow | None]:

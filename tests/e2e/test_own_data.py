@@ -26,14 +26,21 @@ def _json(result):
 
 def test_flat_folder_select_leaderboard_and_content_keyed_cache(own, tmp_path):
     photos = write_photos(tmp_path / "photos")
-    first = _json(own("select", "--data", str(photos), *FAST, "--format", "json"))
+    result = own("select", "--data", str(photos), *FAST, "--format", "json")
+    first = _json(result)
     assert first["task"] == "photos" and first["winner"] == "photos@1"
+    # the plan and a measured estimate come before the first candidate trains
+    plan = result.stderr.index("plan: 1 candidates x 1 epochs at 32px on ")
+    assert plan < result.stderr.index("estimate: ") < result.stderr.index("fine-tune (seed 0)")
+    assert "cifar_convnet_xs" in result.stderr.split("estimate: ")[1].splitlines()[0]
+    assert 0 < first["estimate_seconds"] < 600
     (row,) = first["rows"]
     assert row["status"] == "ok" and row["parity"] == "passed"
     board = _json(own("leaderboard", "--data", str(photos), "--format", "json"))
     assert [r["model"] for r in board] == ["photos@1"]
-    again = _json(own("select", "--data", str(photos), *FAST, "--format", "json"))
-    assert again["rows"][0]["status"] == "cached"
+    cached = own("select", "--data", str(photos), *FAST, "--format", "json")
+    again = _json(cached)
+    assert again["rows"][0]["status"] == "cached" and "(1 already in the store)" in cached.stderr
     changed = photos / "cat" / "0.png"  # same name, other pixels: the cache must not serve it
     Image.fromarray(np.full((40, 48, 3), 255, np.uint8)).save(changed)
     third = _json(own("select", "--data", str(photos), *FAST, "--format", "json"))
@@ -112,6 +119,10 @@ def test_saved_task_by_name_and_task_file(own, tmp_path):
     assert added[0]["classes"] == 3 and added[0]["input_size"] == 48
     listed = _json(own("list", "tasks", "--format", "json"))
     assert "shoes" in [t["name"] for t in listed]
+    quick = next(t for t in listed if t["name"] == "shoes")["budgets"]["quick"]
+    assert quick["input_size"] == 32 and quick["epochs"] == 30 and quick["candidates"][0] == "cifar_convnet_xs"
+    shown = own("show", "shoes", "--kind", "task")
+    assert "budgets.quick" in shown.stdout and "x 30 epochs at 32px" in shown.stdout
     refused = own("task", "add", "shoes", "--data", str(photos))
     assert_clean_failure(refused, 2, "--force")
     assert_clean_failure(own("task", "add", "cifar10", "--data", str(photos)), 2, "choose another name")
@@ -124,6 +135,19 @@ def test_saved_task_by_name_and_task_file(own, tmp_path):
     assert read(task_file).data.uri == str(photos.resolve())
     assert own("task", "remove", "shoes").exit_code == 0
     assert_clean_failure(own("task", "remove", "shoes"), 2, "saved task")
+
+
+def test_task_add_decodes_every_image_or_says_it_did_not(own, tmp_path):
+    photos = write_photos(tmp_path / "mine")
+    added = own("task", "add", "shoes", "--data", str(photos))
+    assert added.exit_code == 0 and "decoded all 36 images at 32px" in added.stderr
+    broken = photos / "dog" / "3.jpg"
+    broken.write_bytes(broken.read_bytes()[:40])  # a truncated JPEG: lists and opens, does not decode
+    refused = own("task", "add", "boots", "--data", str(photos))
+    assert_clean_failure(refused, 2, "3.jpg")
+    assert not (Path(added.stdout.split()[-1]).parent / "boots.toml").exists()
+    unchecked = own("task", "add", "boots", "--data", str(photos), "--no-decode")
+    assert unchecked.exit_code == 0 and "not decoded (--no-decode)" in unchecked.stderr
 
 
 BAD_DATA = {
@@ -191,21 +215,22 @@ def test_decoded_splits_are_cached_on_disk_and_memory_mapped(own, tmp_path, monk
     entries = sorted(p.name for p in cache_root().iterdir() if not p.name.startswith("."))
     assert len(entries) == 2  # train and test at the task's size
     from harness.data import cache
-    from harness.data.datatask import default_name, make_spec
+    from harness.data.datatask import default_name, make_spec, protocol
     from harness.data.datatask import load_split as load
     from harness.data.sources import DataSpec
 
     spec = make_spec(default_name(str(photos)), DataSpec(str(photos)))
+    size = protocol(spec).budgets["quick"].input_size  # what finetune's default (quick) budget trains at
     monkeypatch.setattr(cache, "IN_MEMORY_LIMIT", 0)  # as for a split too large for RAM: stay mapped
-    again = load(spec, "train", Path("."))
+    again = load(spec, "train", Path("."), image_size=size)
     maps = Path("/proc/self/maps").read_text()
     assert any(str(cache_root() / e / "images.npy") in maps for e in entries)  # mapped, not read into RAM
     assert len(again) == 30
     before = os.stat(cache_root() / entries[0] / "images.npy").st_mtime_ns
-    load(spec, "test", Path("."))
+    load(spec, "test", Path("."), image_size=size)
     assert os.stat(cache_root() / entries[0] / "images.npy").st_mtime_ns == before  # nothing decoded again
     Image.fromarray(np.full((40, 48, 3), 9, np.uint8)).save(photos / "dog" / "2.png")
-    load(spec, "train", Path("."))
+    load(spec, "train", Path("."), image_size=size)
     assert len([p for p in cache_root().iterdir() if not p.name.startswith(".")]) == 3
 
 

@@ -1,0 +1,59 @@
+"""``harness gate CANDIDATE --against NAME:ALIAS``: may the candidate replace the alias's holder?"""
+
+from __future__ import annotations
+
+import click
+
+from harness.cli.app import HarnessCommand, make_context
+from harness.cli.options import format_option
+from harness.output import render, to_json
+
+
+@click.command("gate", cls=HarnessCommand)
+@click.argument("candidate")
+@click.option("--against", required=True, metavar="NAME:ALIAS",
+              help="The alias the candidate would take, usually TASK:production (unset: a first promotion).")
+@click.option("--min-delta", type=float, default=0.0, show_default=True,
+              help="Points (x100) the 95%% interval's lower end of candidate minus holder must exceed: 0 asks for "
+                   "better beyond the noise, -0.5 for not worse by more than half a point.")
+@click.option("--max-latency-ms", type=float, help="ONNX Runtime batch-1 median latency limit (measured now if "
+                                                   "never measured).")
+@click.option("--max-size-mb", type=float, help="ONNX file size limit.")
+@click.option("--parity/--no-parity", "require_parity", default=True, show_default=True,
+              help="Require ONNX Runtime to agree with PyTorch (measured now if never measured).")
+@click.option("--apply", is_flag=True, help="On a pass, move the alias to the candidate and record the move with "
+                                            "the evidence ('harness registry history NAME:ALIAS').")
+@format_option
+@click.pass_context
+def gate_command(ctx: click.Context, candidate: str, against: str, min_delta: float, max_latency_ms: float | None,
+                 max_size_mb: float | None, require_parity: bool, apply: bool, fmt: str) -> None:
+    """May CANDIDATE replace the holder of NAME:ALIAS? Both run now on the task's whole test split;
+    the difference has a paired-bootstrap 95% interval. Exit 0 pass, 1 fail, 2 usage error.
+
+    \b
+    Examples:
+      harness gate fashion-mnist@7 --against fashion-mnist:production --apply
+      harness gate fashion-mnist@8 --against fashion-mnist:production --min-delta -0.5 --max-latency-ms 2
+      harness registry history fashion-mnist:production    (every promotion, with its evidence)
+      harness registry rollback fashion-mnist:production   (back to the previous holder, recorded)
+    """
+    from harness.cli.registry_cmds import command_line
+    from harness.evaluate.gate import GateConfig, gate
+
+    config = GateConfig(candidate, against, min_delta, max_latency_ms, max_size_mb, require_parity)
+    with make_context(ctx) as hctx:
+        verdict = gate(hctx, config, apply=apply, command=command_line())
+    if fmt == "json":
+        click.echo(to_json(verdict.as_dict()))
+    else:
+        rows = [{"condition": c.name, "passed": "yes" if c.passed else "NO", "limit": c.limit, "why": c.reason}
+                for c in verdict.conditions]
+        click.echo(render(rows, fmt))
+    click.echo(verdict.summary(), err=True)
+    if verdict.applied:
+        click.echo(f"moved {verdict.alias}: {verdict.reference or 'unset'} -> {verdict.candidate} (recorded; "
+                   f"undo with 'harness registry rollback {verdict.alias}')", err=True)
+    elif apply:
+        click.echo(f"{verdict.alias} not moved", err=True)
+    if not verdict.passed:
+        ctx.exit(1)

@@ -1,0 +1,75 @@
+"""``harness gate``: a better candidate passes and is promoted with its evidence recorded, a worse
+or tied one is refused with the reason, usage errors stop before any work, and the alias's
+history and rollback are recorded moves."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from faultlib import assert_clean_failure
+
+from registry.store import ModelStore
+
+
+@pytest.fixture
+def two(trained, run_cli) -> tuple[str, str]:
+    """synthetic@1 (trained one epoch) and synthetic@2, barely trained: clearly worse."""
+    weak = run_cli("finetune", "cifar_convnet_xs", "--task", "synthetic", "--epochs", "1", "--lr", "0.00001",
+                   "--train-limit", "64", "--batch-size", "32", "--format", "json")
+    assert weak.exit_code == 0, weak.output[-2000:]
+    return trained, json.loads(weak.stdout)["model"]
+
+
+def _verdict(result, code: int) -> dict:
+    assert result.exit_code == code, result.output[-2000:]
+    return json.loads(result.stdout)
+
+
+def test_first_promotion_then_a_worse_candidate_is_refused_and_rollback(two, run_cli):
+    good, weak = two
+    first = _verdict(run_cli("gate", good, "--against", "synthetic:production", "--apply", "--format", "json"), 0)
+    assert first["verdict"] == "pass" and first["applied"] and first["reference"] is None
+    assert "first promotion" in first["conditions"][0]["reason"]
+    assert {c["condition"] for c in first["conditions"]} == {"quality", "parity"}
+
+    refused = _verdict(run_cli("gate", weak, "--against", "synthetic:production", "--apply", "--format", "json"), 1)
+    assert refused["verdict"] == "fail" and not refused["applied"] and refused["reference"] == good
+    quality = refused["conditions"][0]
+    assert not quality["passed"] and quality["value"]["high"] < 0  # worse beyond the noise
+    assert refused["images"]["n"] == refused["diff"]["n_images"] > 0
+    with ModelStore() as store:
+        assert store.get("synthetic:production").ref == good
+        assert len(store.alias_history("synthetic", "production")) == 1  # a refusal moves nothing
+
+    # a huge non-inferiority margin passes quality; the size limit still refuses it
+    small = _verdict(run_cli("gate", weak, "--against", "synthetic:production", "--min-delta", "-100",
+                             "--max-size-mb", "0.0001", "--format", "json"), 1)
+    assert [c["condition"] for c in small["conditions"] if not c["passed"]] == ["size"]
+
+    moved = run_cli("gate", weak, "--against", "synthetic:production", "--min-delta", "-100", "--apply")
+    assert moved.exit_code == 0 and "moved synthetic:production" in moved.stderr
+    back = run_cli("registry", "rollback", "synthetic:production")
+    assert back.exit_code == 0 and f"-> {good}" in back.stdout
+    history = json.loads(run_cli("registry", "history", "synthetic:production", "--format", "json").stdout)
+    assert [(m["from"], m["to"]) for m in history] == [(None, good), (good, weak), (weak, good)]
+    assert history[1]["evidence"]["verdict"] == "pass" and "--min-delta -100" in history[1]["command"]
+    assert history[2]["evidence"] == {"rollback_of": history[1]["move"]}
+
+
+def test_a_promotion_never_replaces_a_holder_it_did_not_compare_against(two):
+    good, weak = two
+    with ModelStore() as store:
+        store.set_alias(good, "production", expect="")
+        with pytest.raises(Exception, match="moved meanwhile"):
+            store.set_alias(weak, "production", expect=weak)
+        assert store.get("synthetic:production").ref == good
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (("--against", "synthetic"), "names no alias"),
+    (("--against", "nosuch:production"), "no model named"),
+    (("--against", "synthetic:production", "--max-latency-ms", "-1"), "--max-latency-ms"),
+])
+def test_usage_errors_stop_before_any_work(trained, run_cli, args, needle):
+    assert_clean_failure(run_cli("gate", trained, *args), 2, needle)

@@ -1,0 +1,35 @@
+"""select's plan and estimate (harness/select/estimate.py) and the own-data quick budget's size."""
+
+from __future__ import annotations
+
+from harness.data.datatask import quick_epochs
+from harness.select.estimate import STAGE_OVERHEAD_S, CandidateCost, Estimate
+
+
+def _estimate(**kwargs) -> Estimate:
+    costs = (CandidateCost("cifar_convnet_xs", 2000.0, 30.0), CandidateCost("cifar_resnet20", 400.0, 120.0),
+             CandidateCost("cifar_resnet8", 0.0, 0.0, cached_seeds=1))
+    return Estimate(costs, epochs=15, seeds=1, train_images=2160, val_images=240, test_images=600, input_size=32,
+                    **kwargs)
+
+
+def test_estimate_adds_candidates_and_prints_a_range_with_the_speeds():
+    plan, line = _estimate().lines()
+    assert _estimate().seconds == 150.0
+    assert plan.startswith("plan: 3 candidates x 15 epochs at 32px on 2,160 training images")
+    assert "(1 already in the store)" in plan
+    assert line.startswith("estimate: 2 min-4 min on this machine")  # 0.8x and 1.5x of 150 s
+    assert "cifar_resnet20 400 img/s" in line and "cifar_resnet8" not in line  # cached: nothing measured
+
+
+def test_a_time_limit_bounds_the_estimate():
+    bounded = _estimate(time_limit_s=60.0)
+    assert bounded.seconds == 60.0 + 3 * STAGE_OVERHEAD_S
+    assert "--time-limit stops training at 60 s" in bounded.lines()[1]
+
+
+def test_quick_epochs_keep_the_work_per_candidate_about_constant():
+    assert quick_epochs(2400) == 15  # 3,000 photos less a 20% test split
+    assert quick_epochs(100) == 30 and quick_epochs(60_000) == 3  # bounded; train_limit caps big folders
+    passes = [quick_epochs(n) * min(n * 0.9, 12_000) for n in (2_000, 5_000, 20_000)]
+    assert max(passes) / min(passes) < 1.5
