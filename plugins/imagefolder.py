@@ -1,7 +1,7 @@
 """A user's own images: ``<root>/<split>/<class>/<image>``, decoded once into memory.
 
-Each image is decoded once (Pillow), converted to RGB, resized so the shorter side is
-``image_size`` and centre-cropped to a square, so a whole split becomes one uint8 tensor and the
+Each image is decoded once (harness's decoder: upright by its EXIF orientation, 8-bit RGB),
+its centre square resized to ``image_size``, so a whole split becomes one uint8 tensor and the
 training loop never touches an image file again.
 """
 
@@ -19,21 +19,14 @@ def class_folders(split_dir: Path) -> list[str]:
 
 
 def _decode(path: Path, size: int):
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    """harness's own decoder (EXIF orientation applied, 16-bit images scaled, JPEGs at reduced
+    scale), so this plugin's pixels match a ``--data`` folder's."""
+    from harness.data.decode import decode_file
 
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            w, h = img.size
-            scale = size / min(w, h)
-            img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))),
-                             Image.Resampling.BILINEAR)
-            left, top = (img.width - size) // 2, (img.height - size) // 2
-            img = img.crop((left, top, left + size, top + size))
-            return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"imagefolder: cannot decode {path} ({exc})") from None
+        return decode_file(path, size).transpose(2, 0, 1)
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for damaged files
+        raise DataError(f"imagefolder: cannot decode {path} ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
 def load_imagefolder(split: str, root: Path, download: bool = False, image_size: int | None = None) -> ImageSplit:

@@ -128,9 +128,17 @@ def protocol(spec: TaskSpec) -> Protocol:
         candidates=small if spec.input_size <= QUICK_MAX_SIZE else large)
 
 
+def data_label(data: DataSpec) -> str:
+    """The source and every option that changes what it gives (``./photos, label_depth 2``): two
+    readings of one folder with other options are two tasks, never one reused for the other."""
+    default = DataSpec(data.uri).as_dict()
+    options = [f"{k} {v}" for k, v in data.as_dict().items() if k != "uri" and default.get(k) != v]
+    return ", ".join([data.uri, *options])
+
+
 def entries(spec: TaskSpec) -> tuple[Dataset, Task]:
     """The dataset and task entries of ``spec`` (nothing is decoded until the loader runs)."""
-    where = spec.data.uri
+    where = data_label(spec.data)
     dataset = Dataset(name=spec.name, loader=SourceLoader(spec), num_classes=len(spec.class_names),
                       class_names=spec.class_names, splits=("train", "test"), image_size=spec.input_size,
                       channels=3, license="yours", description=f"your data: {where}")
@@ -281,9 +289,9 @@ def register(ctx: Any, spec: TaskSpec) -> str:
     name = spec.name
     if name in tasks or name in datasets:
         existing = tasks.get(name) if name in tasks else None
-        if existing is not None and existing.description.startswith(f"your data: {spec.data.uri} "):
-            return name  # this same data is already a task (saved, or registered earlier here)
-        name = f"{spec.name}-{hashlib.sha256(spec.data.uri.encode()).hexdigest()[:6]}"
+        if existing is not None and existing.description.startswith(f"your data: {data_label(spec.data)} ("):
+            return name  # this same data, read the same way, is already a task (saved, or registered here)
+        name = f"{spec.name}-{hashlib.sha256(data_label(spec.data).encode()).hexdigest()[:6]}"
         spec = replace(spec, name=name)
         if name in tasks:
             return name

@@ -135,20 +135,11 @@ def decode_file(path: Any, size: int) -> Any:
 
 
 def usable_cores() -> int:
-    """Cores this process may use: its CPU affinity, capped by a cgroup CPU quota (containers)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
-    try:
-        from pathlib import Path
+    """Cores this process may use: ``--threads``/``HARNESS_THREADS``, else its CPU affinity capped
+    by a cgroup CPU quota (v1 or v2; see :func:`harness.environment.use_threads`)."""
+    from harness.environment import use_threads
 
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, cores)
+    return use_threads()
 
 
 def _why(item: Any, exc: Exception) -> str:

@@ -206,6 +206,16 @@ def test_nested_folders_merge_with_a_note_and_label_depth_labels_by_sub_folder(o
                              "--label-depth", "2"), 2, "--label-depth applies to image folders")
     assert_clean_failure(own("leaderboard", "--task", "fashion-mnist", "--label-depth", "2"), 2,
                          "--label-depth goes with --data FOLDER")
+    from helpers import make_plugins
+
+    from harness.context import Context
+    from harness.data.datatask import resolve
+
+    with Context(make_plugins(), home=tmp_path / "home", quiet=True) as ctx:  # one process, two readings
+        shallow = resolve(ctx, None, DataSpec(str(root)))
+        nested = resolve(ctx, None, DataSpec(str(root), label_depth=2))
+        assert shallow != nested and resolve(ctx, None, DataSpec(str(root), label_depth=2)) == nested
+        assert len(ctx.catalogue.datasets.get(nested).class_names) == 4
 
 
 def test_worker_processes_decode_what_threads_decode_and_name_a_damaged_file(tmp_path, monkeypatch):
@@ -262,3 +272,19 @@ print(decode.decode_all(source, items, 16, workers=2).shape)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines() == ["script ran", "(48, 3, 16, 16)"]
+
+
+def test_the_imagefolder_plugin_decodes_like_a_data_folder(tmp_path):
+    from plugins.imagefolder import load_imagefolder
+
+    for split in ("train", "test"):
+        folder = tmp_path / split / "cat"
+        folder.mkdir(parents=True)
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        Image.fromarray(_upright()).transpose(Image.Transpose.ROTATE_90).save(folder / "phone.jpg", exif=exif,
+                                                                              quality=95)
+        Image.fromarray(_upright()).save(folder / "upright.jpg", quality=95)
+    split = load_imagefolder("train", tmp_path, image_size=32).images.numpy().astype(int)
+    assert np.abs(split[0] - split[1]).mean() < 2  # the phone photo is upright too
+    assert split[0][1, 2, 2] > 150  # green top-left
