@@ -42,6 +42,7 @@ COMMANDS = {
     "zoo": "harness.cli.zoo_cmds:zoo_group",
     "study": "harness.cli.study_cmds:study_group",
     "gate": "harness.cli.gate_cmd:gate_command",
+    "card": "harness.cli.gate_cmd:card_command",
 }
 
 

@@ -1,4 +1,4 @@
-"""``harness gate CANDIDATE --against NAME:ALIAS``: may the candidate replace the alias's holder?"""
+"""``harness gate`` (may a candidate replace an alias's holder?) and ``harness card`` (its model card)."""
 
 from __future__ import annotations
 
@@ -57,3 +57,32 @@ def gate_command(ctx: click.Context, candidate: str, against: str, min_delta: fl
         click.echo(f"{verdict.alias} not moved", err=True)
     if not verdict.passed:
         ctx.exit(1)
+
+
+@click.command("card", cls=HarnessCommand)
+@click.argument("model")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the card here (default: print it).")
+@click.option("--data-check/--no-data-check", default=True, show_default=True,
+              help="Run the task's data check (integrity, labels, exact copies) for the training-data section.")
+@click.pass_context
+def card_command(ctx: click.Context, model: str, out: str | None, data_check: bool) -> None:
+    """A model card (Markdown, Hugging Face's shape) for registry version MODEL, from what the store
+    recorded: weights and licence, lineage and promotions, data and its check, metrics with image
+    sets and intervals, calibration, parity and latency, environment, how to reproduce it.
+
+    \b
+    Example:
+      harness card fashion-mnist:production --out MODEL_CARD.md
+    """
+    from pathlib import Path
+
+    from harness.report.card import card
+    from registry.files import atomic_write_bytes
+
+    with make_context(ctx) as hctx:
+        text = card(hctx, model, data_check=data_check)
+    if out:
+        atomic_write_bytes(Path(out), text.encode())
+        click.echo(f"wrote {out}", err=True)
+    else:
+        click.echo(text)

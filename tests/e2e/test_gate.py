@@ -73,3 +73,21 @@ def test_a_promotion_never_replaces_a_holder_it_did_not_compare_against(two):
 ])
 def test_usage_errors_stop_before_any_work(trained, run_cli, args, needle):
     assert_clean_failure(run_cli("gate", trained, *args), 2, needle)
+
+
+def test_model_card_from_the_store(two, run_cli, tmp_path):
+    good, _ = two
+    assert run_cli("gate", good, "--against", "synthetic:production", "--apply").exit_code == 0
+    out = tmp_path / "MODEL_CARD.md"
+    result = run_cli("card", "synthetic:production", "--out", str(out), "--no-data-check")
+    assert result.exit_code == 0, result.output[-2000:]
+    text = out.read_text()
+    assert text.startswith("---\nlibrary_name: \"harness\"") and f"# {good}" in text
+    for section in ("## Model details", "## Intended use", "## Training data", "## Evaluation", "## Calibration",
+                    "## Robustness", "## Deployment", "## Environment", "## How to reproduce"):
+        assert section in text
+    assert "| accuracy |" in text and "test images of synthetic #" in text  # scores name their image sets
+    assert "Temperature scaling fitted on validation" in text and "| ECE (15 bins) |" in text
+    assert "`synthetic:production` unset -> " + good in text  # the promotion, with its evidence
+    assert "harness finetune cifar_convnet_s --task synthetic" in text
+    assert_clean_failure(run_cli("card", "synthetic@99"), 2, "unknown version of synthetic")
