@@ -29,7 +29,8 @@ def _front_matter(version: ModelVersion, licence: str | None, test: dict[str, An
     """Hugging Face's model-card metadata block (``license``, ``tags``, ``datasets``, ``metrics``)."""
     spdx = (licence or "").split(" ")[0]
     meta = {"library_name": "harness", "pipeline_tag": "image-classification",
-            "license": spdx.lower() if re.fullmatch(r"[A-Za-z0-9.+-]+", spdx) else "other", "tags": ["image-classification", "pytorch", "onnx", version.backbone],
+            "license": spdx.lower() if re.fullmatch(r"[A-Za-z0-9.+-]+", spdx) else "other",
+            "tags": ["image-classification", "pytorch", "onnx", version.backbone],
             "datasets": [version.dataset or version.task or "unknown"], "metrics": sorted(test)}
     lines = ["---"]
     for key, value in meta.items():
