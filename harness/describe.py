@@ -79,12 +79,15 @@ def budget_line(record: dict[str, Any]) -> str:
 
 def task_row(t: Task) -> dict[str, Any]:
     budgets = {name: budget_record(t, name) for name in t.protocol.budgets}
-    quick = budgets.get("quick")
+
+    def short(name: str) -> str | None:
+        b = budgets.get(name)
+        return f"{len(b['candidates'])} nets x {b['epochs']} ep at {b['input_size']}px" if b else None
+
     return {"name": t.name, "dataset": t.dataset, "primary_metric": t.primary_metric,
-            "metrics": list(t.metrics), "input_size": t.protocol.input_size,
-            "quick": (f"{len(quick['candidates'])} nets x {quick['epochs']} ep at {quick['input_size']}px"
-                      if quick else None),
-            "candidates": list(t.protocol.candidates), "plugin": _plugin(t), "budgets": budgets}
+            "metrics": list(t.metrics), "input_size": t.protocol.input_size, "quick": short("quick"),
+            "standard": short("standard"), "candidates": list(t.protocol.candidates), "plugin": _plugin(t),
+            "budgets": budgets}
 
 
 ROWS = {"backbone": backbone_row, "dataset": dataset_row, "metric": metric_row, "task": task_row}

@@ -346,14 +346,22 @@ class ModelStore:
         self.gc()  # the file it replaced may now be unreferenced
         return self.get(mv.ref)
 
-    def remove(self, ref: str, force: bool = False) -> ModelVersion:
-        """Delete a version (its blobs go when nothing else uses them). Children need ``force``."""
+    def remove(self, ref: str, force: bool = False, *, command: str | None = None) -> ModelVersion:
+        """Delete a version (its blobs go when nothing else uses them). Children, and aliases it
+        holds (``production`` vanishing silently would let any candidate pass a gate as a first
+        promotion), need ``force``; the aliases it held are recorded as moved to nothing."""
         mv = self.get(ref)
         children = self._conn.execute("SELECT name, version FROM versions WHERE parent_id = ?", (mv.id,)).fetchall()
         if children and not force:
             names = ", ".join(f"{r['name']}@{r['version']}" for r in children)
             raise UsageError(f"{mv.ref} is the parent of {names}; pass {{param}} to remove it anyway", param="force")
+        if mv.aliases and not force:
+            held = ", ".join(f"{mv.name}:{a}" for a in mv.aliases)
+            raise UsageError(f"{mv.ref} holds {held}; move the alias first (harness gate --apply, harness registry "
+                             "rollback or tag --alias) or pass {param} to remove it and unset the alias", param="force")
         with self.transaction() as conn:
+            for alias in mv.aliases:
+                self._record_move(conn, mv.name, alias, mv.ref, None, {"removed": mv.ref}, command)
             conn.execute("DELETE FROM versions WHERE id = ?", (mv.id,))
         self.gc()
         return mv

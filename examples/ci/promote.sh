@@ -13,21 +13,34 @@ set -euo pipefail
 
 TASK="${TASK:-fashion-mnist}"
 BACKBONE="${BACKBONE:-cifar_convnet_s}"
-HARNESS="${HARNESS:-harness}"
+here="$(cd "$(dirname "$0")" && pwd)"
+# harness on PATH, else the project's own virtualenv (the README's set-up command makes it)
+HARNESS="${HARNESS:-$(command -v harness || echo "$here/../../.venv/bin/harness")}"
+if ! [ -x "$(command -v "$HARNESS" 2>/dev/null || echo "$HARNESS")" ]; then
+  echo "promote.sh: no harness command (tried PATH and $here/../../.venv/bin/harness); set HARNESS" >&2
+  exit 2
+fi
 
 candidate="${1:-}"
 if [ -z "$candidate" ]; then
+  trained="$(mktemp)"
+  trap 'rm -f "$trained"' EXIT
   # shellcheck disable=SC2086  # TRAIN_ARGS is a list of flags
-  candidate="$($HARNESS finetune "$BACKBONE" --task "$TASK" ${TRAIN_ARGS:-} --format json \
-                | python3 -c 'import json, sys; print(json.load(sys.stdin)["model"])')"
+  $HARNESS finetune "$BACKBONE" --task "$TASK" ${TRAIN_ARGS:-} --format json > "$trained" || exit $?
+  candidate="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["model"])' "$trained")"
   echo "trained $candidate" >&2
 fi
 
 status=0
 # shellcheck disable=SC2086  # GATE_ARGS is a list of flags
-$HARNESS gate "$candidate" --against "$TASK:production" ${GATE_ARGS:-} --apply --format json > verdict.json \
+$HARNESS gate "$candidate" --against "$TASK:production" ${GATE_ARGS:-} --apply --format json > verdict.json.tmp \
   || status=$?
-python3 -c 'import json; v = json.load(open("verdict.json")); print(v["summary"])' >&2 || true
+if [ -s verdict.json.tmp ]; then  # a verdict (pass or fail); a usage error (2) leaves none
+  mv verdict.json.tmp verdict.json
+  python3 -c 'import json; print(json.load(open("verdict.json"))["summary"])' >&2
+else
+  rm -f verdict.json.tmp
+fi
 if [ "$status" -eq 0 ]; then
   echo "promoted $candidate to $TASK:production (history: $HARNESS registry history $TASK:production)" >&2
 fi

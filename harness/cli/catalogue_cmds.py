@@ -10,8 +10,9 @@ from harness.output import render, render_record, to_json
 from registry import KINDS
 
 KIND_CHOICE = click.Choice([k + "s" for k in KINDS])
-JSON_ONLY = ("budgets",)
-"""Row keys too wide for a table (a task's budgets: ``show TASK`` prints them in words)."""
+JSON_ONLY = ("budgets", "candidates")
+"""Row keys too wide for a table (a task's budgets and the protocol's candidates: the ``quick`` and
+``standard`` columns say what those budgets run, ``show TASK`` prints every budget in words)."""
 
 
 @click.command("list", cls=HarnessCommand)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from harness.cli.app import HarnessCommand, make_context
-from harness.cli.options import format_option
+from harness.cli.options import data_spec, format_option, task_source_options
 from harness.output import render, to_json
 
 
@@ -13,20 +15,22 @@ from harness.output import render, to_json
 @click.argument("candidate")
 @click.option("--against", required=True, metavar="NAME:ALIAS",
               help="The alias the candidate would take, usually TASK:production (unset: a first promotion).")
-@click.option("--min-delta", type=float, default=0.0, show_default=True,
-              help="Points (x100) the 95%% interval's lower end of candidate minus holder must exceed: 0 asks for "
+@click.option("--min-delta", type=click.FloatRange(-100, 100, min_open=True, max_open=True), default=0.0,
+              show_default=True,
+              help="Points (x100) the 95% interval's lower end of candidate minus holder must exceed: 0 asks for "
                    "better beyond the noise, -0.5 for not worse by more than half a point.")
-@click.option("--max-latency-ms", type=float, help="ONNX Runtime batch-1 median latency limit (measured now if "
-                                                   "never measured).")
-@click.option("--max-size-mb", type=float, help="ONNX file size limit.")
+@click.option("--max-latency-ms", type=click.FloatRange(0, min_open=True),
+              help="ONNX Runtime batch-1 median latency limit (measured now if never measured).")
+@click.option("--max-size-mb", type=click.FloatRange(0, min_open=True), help="ONNX file size limit.")
 @click.option("--parity/--no-parity", "require_parity", default=True, show_default=True,
               help="Require ONNX Runtime to agree with PyTorch (measured now if never measured).")
 @click.option("--apply", is_flag=True, help="On a pass, move the alias to the candidate and record the move with "
                                             "the evidence ('harness registry history NAME:ALIAS').")
+@task_source_options
 @format_option
 @click.pass_context
 def gate_command(ctx: click.Context, candidate: str, against: str, min_delta: float, max_latency_ms: float | None,
-                 max_size_mb: float | None, require_parity: bool, apply: bool, fmt: str) -> None:
+                 max_size_mb: float | None, require_parity: bool, apply: bool, fmt: str, **source: Any) -> None:
     """May CANDIDATE replace the holder of NAME:ALIAS? Both run now on the task's whole test split;
     the difference has a paired-bootstrap 95% interval. Exit 0 pass, 1 fail, 2 usage error.
 
@@ -38,10 +42,17 @@ def gate_command(ctx: click.Context, candidate: str, against: str, min_delta: fl
       harness registry rollback fashion-mnist:production   (back to the previous holder, recorded)
     """
     from harness.cli.registry_cmds import command_line
+    from harness.data.datatask import resolve
     from harness.evaluate.gate import GateConfig, gate
 
     config = GateConfig(candidate, against, min_delta, max_latency_ms, max_size_mb, require_parity)
+    data = data_spec(source)
     with make_context(ctx) as hctx:
+        if data is not None:  # the models were trained on --data: that task is made here again
+            resolve(hctx, None, data)
+        if min_delta < -5:
+            hctx.progress.warn(f"--min-delta {min_delta:g}: a candidate up to {-min_delta:g} points worse than the "
+                               "holder can pass")
         verdict = gate(hctx, config, apply=apply, command=command_line())
     if fmt == "json":
         click.echo(to_json(verdict.as_dict()))
@@ -64,8 +75,9 @@ def gate_command(ctx: click.Context, candidate: str, against: str, min_delta: fl
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the card here (default: print it).")
 @click.option("--data-check/--no-data-check", default=True, show_default=True,
               help="Run the task's data check (integrity, labels, exact copies) for the training-data section.")
+@task_source_options
 @click.pass_context
-def card_command(ctx: click.Context, model: str, out: str | None, data_check: bool) -> None:
+def card_command(ctx: click.Context, model: str, out: str | None, data_check: bool, **source: Any) -> None:
     """A model card (Markdown, Hugging Face's shape) for registry version MODEL, from what the store
     recorded: weights and licence, lineage and promotions, data and its check, metrics with image
     sets and intervals, calibration, parity and latency, environment, how to reproduce it.
@@ -76,10 +88,14 @@ def card_command(ctx: click.Context, model: str, out: str | None, data_check: bo
     """
     from pathlib import Path
 
+    from harness.data.datatask import resolve
     from harness.report.card import card
     from registry.files import atomic_write_bytes
 
+    data = data_spec(source)
     with make_context(ctx) as hctx:
+        if data is not None:
+            resolve(hctx, None, data)
         text = card(hctx, model, data_check=data_check)
     if out:
         atomic_write_bytes(Path(out), text.encode())

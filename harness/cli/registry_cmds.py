@@ -97,8 +97,12 @@ def registry_history(ref: str, fmt: str) -> None:
     Example:
       harness registry history fashion-mnist:production
     """
+    from registry import UnknownNameError
+
     name, alias = _alias_ref(ref)
     with _store() as store:
+        if name not in store.names():
+            raise UnknownNameError("model", name, store.names())
         moves = [m.as_dict() for m in store.alias_history(name, alias)]
     if fmt == "json":
         click.echo(to_json(moves))
@@ -122,12 +126,30 @@ def registry_rollback(ref: str) -> None:
     name, alias = _alias_ref(ref)
     with _store() as store:
         moves = store.alias_history(name, alias)
-        if not moves or not moves[-1].from_ref:
+        undone, target = rollback_target(moves)
+        if undone is None or target is None:
             raise UsageError(f"{ref} has no earlier holder to go back to (see 'harness registry history {ref}')")
-        last = moves[-1]
-        store.set_alias(last.from_ref, alias, command=command_line(), expect=last.to_ref or "",
-                        evidence={"rollback_of": last.id})
-    click.echo(f"{ref}: {last.to_ref or 'unset'} -> {last.from_ref} (rolled back move {last.id})")
+        if not store.exists(target):
+            raise UsageError(f"{ref}'s previous holder {target} was removed; point the alias at a version with "
+                             "'harness registry tag REF --alias ...'")
+        store.set_alias(target, alias, command=command_line(), expect=undone.to_ref or "",
+                        evidence={"rollback_of": undone.id})
+    click.echo(f"{ref}: {undone.to_ref or 'unset'} -> {target} (rolled back move {undone.id})")
+
+
+def rollback_target(moves: list[Any]) -> tuple[Any, str | None]:
+    """(the move a rollback undoes, the holder it goes back to): moves are replayed as a stack in
+    which a rollback pops the move it undid, so repeated rollbacks step back through the history
+    (4 -> 2 -> 1) instead of toggling between the last two holders."""
+    stack: list[Any] = []
+    for move in moves:
+        if "rollback_of" in move.evidence and stack:
+            stack.pop()
+        else:
+            stack.append(move)
+    if not stack:
+        return None, None
+    return stack[-1], stack[-1].from_ref
 
 
 def _alias_ref(ref: str) -> tuple[str, str]:
@@ -160,11 +182,12 @@ def command_line() -> str:
 
 @registry_group.command("remove")
 @click.argument("ref")
-@click.option("--force", is_flag=True, help="Also when other versions descend from it.")
+@click.option("--force", is_flag=True, help="Also when other versions descend from it or it holds aliases (they "
+                                            "are unset, and the moves recorded).")
 def registry_remove(ref: str, force: bool) -> None:
     """Remove a version and (when unused) its artifact files."""
     with _store() as store:
-        version = store.remove(ref, force=force)
+        version = store.remove(ref, force=force, command=command_line())
     click.echo(f"removed {version.ref}")
 
 

@@ -99,7 +99,7 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
       harness select --task cifar10 --candidates 'resnet18.tv_in1k,cifar_*' --prescreen knn --top-k 2
       harness select --task fashion-mnist --executor ray --cpus-per-trial 2
     """
-    from harness.data.datatask import resolve
+    from harness.data.datatask import data_flags, resolve
     from harness.report import check_out_path, write_report
     from harness.select.config import Constraints, SelectConfig
     from harness.select.leaderboard import plot, render_rows
@@ -137,7 +137,7 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
                                columns=split_columns(columns)))
     if plot_path:
         plot(result.rows, result.primary, result.higher_is_better, plot_path, f"{result.task}: select")
-    for line in summary_lines(result):
+    for line in summary_lines(result, data_flags(source) if source is not None else None):
         click.echo(line, err=fmt != "table")
     if report_path:
         with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet) as hctx:
@@ -145,8 +145,9 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
         click.echo(f"report: {report_path}", err=fmt != "table")
 
 
-def summary_lines(result: Any) -> list[str]:
-    """What select says under its table: image sets, units, time, rank agreements, the choice."""
+def summary_lines(result: Any, data: str | None = None) -> list[str]:
+    """What select says under its table: image sets, units, time, rank agreements, the choice;
+    ``data`` is the ``--data ...`` flags a ``--data`` task needs in the next command."""
     lines = [*eval_set_lines(result.rows), UNITS_NOTE, f"wall time {result.seconds:.0f}s; seconds per stage:",
              *result.time_summary()]
     if result.rank_check is not None:
@@ -167,7 +168,7 @@ def summary_lines(result: Any) -> list[str]:
         lines.append(f"chosen: {w.model} ({w.candidate}; {why}; test {result.primary} {w.primary_value}{over}) "
                      f"-> alias {result.task}:best")
         lines.append(f"ship it: harness export {result.task}:best --out exports/   "
-                     f"or load: harness evaluate {result.task}:best")
+                     f"or load: harness evaluate {result.task}:best" + (f" {data}" if data else ""))
     else:
         lines.append("no candidate met every constraint; nothing chosen")
     return lines

@@ -167,8 +167,8 @@ def _integrity(found: Images, input_size: int) -> list[Finding]:
         out.append(Finding("integrity", "error", len(found.broken), "files that cannot be used: "
                            + "; ".join(f"{i} {w}" for i, w in found.broken[:3]),
                            tuple(i for i, _ in found.broken)))
-    names = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",), "GIF": (".gif",), "BMP": (".bmp",), "WEBP": (".webp",),
-             "TIFF": (".tif", ".tiff")}
+    names = {"JPEG": (".jpg", ".jpeg", ".jfif"), "PNG": (".png",), "GIF": (".gif",), "BMP": (".bmp",),
+             "WEBP": (".webp",), "TIFF": (".tif", ".tiff")}
     wrong = [i for i, f in zip(found.ids, found.info, strict=True)
              if f.get("suffix") and f.get("format") in names and f["suffix"] not in names[f["format"]]]
     if wrong:

@@ -76,11 +76,34 @@ def slug(text: str) -> str:
     return name if name and name[0].isalpha() else f"data-{name or 'set'}"
 
 
-def default_name(uri: str) -> str:
+def default_name(uri: str, data: DataSpec | None = None) -> str:
+    """The task name of ``--data uri``: the folder's or file's name, with the options that change
+    what the data gives (``photos-label-depth-2``), so models of two readings never share a name."""
     if uri.startswith("hf:"):
-        return slug(uri[3:].rstrip("/").rsplit("/", 1)[-1])
-    path = Path(uri).expanduser().resolve()
-    return slug(path.stem if path.is_file() else path.name)
+        base = slug(uri[3:].rstrip("/").rsplit("/", 1)[-1])
+    else:
+        path = Path(uri).expanduser().resolve()
+        base = slug(path.stem if path.is_file() else path.name)
+    options = _options(data) if data is not None else []
+    return slug("-".join([base, *options])) if options else base
+
+
+def data_flags(data: DataSpec) -> str:
+    """The command-line flags that name ``data`` again: ``--data /x/photos --label-depth 2``."""
+    import shlex
+
+    default = DataSpec(data.uri).as_dict()
+    words = ["--data", data.uri]
+    for key, value in data.as_dict().items():
+        if key != "uri" and default.get(key) != value:
+            words += [f"--{key.replace('_', '-')}", str(value)]
+    return shlex.join(words)
+
+
+def _options(data: DataSpec) -> list[str]:
+    """``["label_depth 2"]``: the options of ``data`` that differ from their defaults."""
+    default = DataSpec(data.uri).as_dict()
+    return [f"{k} {v}" for k, v in data.as_dict().items() if k != "uri" and default.get(k) != v]
 
 
 def derived_size(source: Source) -> int:
@@ -131,9 +154,7 @@ def protocol(spec: TaskSpec) -> Protocol:
 def data_label(data: DataSpec) -> str:
     """The source and every option that changes what it gives (``./photos, label_depth 2``): two
     readings of one folder with other options are two tasks, never one reused for the other."""
-    default = DataSpec(data.uri).as_dict()
-    options = [f"{k} {v}" for k, v in data.as_dict().items() if k != "uri" and default.get(k) != v]
-    return ", ".join([data.uri, *options])
+    return ", ".join([data.uri, *_options(data)])
 
 
 def entries(spec: TaskSpec) -> tuple[Dataset, Task]:
@@ -198,11 +219,11 @@ def _identity(source: Source, items: list[tuple[Any, int]]) -> str:
 
     digest = hashlib.sha256(source.fingerprint.encode())
     for item, label in items:
-        if isinstance(item, Path):
+        if isinstance(item, Path):  # os.fsencode: any file name, valid UTF-8 or not
             stat = item.stat()
-            digest.update(f"{item}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+            digest.update(os.fsencode(item) + f"|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
         else:
-            digest.update(f"{item}|{label}\n".encode())
+            digest.update(f"{item}|{label}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 
@@ -300,7 +321,7 @@ def register(ctx: Any, spec: TaskSpec) -> str:
     for line in spec.notes:
         ctx.progress.info(line)
     ctx.progress.info(f"task {name!r} from {spec.data.uri}: {len(spec.class_names)} classes, {spec.input_size}px "
-                      f"(save it with 'harness task add {name} --data {spec.data.uri}')")
+                      f"(save it with 'harness task add {name} {data_flags(spec.data)}')")
     return name
 
 
@@ -325,7 +346,7 @@ def resolve(ctx: Any, task: str | None, data: DataSpec | None, *, required: bool
         raise UsageError("give {param} or --data, not both", param="task_name")
     if data is not None:
         uri, view = split_view(data.uri)
-        name = register(ctx, make_spec(default_name(uri), replace(data, uri=uri)))
+        name = register(ctx, make_spec(default_name(uri, data), replace(data, uri=uri)))
         return register_view(ctx, name, view) if view else name
     if task:
         base, view = split_view(task)

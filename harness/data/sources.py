@@ -220,7 +220,7 @@ def _make_test_split(source: Source, spec: DataSpec) -> None:
 
 def _manifest_rows(path: Path) -> list[dict[str, Any]]:
     if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: Excel writes a BOM
             reader = csv.DictReader(f)
             if reader.fieldnames is None or not {"path", "label"} <= {c.strip() for c in reader.fieldnames}:
                 raise DataError(f"{path}: a manifest needs the columns path,label[,split]; it has "

@@ -113,12 +113,15 @@ class GateVerdict:
 
 def _alias_target(ctx: Context, against: str) -> tuple[str, str, ModelVersion | None]:
     """(name, alias, holder or None) of ``against`` (NAME:ALIAS)."""
-    from registry.store import parse_ref
+    from registry.store import ALIAS_RE, parse_ref
 
     name, _, alias = parse_ref(against)
     if alias is None:
         raise UsageError(f"--against {against!r} names no alias; give NAME:ALIAS (e.g. {name}:production), the "
                          "alias the candidate would take")
+    if not ALIAS_RE.match(alias) or alias.isdigit():
+        raise UsageError(f"--against {against!r}: bad alias {alias!r}; start with a letter; letters, digits, '_' "
+                         "and '-'")
     holder = ctx.store.get(against) if ctx.store.exists(against) else None
     if holder is None and name not in ctx.store.names():
         raise UsageError(f"--against {against!r}: no model named {name!r} in the store (harness registry list)")
@@ -155,8 +158,11 @@ def _quality(ctx: Context, config: GateConfig, candidate: ModelVersion, holder: 
     logits, labels, images = _test_logits(ctx, candidate, task)
     mine = scorer(logits, labels) if scorer else float((logits.argmax(1) == labels).mean())
     if holder is None:
-        return (Condition("quality", True, round(mine, 4), None, f"first promotion: {metric.name} {mine:.4f} on "
-                          f"{images.n:,} test images, nothing to compare with"), images, mine, None, None)
+        moves = ctx.store.alias_history(candidate.name, config.against.rpartition(":")[2])
+        unset = (f" ({candidate.name}:{moves[-1].alias} was unset by move {moves[-1].id}: "
+                 f"{moves[-1].command or 'no command recorded'})" if moves else "")
+        return (Condition("quality", True, round(mine, 4), None, f"first promotion{unset}: {metric.name} {mine:.4f} "
+                          f"on {images.n:,} test images, nothing to compare with"), images, mine, None, None)
     theirs_logits, theirs_labels, theirs_images = _test_logits(ctx, holder, task)
     if theirs_images != images or not (theirs_labels == labels).all():
         raise UsageError(f"{candidate.ref} and {holder.ref} were not scored on the same test images")
@@ -169,10 +175,17 @@ def _quality(ctx: Context, config: GateConfig, candidate: ModelVersion, holder: 
     better = "better" if sign > 0 else "lower (better)"
     reason = (f"{metric.name} {mine:.4f} vs {theirs:.4f}: {diff.text()} points ({diff.p_text()}, {images.n:,} test "
               f"images); the interval's lower end {low:+.1f} is {'above' if passed else 'not above'} "
-              f"--min-delta {config.min_delta:+.1f}" + ("" if passed else f" ({better} by less than the margin, or "
-                                                       "not beyond the noise)" if diff.high * 100 > config.min_delta
-                                                       else " (worse than the margin allows, beyond the noise)"))
+              f"--min-delta {config.min_delta:+.1f}" + ("" if passed else _why_not(diff, config.min_delta, better)))
     return Condition("quality", passed, diff.as_dict(), config.min_delta, reason), images, mine, theirs, diff
+
+
+def _why_not(diff: PairedDiff, margin: float, better: str) -> str:
+    """Why a quality condition failed, in words: identical, within the noise, or worse."""
+    if diff.low == diff.high == 0.0:
+        return " (the two predict alike on every image: a tie)"
+    if diff.high * 100 < margin:
+        return " (worse than the margin allows, beyond the noise)"
+    return f" ({better} by less than the margin, or not beyond the noise)"
 
 
 def _onnx_file(ctx: Context, ref: str, workdir: Path) -> Path:

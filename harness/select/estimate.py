@@ -70,6 +70,8 @@ class Estimate:
         plan = (f"plan: {len(self.candidates)} candidates{seeds} x {self.epochs} epochs at {self.input_size}px on "
                 f"{self.train_images:,} training images; choose on {self.val_images:,} validation images, report "
                 f"on {self.test_images:,} test images" + (f" ({cached} already in the store)" if cached else ""))
+        if cached == len(self.candidates):
+            return [plan, "estimate: nothing to train (every candidate is in the store): seconds to read it back"]
         low, high = 0.8 * self.seconds, 1.5 * self.seconds
         speeds = ", ".join(f"{c.ref} {c.train_img_s:,.0f} img/s" for c in self.candidates if c.seconds)
         return [plan, f"estimate: {_duration(low)}-{_duration(high)} on this machine"

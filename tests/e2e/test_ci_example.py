@@ -31,6 +31,9 @@ def test_promote_script_promotes_then_refuses_a_worse_candidate(tmp_path, subpro
 
     again = _promote(tmp_path, env, "synthetic@1")
     assert again.returncode == 2 and "already is synthetic:production" in again.stderr
+    assert "Traceback" not in again.stderr and json.loads((tmp_path / "verdict.json").read_text())["applied"]
+    bad = _promote(tmp_path, env, TRAIN_ARGS="--epochs 0")  # finetune's usage error: its exit code, no traceback
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "--epochs" in bad.stderr
 
     worse = _promote(tmp_path, env, TRAIN_ARGS="--epochs 1 --lr 0.00001 --train-limit 64 --batch-size 32")
     assert worse.returncode == 1, worse.stderr[-2000:]

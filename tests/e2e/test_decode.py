@@ -216,6 +216,10 @@ def test_nested_folders_merge_with_a_note_and_label_depth_labels_by_sub_folder(o
         nested = resolve(ctx, None, DataSpec(str(root), label_depth=2))
         assert shallow != nested and resolve(ctx, None, DataSpec(str(root), label_depth=2)) == nested
         assert len(ctx.catalogue.datasets.get(nested).class_names) == 4
+    from harness.data.datatask import data_flags, default_name
+
+    assert default_name(str(root), DataSpec(str(root), label_depth=2)) == "nature-label-depth-2"  # in other processes
+    assert data_flags(DataSpec(str(root), label_depth=2)).endswith("--label-depth 2")
 
 
 def test_worker_processes_decode_what_threads_decode_and_name_a_damaged_file(tmp_path, monkeypatch):

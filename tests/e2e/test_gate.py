@@ -43,17 +43,17 @@ def test_first_promotion_then_a_worse_candidate_is_refused_and_rollback(two, run
         assert len(store.alias_history("synthetic", "production")) == 1  # a refusal moves nothing
 
     # a huge non-inferiority margin passes quality; the size limit still refuses it
-    small = _verdict(run_cli("gate", weak, "--against", "synthetic:production", "--min-delta", "-100",
+    small = _verdict(run_cli("gate", weak, "--against", "synthetic:production", "--min-delta", "-99",
                              "--max-size-mb", "0.0001", "--format", "json"), 1)
     assert [c["condition"] for c in small["conditions"] if not c["passed"]] == ["size"]
 
-    moved = run_cli("gate", weak, "--against", "synthetic:production", "--min-delta", "-100", "--apply")
+    moved = run_cli("gate", weak, "--against", "synthetic:production", "--min-delta", "-99", "--apply")
     assert moved.exit_code == 0 and "moved synthetic:production" in moved.stderr
     back = run_cli("registry", "rollback", "synthetic:production")
     assert back.exit_code == 0 and f"-> {good}" in back.stdout
     history = json.loads(run_cli("registry", "history", "synthetic:production", "--format", "json").stdout)
     assert [(m["from"], m["to"]) for m in history] == [(None, good), (good, weak), (weak, good)]
-    assert history[1]["evidence"]["verdict"] == "pass" and "--min-delta -100" in history[1]["command"]
+    assert history[1]["evidence"]["verdict"] == "pass" and "--min-delta -99" in history[1]["command"]
     assert history[2]["evidence"] == {"rollback_of": history[1]["move"]}
 
 
@@ -91,3 +91,31 @@ def test_model_card_from_the_store(two, run_cli, tmp_path):
     assert "`synthetic:production` unset -> " + good in text  # the promotion, with its evidence
     assert "harness finetune cifar_convnet_s --task synthetic" in text
     assert_clean_failure(run_cli("card", "synthetic@99"), 2, "unknown version of synthetic")
+
+
+def test_removing_the_holder_is_refused_or_recorded_and_rollback_steps_back(two, run_cli):
+    good, weak = two
+    with ModelStore() as store:
+        for ref in (good, weak, good):  # 1 -> 2 -> 1 by hand, each move recorded
+            store.set_alias(ref, "production")
+    assert_clean_failure(run_cli("registry", "remove", good), 2, "--force")
+    steps = [run_cli("registry", "rollback", "synthetic:production") for _ in range(2)]
+    assert f"-> {weak}" in steps[0].stdout  # back one move
+    assert steps[1].exit_code == 0 and f"-> {good}" in steps[1].stdout  # and another: stepping, not toggling
+    assert run_cli("registry", "remove", good, "--force").exit_code == 0
+    history = json.loads(run_cli("registry", "history", "synthetic:production", "--format", "json").stdout)
+    assert history[-1]["to"] is None and history[-1]["evidence"] == {"removed": good}
+    first = _verdict(run_cli("gate", weak, "--against", "synthetic:production", "--min-delta", "-90",
+                             "--format", "json"), 0)
+    assert "was unset by move" in first["conditions"][0]["reason"]  # not a silent first promotion
+    assert_clean_failure(run_cli("registry", "history", "nosuch:production"), 2, "unknown model")
+
+
+def test_an_identical_candidate_is_called_a_tie():
+    from harness.evaluate.gate import _why_not
+    from harness.evaluate.paired import PairedDiff
+
+    same = PairedDiff("accuracy", 0.0, 0.0, 0.0, 1.0, 100, 1, 1000)
+    assert "a tie" in _why_not(same, 0.0, "better")
+    worse = PairedDiff("accuracy", -0.05, -0.08, -0.02, 0.001, 100, 1, 1000)
+    assert "worse" in _why_not(worse, 0.0, "better")

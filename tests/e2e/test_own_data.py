@@ -150,6 +150,17 @@ def test_task_add_decodes_every_image_or_says_it_did_not(own, tmp_path):
     assert unchecked.exit_code == 0 and "not decoded (--no-decode)" in unchecked.stderr
 
 
+def test_file_names_that_are_not_utf8_work(own, tmp_path):
+    import os
+
+    photos = write_photos(tmp_path / "odd")
+    folder = os.fsencode(photos / "cat")
+    os.rename(os.path.join(folder, b"1.jpg"), os.path.join(folder, b"caf\xe9 1.jpg"))  # latin-1, as old cameras
+    added = own("task", "add", "odd", "--data", str(photos))
+    assert added.exit_code == 0, added.output[-2000:]
+    assert "decoded all 36 images" in added.stderr
+
+
 BAD_DATA = {
     "missing": (lambda root: root / "nope", "does not exist"),
     "empty folder": (lambda root: root.mkdir() or root, "no images"),
