@@ -31,10 +31,11 @@ QUICK_MAX_SIZE = 32
 """The quick budget trains at most at this size: the small CIFAR-style nets it tries are made for
 32 px, and on 3,000 garment photos of 80-130 px, 15 epochs at 32 px gave 0.81 test accuracy in 52 s
 where 10 epochs at 48 px gave 0.74 in more time (standard/full use the data's own size)."""
-QUICK_PASSES = 32_000
+QUICK_PASSES = 24_000
 """Images the quick budget trains each candidate on (epochs x training images, 3 to 30 epochs):
-~500 steps of 64, what Fashion-MNIST's quick budget gives (12,000 x 3), so a quick run's time
-depends on the number of candidates, not on the size of the folder."""
+~375 steps of 64, so a quick run's time depends on the number of candidates, not on the size of
+the folder (32,000 took 297-319 s for the four nets on 3,000 photos on 2 cores with other work
+running: over the 5 minutes a quick screen should take)."""
 
 
 @dataclass(frozen=True)
