@@ -32,7 +32,7 @@ QUICK_MAX_SIZE = 32
 32 px, and on 3,000 garment photos of 80-130 px, 15 epochs at 32 px gave 0.81 test accuracy in 52 s
 where 10 epochs at 48 px gave 0.74 in more time (standard/full use the data's own size)."""
 QUICK_PASSES = 24_000
-"""Images the quick budget trains each candidate on (epochs x training images, 3 to 30 epochs):
+"""Images the quick budget trains each candidate on (epochs x training images, 2 to 30 epochs):
 ~375 steps of 64, so a quick run's time depends on the number of candidates, not on the size of
 the folder (32,000 took 297-319 s for the four nets on 3,000 photos on 2 cores with other work
 running: over the 5 minutes a quick screen should take)."""
@@ -128,9 +128,9 @@ def make_spec(name: str, data: DataSpec, *, input_size: int | None = None, metri
 
 def quick_epochs(train_images: int, train_limit: int = 12_000) -> int:
     """Epochs of the quick budget: :data:`QUICK_PASSES` image passes over the images it trains on
-    (at most ``train_limit``, less the tenth that validation takes), between 3 and 30."""
+    (at most ``train_limit``, less the tenth that validation takes), between 2 and 30."""
     trained = max(1, int(min(train_images * 0.9, train_limit)))
-    return max(3, min(30, round(QUICK_PASSES / trained)))
+    return max(2, min(30, round(QUICK_PASSES / trained)))
 
 
 def protocol(spec: TaskSpec) -> Protocol:

@@ -30,6 +30,6 @@ def test_a_time_limit_bounds_the_estimate():
 
 def test_quick_epochs_keep_the_work_per_candidate_about_constant():
     assert quick_epochs(2400) == 11  # 3,000 photos less a 20% test split
-    assert quick_epochs(100) == 30 and quick_epochs(60_000) == 3  # bounded; train_limit caps big folders
+    assert quick_epochs(100) == 30 and quick_epochs(60_000) == 2  # bounded; train_limit caps big folders
     passes = [quick_epochs(n) * min(n * 0.9, 12_000) for n in (2_000, 5_000, 20_000)]
     assert max(passes) / min(passes) < 1.5
