@@ -23,6 +23,8 @@ COMMANDS: list[tuple[str, tuple[str, ...]]] = [
     ("registry list", ()),
     ("registry show", ("{model}",)),
     ("registry import", ("cifar_convnet_s", "{weights}")),
+    ("registry history", ("synthetic:production",)),
+    ("gate", ("{model}", "--against", "synthetic:production")),
     ("leaderboard", ("--task", "synthetic")),
     ("evaluate", ("{model}", "--test-limit", "64")),
     ("export", ("{model}", "--out", "{tmp}/export")),
