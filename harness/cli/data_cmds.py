@@ -23,7 +23,9 @@ def data_group() -> None:
                                                                  "(default: the task's, or derived from the data).")
 @click.option("--near/--no-near", default=True, show_default=True, help="Look for near duplicates (all pairs).")
 @click.option("--write-clean", type=click.Path(dir_okay=False), help="Write a manifest (CSV) of the source without "
-                                                                      "the flagged files; your files are untouched.")
+              "broken files, one of each pair of copies and both of a pair whose labels differ; your files are "
+              "untouched.")
+@click.option("--force", is_flag=True, help="Let --write-clean replace an existing file.")
 @click.option("--test-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
               show_default=True, help="For a source without a test split (as --data).")
 @click.option("--image-column", help="For hf:... sources.")
@@ -34,7 +36,7 @@ def data_group() -> None:
 @format_option
 @click.pass_context
 def data_check(ctx: click.Context, target: str, input_size: int | None, near: bool, write_clean: str | None,
-               test_fraction: float, image_column: str | None, label_column: str | None, label_depth: int,
+               force: bool, test_fraction: float, image_column: str | None, label_column: str | None, label_depth: int,
                data_dir: str | None, fmt: str) -> None:
     """Check TARGET: a task or dataset name, a task file (.toml), an image folder, a manifest or hf:NAME.
     Integrity, labels, exact and near duplicates within and across splits. Exit 1 on errors.
@@ -56,11 +58,13 @@ def data_check(ctx: click.Context, target: str, input_size: int | None, near: bo
                         label_depth=label_depth)
     if write_clean and (spec is None or spec.uri.startswith("hf:")):
         raise UsageError("{param} needs an image folder or a manifest as TARGET", param="write_clean")
+    if write_clean and Path(write_clean).exists() and not force:  # before minutes of checking, not after
+        raise UsageError(f"{write_clean} exists; pass --force to replace it, or name another file")
     with make_context(ctx, data_dir=data_dir) as hctx:
         report, source = check_target(hctx, target, spec=spec, input_size=input_size, near=near)
     if write_clean:
         rows = write_manifest(report, source, Path(write_clean))
-        click.echo(f"wrote {write_clean}: {rows} images ({len(report.flagged)} flagged left out)", err=True)
+        click.echo(f"wrote {write_clean}: {rows} images; left out {_left_out(report.dropped)}", err=True)
     if fmt == "json":
         click.echo(to_json(report.as_dict()))
     else:
@@ -74,3 +78,13 @@ def data_check(ctx: click.Context, target: str, input_size: int | None, near: bo
     if report.errors:
         ctx.exit(1)
 
+
+def _left_out(dropped: dict[str, str]) -> str:
+    """'3 (1 broken, 1 copy of another, 1 in pairs whose labels differ: both copies)'."""
+    from collections import Counter
+
+    counts = Counter(dropped.values())
+    words = {"broken": "broken", "copy": "copy of another",
+             "label conflict": "in pairs whose labels differ: both copies"}
+    parts = [f"{counts[k]} {words[k]}" for k in words if counts[k]]
+    return f"{len(dropped)}" + (f" ({', '.join(parts)})" if parts else "")

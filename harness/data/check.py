@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.data.dedup import Pair, exact_groups, near_pairs
+from harness.data.dedup import MEASURE, Pair, exact_groups, near_pairs
 
 EXAMPLES = 5
 ASPECT_LIMIT = 3.0
@@ -50,7 +50,7 @@ class Images:
     splits: list[str] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     keys: list[bytes] = field(default_factory=list)  # exact-content key
-    small: list[np.ndarray] = field(default_factory=list)  # (C, 32, 32) colour copies, 0..1
+    small: list[np.ndarray] = field(default_factory=list)  # (C, 32, 32) uint8 copies, bicubic
     info: list[dict[str, Any]] = field(default_factory=list)  # size, mode, format (files)
     broken: list[tuple[str, str]] = field(default_factory=list)  # (id, why)
 
@@ -64,7 +64,12 @@ class DataReport:
     counts: dict[str, int]
     findings: list[Finding]
     seconds: float
-    flagged: set[str] = field(default_factory=set)  # ids a clean manifest leaves out
+    dropped: dict[str, str] = field(default_factory=dict)  # id -> why a clean manifest leaves it out
+
+    @property
+    def flagged(self) -> set[str]:
+        """Ids a clean manifest leaves out."""
+        return set(self.dropped)
 
     @property
     def errors(self) -> list[Finding]:
@@ -73,15 +78,16 @@ class DataReport:
     def as_dict(self) -> dict[str, Any]:
         return {"target": self.target, "classes": len(self.class_names), "images": self.counts,
                 "errors": len(self.errors), "findings": [f.as_dict() for f in self.findings],
-                "seconds": round(self.seconds, 2)}
+                "left_out": dict(Counter(self.dropped.values())), "seconds": round(self.seconds, 2)}
 
 
 def _small32(image: Any) -> np.ndarray:
-    """A (3, 32, 32) colour copy in 0..1: near copies are confirmed in colour (two images can share
-    their brightness pattern and differ in hue)."""
+    """A (3, 32, 32) uint8 colour copy, resized with a bicubic filter: near copies are aligned to a
+    fraction of a pixel, which a box or bilinear filter (whose blur changes with a shift) spoils,
+    and confirmed in colour (two images can share a brightness pattern in other hues)."""
     from PIL import Image
 
-    small = np.asarray(image.convert("RGB").resize((32, 32), Image.Resampling.BOX), dtype=np.float32) / 255
+    small = np.asarray(image.convert("RGB").resize((32, 32), Image.Resampling.BICUBIC), dtype=np.uint8)
     return small.transpose(2, 0, 1)
 
 
@@ -143,13 +149,16 @@ def images_of_source(source: Any) -> Images:
 
 def images_of_tensors(splits: dict[str, Any]) -> Images:
     """The decoded splits of a registered dataset (``{split: ImageSplit}``)."""
+    import torch
     import torch.nn.functional as F
 
     found = Images()
     for split, data in splits.items():
         pixels = data.images
-        scaled = pixels.float() / 255
-        small = F.interpolate(scaled, size=(32, 32), mode="area") if scaled.shape[-1] != 32 else scaled
+        small = pixels
+        if pixels.shape[-1] != 32 or pixels.shape[-2] != 32:  # as _small32 does for files
+            small = F.interpolate(pixels.float(), size=(32, 32), mode="bicubic", antialias=True)
+            small = small.round().clamp(0, 255).to(torch.uint8)
         arrays = pixels.numpy()
         for i in range(len(pixels)):
             found.ids.append(f"{split}[{i}]")
@@ -216,24 +225,57 @@ def _labels(found: Images, names: tuple[str, ...]) -> list[Finding]:
 
 
 def _pairs_finding(found: Images, pairs: list[Pair], kind: str) -> list[Finding]:
+    """Findings for exact or near pairs, split into leakage (across splits) and duplicates (within);
+    near pairs come closest first and each names its distance, so the list can be read top down."""
     within = [p for p in pairs if found.splits[p.a] == found.splits[p.b]]
     across = [p for p in pairs if found.splits[p.a] != found.splits[p.b]]
+    measure = f", closest first by {MEASURE} (0..1, shown per pair)" if kind == "near" else ""
     out = []
 
     def text(p: Pair) -> str:
-        clash = " (labels differ)" if found.labels[p.a] != found.labels[p.b] else ""
-        return f"{found.ids[p.a]} = {found.ids[p.b]}{clash}"
+        clash = " (labels differ: both left out of --write-clean)" if found.labels[p.a] != found.labels[p.b] else ""
+        distance = f" ({p.distance:.4f})" if kind == "near" else ""
+        return f"{found.ids[p.a]} = {found.ids[p.b]}{distance}{clash}"
 
     if across:
         severity = "error" if kind == "exact" else "warning"
         clashes = sum(1 for p in across if found.labels[p.a] != found.labels[p.b])
         out.append(Finding(f"{kind}-leakage", severity, len(across), f"{kind} copies across splits (test images "
-                           f"seen in training); {clashes} with different labels", tuple(text(p) for p in across)))
+                           f"seen in training); {clashes} with different labels{measure}",
+                           tuple(text(p) for p in across)))
     if within:
         clashes = sum(1 for p in within if found.labels[p.a] != found.labels[p.b])
         out.append(Finding(f"{kind}-duplicates", "warning", len(within), f"{kind} copies within a split; {clashes} "
-                           "with different labels", tuple(text(p) for p in within)))
+                           f"with different labels{measure}", tuple(text(p) for p in within)))
     return out
+
+
+def _near(found: Images, exact: list[Pair]) -> list[Pair]:
+    """Near pairs (closest first), exact ones excluded, from the 32x32 copies."""
+    small = np.stack(found.small).astype(np.float32) / 255  # (N, C, 32, 32)
+    if small.shape[1] == 3:
+        grey = np.tensordot(np.float32([0.299, 0.587, 0.114]), small, (0, 1))
+        chroma = np.stack([small[:, 0] - small[:, 1], small[:, 2] - small[:, 1]], 1)
+        chroma = chroma.reshape(len(small), 2, 8, 4, 8, 4).mean((3, 5))
+        coloured = bool(np.abs(chroma).max() > 1 / 255)
+    else:
+        grey, coloured = small[:, 0], False
+    native = [min(f["width"], f["height"]) for f in found.info]
+    return near_pairs(grey, native, chroma if coloured else None, {(p.a, p.b) for p in exact})
+
+
+def _left_out(found: Images, pairs: list[Pair]) -> dict[str, str]:
+    """Ids a clean manifest leaves out, and why: broken files; of a pair with one label, one copy
+    (the test one stays across splits, the first within a split); of a pair whose labels disagree,
+    both (which label is right cannot be known, and keeping either teaches or tests a wrong one)."""
+    dropped = {i: "broken" for i, _ in found.broken}
+    for p in pairs:
+        if found.labels[p.a] != found.labels[p.b]:
+            dropped[found.ids[p.a]] = dropped[found.ids[p.b]] = "label conflict"
+    for p in pairs:
+        if found.labels[p.a] == found.labels[p.b] and found.ids[p.a] not in dropped and found.ids[p.b] not in dropped:
+            dropped[found.ids[p.b] if found.splits[p.b] != "test" else found.ids[p.a]] = "copy"
+    return dropped
 
 
 def check(found: Images, target: str, names: tuple[str, ...], input_size: int, *, near: bool = True) -> DataReport:
@@ -242,16 +284,13 @@ def check(found: Images, target: str, names: tuple[str, ...], input_size: int, *
     findings = _integrity(found, input_size) + _labels(found, names)
     exact = [Pair(g[0], other, 0.0) for g in exact_groups(found.keys) for other in g[1:]]
     findings += _pairs_finding(found, exact, "exact")
+    pairs = list(exact)
     if near and found.small:
-        small = np.stack(found.small)  # (N, C, 32, 32)
-        thumbs = small.mean(axis=1).reshape(-1, 8, 4, 8, 4).mean(axis=(2, 4)).reshape(len(small), -1)
-        pairs = near_pairs(small.reshape(len(small), -1), thumbs, {(p.a, p.b) for p in exact})
-        findings += _pairs_finding(found, pairs, "near")
-    flagged = {i for i, _ in found.broken}
-    for p in exact:  # keep one copy: the test one across splits, the first within a split
-        flagged.add(found.ids[p.b] if found.splits[p.b] != "test" else found.ids[p.a])
+        close = _near(found, exact)
+        findings += _pairs_finding(found, close, "near")
+        pairs += close
     counts = dict(Counter(found.splits))
-    return DataReport(target, names, counts, findings, time.perf_counter() - started, flagged)
+    return DataReport(target, names, counts, findings, time.perf_counter() - started, _left_out(found, pairs))
 
 
 def leaked_exact(train: Any, test: Any) -> int:
@@ -289,8 +328,21 @@ def check_target(ctx: Any, target: str, *, spec: Any = None, input_size: int | N
     return check(found, dataset, names, size or splits["train"].images.shape[-1], near=near), None
 
 
+FORMULA = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet takes for the start of a formula (OWASP: CSV injection)."""
+
+
+def escape_cell(value: str) -> str:
+    """A CSV cell a spreadsheet shows as text: one that starts like a formula gets a leading
+    apostrophe, and so does one that starts with an apostrophe and then such a character or another
+    apostrophe (which reading would otherwise take for an escape). ``sources.unescape_cell`` undoes
+    it, so a manifest reads back exactly as written."""
+    return "'" + value if value.startswith(FORMULA) or (value[:1] == "'" and value[1:2] in (*FORMULA, "'")) else value
+
+
 def write_clean(report: DataReport, source: Any, path: Path) -> int:
-    """A manifest (path,label,split) of ``source`` without the flagged files; returns its rows."""
+    """A manifest (path,label,split) of ``source`` without the left-out files; returns its rows.
+    Any file name: names that are not UTF-8 (Linux keeps bytes) are written back as the same bytes."""
     import csv
 
     from registry.files import atomic_write_bytes
@@ -301,9 +353,9 @@ def write_clean(report: DataReport, source: Any, path: Path) -> int:
     rows = 0
     for split, items in source.splits.items():
         for item, label in items:
-            if str(item) in report.flagged:
+            if str(item) in report.dropped:
                 continue
-            writer.writerow((str(Path(item).resolve()), source.class_names[label], split))
+            writer.writerow([escape_cell(c) for c in (str(Path(item).resolve()), source.class_names[label], split)])
             rows += 1
-    atomic_write_bytes(path, buffer.getvalue().encode())
+    atomic_write_bytes(path, buffer.getvalue().encode("utf-8", "surrogateescape"))
     return rows

@@ -218,14 +218,23 @@ def _make_test_split(source: Source, spec: DataSpec) -> None:
     source.notes.append(f"test split made: {len(test)} images ({spec.test_fraction:.0%} per class, seed {spec.seed})")
 
 
+def unescape_cell(value: str) -> str:
+    """Undo ``check.escape_cell`` (what ``data check --write-clean`` writes): a cell that starts
+    with an apostrophe followed by = + - @ tab, carriage return or another apostrophe loses that
+    first apostrophe. A hand-written label starting that way must double its apostrophe."""
+    return value[1:] if value[:1] == "'" and value[1:2] in ("=", "+", "-", "@", "\t", "\r", "'") else value
+
+
 def _manifest_rows(path: Path) -> list[dict[str, Any]]:
     if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: Excel writes a BOM
+        # utf-8-sig: Excel writes a BOM; surrogateescape: file names that are not UTF-8 (Linux keeps
+        # bytes) come back as the same bytes
+        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
             reader = csv.DictReader(f)
             if reader.fieldnames is None or not {"path", "label"} <= {c.strip() for c in reader.fieldnames}:
                 raise DataError(f"{path}: a manifest needs the columns path,label[,split]; it has "
                                 f"{', '.join(reader.fieldnames or []) or 'none'}")
-            return [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+            return [{k.strip(): unescape_cell((v or "").strip()) for k, v in row.items() if k} for row in reader]
     rows = []
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
