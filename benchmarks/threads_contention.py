@@ -4,8 +4,13 @@ PyTorch's CPU kernels run on an OpenMP pool whose idle threads spin (busy-wait) 
 regions by default. On a machine whose cores are all busy with other work, a spinning thread burns
 the time slice another thread of the same step needs, and each step waits for its slowest thread:
 the issue measured pretraining at 28 img/s with 2 threads and 325 img/s with 1 on a busy 2-core
-box. ``OMP_WAIT_POLICY=PASSIVE`` makes idle threads sleep instead; harness sets it (unless the
-environment already does) before torch is first imported.
+box. ``OMP_WAIT_POLICY=PASSIVE`` makes idle threads sleep at once; ``GOMP_SPINCOUNT=10000`` lets
+them spin briefly first, which keeps the quiet speed; harness sets the latter (unless the
+environment sets either) before torch is first imported.
+
+Measured here (2 cores, 60 steps x 2-3 rounds, 2026-12-06): quiet: default 1,419-1,536 img/s,
+passive 1,261-1,419 (0.89-0.92x), spin 10,000 1,578; beside 2 spinning processes: default
+277-302, passive 553-569 (2.0x), spin 10,000 588.
 
 Each configuration runs in its own process (the policy is read when torch loads): a small
 CIFAR-style net (``cifar_convnet_xs``) trains ``--steps`` steps of 64 random 32x32 images with
@@ -27,7 +32,7 @@ import time
 
 CHILD = r"""
 import sys, time
-import torch  # first: OpenMP reads OMP_WAIT_POLICY now, before harness would set its default
+import torch  # first: OpenMP reads its settings now, before harness would set its default
 from harness.models.build import build_model
 from harness.plugins import get_plugins
 torch.set_num_threads(int(sys.argv[2]))
@@ -51,10 +56,13 @@ def _spin() -> None:
         pass
 
 
-def _speed(policy: str | None, steps: int, threads: int) -> float:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
-    if policy:
-        env["OMP_WAIT_POLICY"] = policy
+POLICIES = {"default": {}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}, "spin 10,000": {"GOMP_SPINCOUNT": "10000"}}
+"""OpenMP's default, sleeping at once, and harness's default (a short spin, then sleep)."""
+
+
+def _speed(policy: str, steps: int, threads: int) -> float:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
+    env.update(POLICIES[policy])
     out = subprocess.run([sys.executable, "-c", CHILD, str(steps), str(threads)], env=env, capture_output=True,
                          text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -75,8 +83,8 @@ def main() -> None:
             p.start()
         try:
             for _ in range(args.rounds):
-                for policy in ("default", "PASSIVE"):
-                    speed = _speed(None if policy == "default" else policy, args.steps, args.threads)
+                for policy in POLICIES:
+                    speed = _speed(policy, args.steps, args.threads)
                     results.setdefault((load, policy), []).append(speed)
         finally:
             for p in spinners:
@@ -86,9 +94,9 @@ def main() -> None:
           f"(median img/s; loaded = beside {args.load} spinning processes)")
     for load in ("quiet", "loaded"):
         default = statistics.median(results[(load, "default")])
-        passive = statistics.median(results[(load, "PASSIVE")])
-        print(f"  {load:6}: spinning (OpenMP default) {default:7.0f}   passive {passive:7.0f}   "
-              f"passive/default {passive / default:.2f}x")
+        cells = "   ".join(f"{p} {statistics.median(results[(load, p)]):6.0f} "
+                           f"({statistics.median(results[(load, p)]) / default:.2f}x)" for p in POLICIES)
+        print(f"  {load:6}: {cells}")
 
 
 if __name__ == "__main__":

@@ -17,10 +17,13 @@ from typing import Any
 
 import pluggy
 
-# Idle OpenMP threads sleep instead of spinning: on a machine whose cores are busy with other
-# work, torch's spinning threads slowed training 7-15x (benchmarks/threads_contention.py). Read
-# when torch loads, so it must come first; an explicit setting in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Idle OpenMP threads spin briefly, then sleep: with GNU OpenMP's default spin count, torch's
+# idle threads burn the time slices other threads need, and on a 2-core machine busy with other
+# work training ran 2-15x slower. 10,000 spins: 0.88-1.03x the default's speed on a quiet
+# machine and 1.9-4.4x it beside two busy processes; OMP_WAIT_POLICY=PASSIVE: 0.78-0.92x and
+# 1.9-7.7x (benchmarks/threads_contention.py, two runs; noisy). Read when torch loads, so it must
+# come first; an explicit setting in the environment wins.
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 hookimpl = pluggy.HookimplMarker("harness")
 """Marker for hook implementations: ``@harness.hookimpl def register_backbones(register): ...``"""
