@@ -18,7 +18,7 @@ import argparse
 import json
 
 from harness.context import Context
-from harness.onnx.bench import bench
+from harness.evaluate.int8_check import bench_int8
 
 
 def main() -> None:
@@ -35,12 +35,12 @@ def main() -> None:
     with Context(quiet=True) as ctx:
         for model in args.models:
             for size in args.sizes:
-                report = bench(ctx, model, batch_sizes=(1, 32), rounds=args.rounds, iters=args.iters,
-                               threads=args.threads, task_name="synthetic", samples=100, input_size=size,
-                               record=False)
+                report, _ = bench_int8(ctx, model, batch_sizes=(1, 32), rounds=args.rounds, iters=args.iters,
+                                       threads=args.threads, task_name="synthetic", samples=100, input_size=size,
+                                       record=False)
                 results.append({"model": model, "size": size, **report.as_dict()})
-        trained = [bench(ctx, ref, batch_sizes=(1, 32), rounds=args.rounds, iters=args.iters,
-                         threads=args.threads, record=False).as_dict() for ref in args.trained]
+        trained = [bench_int8(ctx, ref, batch_sizes=(1, 32), rounds=args.rounds, iters=args.iters,
+                              threads=args.threads, record=False)[0].as_dict() for ref in args.trained]
     if args.json:
         print(json.dumps({"architectures": results, "trained": trained}, indent=2))
         return

@@ -21,10 +21,12 @@ report = harness.evaluate(result.winner.model)
 print({k: round(v, 3) for k, v in report.metrics.items()})
 print(report.to_rows()[:3])
 
-# 3. The model itself, with its preprocessing: predict on raw uint8 images.
+# 3. The model itself, with its preprocessing: predict on the task's own uint8 images (N, C, H, W).
 model = harness.load_model(result.winner.model)
-images = np.zeros((2, 3, 32, 32), dtype=np.uint8)
-print("probabilities:", model.predict(images).shape, "classes:", model.class_names[:3])
+test = harness.load_images("synthetic", split="test", limit=2)   # .images, .labels, .class_names
+images = test.images.numpy()
+probabilities = model.predict(images)                             # numpy, (N, classes), rows sum to 1
+print("probabilities:", probabilities.shape, "predicted:", [model.class_names[i] for i in probabilities.argmax(1)])
 
 # 4. Ship it: ONNX, checked against PyTorch, loaded back with ONNX Runtime.
 exported = harness.export(result.winner.model, "exports")
@@ -32,9 +34,10 @@ print("exported:", exported.info.path, "opset", exported.info.opset)
 parity = harness.check_onnx(result.winner.model)
 print("parity passed:", parity.passed)
 onnx = harness.load_onnx(str(exported.info.path))
-print("onnx logits:", onnx.predict(images).shape)
+print("onnx probabilities:", onnx.predict(images).shape, "same as torch:",
+      bool(np.allclose(onnx.predict(images), probabilities, atol=1e-4)))
 
-# 5. The leaderboard as records (what --format json prints).
+# 5. The leaderboard as records (the rows --format json prints).
 print([r.to_dict()["candidate"] for r in harness.leaderboard("synthetic")])
 
 # 6. A report to share: one HTML file that opens offline.

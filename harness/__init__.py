@@ -4,7 +4,7 @@ Plugin authors need only :data:`hookimpl` from here and the entry types from ``r
 Library users call the Python API (:mod:`harness.api`: ``harness.select(task=...)``,
 ``harness.finetune``, ``harness.evaluate``, ``harness.export``, ``harness.check_onnx``,
 ``harness.bench``, ``harness.leaderboard``, ``harness.report``, ``harness.load_model``,
-``harness.load_onnx``) or start
+``harness.load_onnx``, ``harness.load_images``) or start
 from :class:`harness.Context`; everything is imported on first use, so ``import harness`` stays as
 cheap as the CLI's ``--version``.
 """
@@ -37,7 +37,7 @@ except importlib.metadata.PackageNotFoundError:  # running from a source tree wi
 
 _LAZY = {"Context": "harness.context", "DataOptions": "harness.context", "load_plugins": "harness.plugins",
          **{name: "harness.api" for name in ("finetune", "export", "check_onnx", "bench", "leaderboard",
-                                             "load_model", "load_onnx")}}
+                                             "load_model", "load_onnx", "load_images")}}
 _CALLABLE_PACKAGES = ("select", "evaluate", "report")  # subpackages that are also the API's functions
 
 
@@ -50,5 +50,5 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["DISTRIBUTION", "Context", "DataOptions", "__version__", "bench", "check_onnx", "evaluate", "export",
-           "finetune", "hookimpl", "leaderboard", "load_model", "load_onnx", "load_plugins", "report",
+           "finetune", "hookimpl", "leaderboard", "load_images", "load_model", "load_onnx", "load_plugins", "report",
            "select"]

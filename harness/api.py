@@ -15,8 +15,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from registry import UsageError
+
 if TYPE_CHECKING:
     import numpy as np
+    import torch
     from torch import nn
 
     from harness.context import Context
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from harness.select.row import LeaderboardRow
     from harness.select.run import SelectResult
     from harness.train.finetune import FinetuneResult
+    from registry import ImageSplit
 
 
 @contextlib.contextmanager
@@ -50,38 +54,52 @@ def _task(ctx: Context, task: str | None, data: str | None, required: bool = Tru
 
 
 def select(task: str | None = None, *, data: str | None = None, budget: str = "quick",
-           candidates: Sequence[str] | None = None, prescreen: str | None = None, top_k: int | None = None,
+           candidates: Sequence[str] | str | None = None, prescreen: str | None = None, top_k: int | None = None,
            seeds: int = 1, max_latency_ms: float | None = None, max_params: float | None = None,
-           max_size_mb: float | None = None, use_cache: bool = True, time_limit: str | float | None = None,
-           executor: str = "serial", prefer: str = "best", then: str | None = None, then_epochs: int | None = None,
+           max_size_mb: float | None = None, use_cache: bool = True, offline: bool = False,
+           time_limit: str | float | None = None, halving: bool | None = None, executor: str = "serial",
+           prefer: str = "best", then: str | None = None, then_epochs: int | None = None,
+           robustness: bool | None = None, int8: bool = False, int8_max_drop: float | None = None,
+           int8_min_speedup: float | None = None, threads: int | None = None, ignore_data_errors: bool = False,
            ctx: Context | None = None, **recipe: Any) -> SelectResult:
     """Run the selection protocol (``harness select``); ``recipe`` overrides the budget (``epochs=2``).
+    The keywords are the command's flags, turned into a config by the constructor the command uses
+    (:meth:`SelectConfig.from_options <harness.select.config.SelectConfig.from_options>`).
 
     The choice is made on validation; ``prefer`` picks among the candidates tied with the best
     (``best``, ``fastest``, ``smallest``). ``then="standard"`` trains the ``top_k`` best (default 2)
     again at that budget and ships the best of those (``result.budget_check`` says if the order held).
 
-    ``time_limit`` (seconds, or ``"10m"``) runs successive halving; ``executor="ray"`` trains the
+    ``halving``: successive halving to the budget's epochs (None: the budget's default, quick halves
+    to 9 epochs with one seed; False: every candidate trained to the end).
+    ``time_limit`` (seconds, or ``"10m"``) runs successive halving within it; ``executor="ray"`` trains the
     candidates as Ray tasks on a local instance (an initialised Ray connection is used as it is).
+    ``robustness``: the corruption suite on every row (True), on none (False), or where it costs at
+    most 10% of the row's training (None). ``int8``: measure whether INT8 pays for each row.
     """
-    from harness.select.config import Constraints, SelectConfig
-    from harness.select.halving import parse_duration
+    import dataclasses
+
+    from harness.select.config import SelectConfig
     from harness.select.run import select as run
 
-    limit = None if time_limit is None else (parse_duration(time_limit) if isinstance(time_limit, str)
-                                             else float(time_limit))
+    config = SelectConfig.from_options(
+        "", budget=budget, candidates=candidates, prescreen=prescreen, top_k=top_k, seeds=seeds,
+        max_latency_ms=max_latency_ms, max_params=max_params, max_size_mb=max_size_mb, use_cache=use_cache,
+        offline=offline, time_limit=time_limit, halving=halving, prefer=prefer, then=then, then_epochs=then_epochs,
+        robustness=robustness, int8=int8, int8_max_drop=int8_max_drop, int8_min_speedup=int8_min_speedup,
+        threads=threads, ignore_data_errors=ignore_data_errors, recipe=recipe)  # checked before any work
     runner = None
     if executor == "ray":
         from harness.select.ray_executor import RayExecutor
 
         runner = RayExecutor()
-    with _context(ctx) as c:
-        config = SelectConfig(task=str(_task(c, task, data)), budget=budget, prescreen=prescreen, top_k=top_k,
-                              seeds=seeds, candidates=tuple(candidates) if candidates else None,
-                              constraints=Constraints(max_latency_ms, max_params, max_size_mb), use_cache=use_cache,
-                              time_limit_s=limit, prefer=prefer, then=then, then_epochs=then_epochs,
-                              recipe={k: v for k, v in recipe.items() if v is not None})
-        return run(c, config, runner)
+    elif executor != "serial":
+        raise UsageError("{param} must be serial or ray", param="executor")
+    from harness.context import DataOptions
+
+    offline_data = {"data": DataOptions(download=False)} if offline else {}  # as the command: nor a dataset
+    with _context(ctx, **offline_data) as c:
+        return run(c, dataclasses.replace(config, task=str(_task(c, task, data))), runner)
 
 
 def finetune(model: str, task: str | None = None, *, data: str | None = None, budget: str = "quick",
@@ -91,8 +109,8 @@ def finetune(model: str, task: str | None = None, *, data: str | None = None, bu
     from harness.train.recipe import recipe_for
 
     with _context(ctx) as c:
-        name_of_task = str(_task(c, task, data))
-        return run(c, model, name_of_task, recipe_for(c.catalogue.task(name_of_task), budget, **recipe), name=name)
+        entry = c.catalogue.task(str(_task(c, task, data)))
+        return run(c, model, entry, recipe_for(entry, budget, **recipe), name=name)
 
 
 def evaluate(model: str, task: str | None = None, *, data: str | None = None, tta: bool = False,
@@ -124,12 +142,14 @@ def check_onnx(model_or_onnx: str, task: str | None = None, *, samples: int = 25
 
 def bench(model: str, *, batch_sizes: Sequence[int] = (1, 32), runtimes: Sequence[str] | None = None,
           rounds: int = 3, ctx: Context | None = None) -> BenchReport:
-    """Latency and throughput per runtime and batch size, each runtime in its own process."""
-    from harness.onnx.bench import bench as run
+    """Latency and throughput per runtime and batch size, each runtime in its own process; with the INT8
+    runtime, ``report.extra["int8"]`` is the INT8 verdict (offered or why not, with its figures)."""
+    from harness.evaluate.int8_check import bench_int8
     from harness.onnx.report import RUNTIMES
 
     with _context(ctx) as c:
-        return run(c, model, batch_sizes=tuple(batch_sizes), runtimes=tuple(runtimes or RUNTIMES), rounds=rounds)
+        return bench_int8(c, model, batch_sizes=tuple(batch_sizes), runtimes=tuple(runtimes or RUNTIMES),
+                          rounds=rounds)[0]
 
 
 def leaderboard(task: str | None = None, *, data: str | None = None,
@@ -150,6 +170,46 @@ def report(task: str | None = None, out: str = "report.html", *, data: str | Non
         return write_report(c, str(_task(c, task, data)), out, data_check=data_check)
 
 
+def load_images(task: str | None = None, *, data: str | None = None, split: str = "test",
+                limit: int | None = None, ctx: Context | None = None) -> ImageSplit:
+    """The images of a task's dataset, as harness feeds them: ``.images`` a uint8 tensor (N, C, H, W),
+    ``.labels`` int64 (N,), ``.class_names``; ``split`` is one of the dataset's splits (``train``,
+    ``test``), ``limit`` keeps the first N. What :meth:`LoadedModel.predict` takes as it is."""
+    from harness.data.loading import load_split
+    from registry import ImageSplit
+
+    if limit is not None and limit < 1:
+        raise UsageError("{param} must be at least 1", param="limit")
+    with _context(ctx) as c:
+        entry = c.catalogue.task(str(_task(c, task, data)))
+        whole = load_split(c, entry.dataset, split)
+        return whole if limit is None else ImageSplit(whole.images[:limit], whole.labels[:limit], whole.class_names)
+
+
+def as_image_batch(images: Any) -> torch.Tensor:
+    """``images`` as the uint8 (N, C, H, W) tensor models are fed, or a :class:`UsageError` saying what
+    is wrong and how to fix it. Only uint8 is accepted: a float array could be in [0, 1], in [0, 255]
+    or already normalised, and guessing wrong predicts garbage without a warning."""
+    import numpy as np
+    import torch
+
+    if isinstance(images, np.ndarray):
+        images = np.ascontiguousarray(images)  # a flipped or transposed view has strides torch refuses
+    batch = torch.as_tensor(images)
+    if batch.dtype != torch.uint8:
+        hint = (" (floats in [0, 1]: pass (images * 255).round() as uint8)" if batch.is_floating_point() else "")
+        raise UsageError(f"images must be uint8 pixels 0-255, got {str(batch.dtype).replace('torch.', '')}{hint}")
+    shape = tuple(batch.shape)
+    if batch.dim() != 4:
+        fix = ("add the channel axis: images[:, None] for a batch of grey images, images[None] for one image"
+               if batch.dim() in (2, 3) else "pass a batch shaped (N, C, H, W)")
+        raise UsageError(f"images must be shaped (N, C, H, W), got {shape}: {fix}")
+    if shape[1] not in (1, 3):
+        fix = "; they look channels-last: images.permute(0, 3, 1, 2)" if shape[3] in (1, 3) else ""
+        raise UsageError(f"images must be shaped (N, C, H, W) with C = 1 or 3, got {shape}{fix}")
+    return batch
+
+
 @dataclass
 class LoadedModel:
     """A model ready to predict: the module (eval mode), how images must be prepared, class names."""
@@ -158,14 +218,16 @@ class LoadedModel:
     preprocess: Preprocess
     class_names: tuple[str, ...]
 
-    def predict(self, images: Any) -> Any:
-        """Class probabilities for uint8 images (N, C, H, W) as a torch tensor."""
+    def predict(self, images: Any) -> np.ndarray:
+        """Class probabilities, a float32 array (N, classes), for uint8 images (N, C, H, W) (a numpy
+        array or a tensor); resizing, channels and normalisation are the model's own."""
         import torch
 
         from harness.data.preprocess import to_model_input
 
         with torch.no_grad():
-            return self.module(to_model_input(torch.as_tensor(images), self.preprocess)).softmax(1)
+            inputs = to_model_input(as_image_batch(images), self.preprocess)
+            return self.module(inputs).softmax(1).float().cpu().numpy()
 
 
 def load_model(ref: str, *, ctx: Context | None = None) -> LoadedModel:
@@ -190,13 +252,16 @@ class LoadedOnnx:
     class_names: tuple[str, ...]
 
     def predict(self, images: Any) -> np.ndarray:
-        """Logits for uint8 images (N, C, H, W)."""
-        import torch
+        """Class probabilities, a float32 array (N, classes), for uint8 images (N, C, H, W): the same
+        as :meth:`LoadedModel.predict` gives for the model it was exported from."""
+        import numpy as np
 
         from harness.data.preprocess import to_model_input
 
-        inputs = to_model_input(torch.as_tensor(images), self.preprocess).numpy()
-        return self.session.run(["logits"], {"input": inputs})[0]
+        inputs = to_model_input(as_image_batch(images), self.preprocess).numpy()
+        logits = self.session.run(["logits"], {"input": inputs})[0]
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def load_onnx(ref_or_path: str, *, ctx: Context | None = None) -> LoadedOnnx:
@@ -204,8 +269,7 @@ def load_onnx(ref_or_path: str, *, ctx: Context | None = None) -> LoadedOnnx:
     (exported first when it has none)."""
     from pathlib import Path
 
-    from harness.data.preprocess import Preprocess
-    from harness.onnx.runtime import harness_metadata, ort_session
+    from harness.onnx.runtime import harness_metadata, onnx_preprocess, ort_session
 
     with _context(ctx) as c:
         if ref_or_path.endswith(".onnx"):
@@ -218,6 +282,4 @@ def load_onnx(ref_or_path: str, *, ctx: Context | None = None) -> LoadedOnnx:
             path = artifact.path if artifact is not None and c.store.blobs.verify(artifact.sha256) else \
                 export_model(c, ref_or_path).info.path
         meta = harness_metadata(path)
-        pre = Preprocess(input_size=int(meta["input_size"]), channels=int(meta.get("channels", 3)),
-                         mean=tuple(meta["mean"]), std=tuple(meta["std"]), channels_last=False)
-        return LoadedOnnx(ort_session(path), pre, tuple(meta.get("class_names") or ()))
+        return LoadedOnnx(ort_session(path), onnx_preprocess(path, meta), tuple(meta.get("class_names") or ()))

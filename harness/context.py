@@ -33,10 +33,21 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class DataOptions:
-    """Where datasets are read from, and whether loaders may download."""
+    """Where datasets are read from, and whether loaders may download what is missing.
+
+    ``download``: True or False as asked (``--download``/``--no-download``); None (the default)
+    downloads unless ``HARNESS_OFFLINE=1`` or ``HF_HUB_OFFLINE=1`` is set."""
 
     data_dir: str | None = None
-    download: bool = False
+    download: bool | None = None
+
+    def may_download(self) -> bool:
+        """Whether a loader may fetch a missing registered dataset now."""
+        if self.download is not None:
+            return self.download
+        from harness.environment import offline_by_environment
+
+        return offline_by_environment(hub=True) is None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ CLI's ``--format json``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from registry import Backbone, Catalogue, Dataset, Metric, Task, WeightTag, to_dict
@@ -90,7 +91,9 @@ def task_row(t: Task) -> dict[str, Any]:
             "budgets": budgets}
 
 
-ROWS = {"backbone": backbone_row, "dataset": dataset_row, "metric": metric_row, "task": task_row}
+# Keyed by kind; each takes that kind's entry (Any: the four entry classes share no base).
+ROWS: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "backbone": backbone_row, "dataset": dataset_row, "metric": metric_row, "task": task_row}
 
 
 def list_entries(catalogue: Catalogue, kind: str, pattern: str | None = None,
@@ -117,6 +120,8 @@ def describe(catalogue: Catalogue, name: str, kind: str | None = None,
     records = []
     for entry_kind, entry in found:
         record: dict[str, Any] = {"kind": entry_kind, **to_dict(entry)}
+        if entry_kind == "metric":  # its own ``kind`` (quality/efficiency) must not hide that it is a metric
+            record = metric_record(catalogue, entry)
         if entry_kind == "task":  # what each budget will run, in words and as data
             record["budgets"] = {name: budget_line(budget_record(entry, name)) for name in entry.protocol.budgets}
         if entry_kind == "backbone":
@@ -128,6 +133,22 @@ def describe(catalogue: Catalogue, name: str, kind: str | None = None,
                 record["measured"] = measure_backbone(entry, tag)
         records.append(record)
     return records
+
+
+METRIC_MEASURES = {"quality": "quality: computed over a split from the model's logits and the labels",
+                   "efficiency": "efficiency: computed from the model itself and one example input"}
+
+
+def metric_record(catalogue: Catalogue, m: Metric) -> dict[str, Any]:
+    """What ``show METRIC`` prints: what it measures, which way is better, and the tasks it ranks."""
+    tasks = [t for t in catalogue.tasks if m.name in t.metrics]
+    return {"kind": "metric", "name": m.name, "description": m.description or None,
+            "measures": METRIC_MEASURES[m.kind], "metric_kind": m.kind,
+            "better": f"{'higher' if m.higher_is_better else 'lower'} is better",
+            "higher_is_better": m.higher_is_better, "unit": m.unit,
+            "primary_of": [t.name for t in tasks if t.primary_metric == m.name],
+            "reported_by": [t.name for t in tasks if t.primary_metric != m.name],
+            "plugin": to_dict(m.plugin) if m.plugin else None}
 
 
 def measure_backbone(b: Backbone, tag: WeightTag | None = None) -> dict[str, Any]:

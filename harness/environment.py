@@ -61,6 +61,76 @@ def library_versions() -> dict[str, Any]:
             "torchvision": torchvision.__version__, "python": platform.python_version()}
 
 
+OFFLINE_ENV = "HARNESS_OFFLINE"
+HUB_OFFLINE_ENV = "HF_HUB_OFFLINE"
+
+
+def offline_by_environment(hub: bool = False) -> str | None:
+    """The variable that forbids downloading, as the user would set it (``HARNESS_OFFLINE=1``: every
+    download; ``HF_HUB_OFFLINE=1`` too when ``hub``: the Hub's weights, and datasets), or None."""
+    names = (OFFLINE_ENV, HUB_OFFLINE_ENV) if hub else (OFFLINE_ENV,)
+    return next((f"{name}=1" for name in names
+                 if os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE")), None)
+
+
+OWN_DISTRIBUTIONS = ("imgcls-harness", "torch", "torchvision")
+"""Distributions :func:`library_versions` already records (harness's own is its version)."""
+_BUILDER_VERSIONS: dict[str, dict[str, str]] = {}
+
+
+def builder_versions(backbone: Any) -> dict[str, str]:
+    """Versions of the other distributions whose code builds ``backbone``: the plugin's (a third
+    party's), and those that define the network's layers (timm for ``timm_*``), found by building it
+    on the meta device (no weights, no memory). Recorded with each version and part of select's
+    fingerprint, so that upgrading timm or a plugin retrains instead of reusing an old row."""
+    if backbone.name not in _BUILDER_VERSIONS:
+        import importlib.metadata
+
+        found: dict[str, str] = {}
+        info = backbone.plugin
+        if info is not None and info.distribution and info.version:
+            found[info.distribution] = info.version
+        packages = _layer_packages(backbone) - {"torch", "torchvision", "harness", "plugins"}  # recorded already
+        mapping = _package_distributions() if packages else {}
+        for package in sorted(packages):
+            for dist in mapping.get(package, []):
+                try:
+                    found[dist] = importlib.metadata.version(dist)
+                except importlib.metadata.PackageNotFoundError:
+                    continue
+        _BUILDER_VERSIONS[backbone.name] = {k: v for k, v in sorted(found.items()) if k not in OWN_DISTRIBUTIONS}
+    return dict(_BUILDER_VERSIONS[backbone.name])
+
+
+def _layer_packages(backbone: Any) -> set[str]:
+    """The top-level packages of the network's module classes (``timm``, ``torch``...); none when
+    its builder cannot build it without weights."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            model = backbone.builder(10, None)
+    except Exception:  # builders that compute with real tensors
+        try:
+            model = backbone.builder(10, None)
+        except Exception:
+            return set()
+    modules = model.modules() if isinstance(model, torch.nn.Module) else []
+    return {type(m).__module__.partition(".")[0] for m in modules}
+
+
+_PACKAGES: dict[str, list[str]] = {}
+
+
+def _package_distributions() -> dict[str, list[str]]:
+    """importlib's package -> distributions map, read once (it scans every installed distribution)."""
+    if not _PACKAGES:
+        import importlib.metadata
+
+        _PACKAGES.update(importlib.metadata.packages_distributions())
+    return _PACKAGES
+
+
 # -- memory ----------------------------------------------------------------------------------------
 
 
@@ -298,4 +368,4 @@ def check_batch_fits(batch_size: int, channels: int, input_size: int, device: An
     if free is not None and need > free:
         raise UsageError(f"a batch of {batch_size} images at {input_size}px needs about {need / 2**30:.1f} GiB for its "
                          f"input tensors alone, and {getattr(device, 'type', 'cpu')} has {free / 2**30:.1f} GiB free; "
-                         "lower {param} or --input-size", param="batch_size")
+                         "lower {param} or {param:input_size}", param="batch_size")

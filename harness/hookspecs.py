@@ -139,8 +139,9 @@ def track_epoch_ended(run: Any, epoch: int, metrics: dict[str, float]) -> None:
 def track_artifact(run: Any, role: str, path: str) -> None:
     """A file of ``run`` exists.
 
-    Called: when a run's weights are registered (``weights``), its ONNX export is written
-    (``onnx``), a selection's table is complete (``leaderboard``, CSV).
+    Called: when a run's weights are registered (``weights``, as ``model.safetensors``), its ONNX
+    export is written (``onnx``), a selection's table is complete (``leaderboard``, CSV); always
+    before ``track_run_finished`` of that run.
     :param path: readable until the hook returns.
     Return nothing.
     """
@@ -153,7 +154,9 @@ def track_run_finished(run: Any, status: str, metrics: dict[str, float], version
     Called: once per started run, also when it failed.
     :param status: ``FINISHED`` or ``FAILED``.
     :param metrics: its final scores (test metrics for a fine-tune, pretraining summary, for a
-        selection the winner's).
+        selection the winner's). A candidate of a selection ends after its ONNX export and
+        benchmark, and its metrics add what select weighs, named ``select/<leaderboard column>``
+        (``select/ort_b1_ms``, ``select/size_mb``, ``select/parity_passed``...).
     :param version: the registry reference it registered, if any.
     Return nothing.
     """

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 FORMATS = ("table", "json", "csv")
+"""What every command's ``--format`` takes (select and leaderboard add :data:`TABLE_FORMATS`)."""
 TABLE_FORMATS = ("github", "pipe", "latex", "html")
 """Extra tabulate styles that leaderboards offer (``table`` is the plain one)."""
 
@@ -87,17 +88,25 @@ def render_report(report: dict[str, Any], rows: Sequence[dict[str, Any]], fmt: s
 
 
 def render_record(record: dict[str, Any]) -> str:
-    """One entry as a two-column key/value table."""
+    """One entry as a two-column key/value table; nested parts one line per value
+    (``protocol.input_size``, ``weights[tv_in1k].accuracy.imagenet_top1``), never a Python repr."""
     from tabulate import tabulate
 
-    lines = []
-    for key, value in record.items():
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            for item in value:
-                label = item.get("tag") or item.get("name") or ""
-                lines.append((f"{key}[{label}]", json.dumps(item, default=str)))
-        elif isinstance(value, dict) and value:  # one line per key: budgets.quick, protocol.input_size
-            lines.extend((f"{key}.{sub}", _cell(item)) for sub, item in value.items())
-        else:
-            lines.append((key, _cell(value)))
+    lines = [line for key, value in record.items() for line in _record_lines(key, value, top=True)]
     return tabulate(lines, tablefmt="plain", disable_numparse=True)
+
+
+def _record_lines(key: str, value: Any, top: bool = False) -> list[tuple[str, Any]]:
+    """The ``(key, cell)`` lines of one value: records in a list under ``key[tag]``, mappings under
+    ``key.sub``; below the top level, empty values are left out (a weight tag's unset fields)."""
+    if isinstance(value, (list, tuple)) and value and all(isinstance(item, dict) for item in value):
+        out: list[tuple[str, Any]] = []
+        for i, item in enumerate(value):
+            label = item.get("tag") or item.get("name") or str(i)
+            out.extend(line for sub, v in item.items() for line in _record_lines(f"{key}[{label}].{sub}", v))
+        return out
+    if isinstance(value, dict) and value:
+        return [line for sub, v in value.items() for line in _record_lines(f"{key}.{sub}", v)]
+    if not top and (value is None or value == "" or value == {} or value == [] or value == ()):
+        return []
+    return [(key, _cell(value))]

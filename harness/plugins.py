@@ -122,6 +122,8 @@ class Plugins:
             raise PluginError(message + " (HARNESS_STRICT_PLUGINS is set)")
         if record.status == "loaded":
             record.status = "partial"
+        if error in record.problems:  # found again (commands added to a second group): said once
+            return
         record.problems.append(error)
         self._report(f"{message}; {consequence}")
 
@@ -185,13 +187,13 @@ class Plugins:
         """Load every plugin of the ``harness`` entry-point group (subject to ``allow``)."""
         self.entry_points, self.allow = True, allow
         seen: set[tuple[str, str]] = set()
-        for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=_load_order):
+        known: dict[str, tuple[str | None, str | None]] = {}
+        for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
+                         key=lambda ep: _load_order(ep, known)):
             if (ep.name, ep.value) in seen:
                 continue
             seen.add((ep.name, ep.value))
-            dist = getattr(ep, "dist", None)
-            dist_name = dist.metadata["Name"] if dist is not None else None
-            version = dist.version if dist is not None else None
+            dist_name, version = _distribution_of(ep, known)
             if allow is not None and ep.name not in allow and (dist_name or "") not in allow:
                 self.records[ep.name] = PluginRecord(ep.name, dist_name, version, ep.value,
                                                      status="skipped",
@@ -292,6 +294,7 @@ class Plugins:
         for task in catalogue.tasks:
             try:
                 catalogue.check_task(task)
+                catalogue.check_candidates(task)
             except PluginError as exc:
                 record = self.records.get(task.plugin.name) if task.plugin else None
                 if record is not None and str(exc) not in record.problems:
@@ -392,12 +395,27 @@ def import_reference(reference: str) -> object:
 OWN_DISTRIBUTION = "imgcls-harness"
 
 
-def _load_order(ep: importlib.metadata.EntryPoint) -> tuple[bool, str, str]:
+def _load_order(ep: importlib.metadata.EntryPoint,
+                known: dict[str, tuple[str | None, str | None]]) -> tuple[bool, str, str]:
     """Built-in plugins first, then third-party ones by distribution and entry-point name, so which
     registration of a duplicated name wins never depends on the order of ``sys.path``."""
-    dist = getattr(ep, "dist", None)
-    dist_name = (dist.metadata["Name"] if dist is not None else "") or ""
+    dist_name = _distribution_of(ep, known)[0] or ""
     return (_normalise(dist_name) != OWN_DISTRIBUTION, _normalise(dist_name), ep.name)
+
+
+def _distribution_of(ep: importlib.metadata.EntryPoint,
+                     known: dict[str, tuple[str | None, str | None]]) -> tuple[str | None, str | None]:
+    """``(name, version)`` of the distribution that ships ``ep``. Each distribution's metadata is parsed
+    once into ``known`` (each ``.metadata`` access parses the whole file again: once per entry point, that
+    was a tenth of every command's start-up)."""
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return None, None
+    key = str(getattr(dist, "_path", id(dist)))
+    if key not in known:
+        metadata = dist.metadata
+        known[key] = (metadata["Name"], metadata["Version"])
+    return known[key]
 
 
 def _normalise(name: str) -> str:

@@ -20,8 +20,10 @@ What is checked, and why (each is a mistake that would otherwise surface later, 
   eval mode is deterministic; the model exports to ONNX and ONNX Runtime agrees with PyTorch.
 - dataset: each split loads into uint8 ``(N, C, H, W)`` images with ``C`` as declared and int64
   labels inside the classes, class names match ``num_classes``, loading twice gives the same data,
-  and an empty data folder raises :class:`registry.DataError` (the clean error users see), never
-  another exception (loading anyway is fine: generated data, a system-wide copy).
+  the splits hold different images (a loader that ignores ``split`` fails), and an empty data folder
+  raises :class:`registry.DataError` (the clean error users see), never another exception (loading
+  anyway is fine: generated data, a system-wide copy). Without a data folder a dataset is skipped
+  (``CheckResult.skipped``), which no summary counts as passed.
 - metric: a quality metric returns a finite float, ranks perfect predictions at least as well as
   wrong ones (in its declared direction) and is deterministic; an efficiency metric returns a
   finite, non-negative float for a small model.
@@ -59,13 +61,27 @@ class CheckResult:
     ok: bool
     detail: str = ""
     plugin: str | None = None
+    skipped: bool = False  # not run (a dataset without a data folder): neither passed nor failed
+
+    @property
+    def status(self) -> str:
+        return "skipped" if self.skipped else "passed" if self.ok else "failed"
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"status": self.status, **asdict(self)}
 
     def __str__(self) -> str:
         where = f" [{self.plugin}]" if self.plugin else ""
-        return f"{self.kind} {self.name}{where}: {self.check}: {'ok' if self.ok else 'FAILED ' + self.detail}"
+        said = {"passed": "ok", "skipped": f"skipped ({self.detail})", "failed": f"FAILED {self.detail}"}
+        return f"{self.kind} {self.name}{where}: {self.check}: {said[self.status]}"
+
+
+def summary(results: Sequence[CheckResult]) -> str:
+    """``11 of 11 checks passed, 1 skipped``: a skipped check is not counted as passed."""
+    ran = [r for r in results if not r.skipped]
+    skipped = len(results) - len(ran)
+    return (f"{sum(r.ok for r in ran)} of {len(ran)} checks passed"
+            + (f", {skipped} skipped" if skipped else ""))
 
 
 class ConformanceError(AssertionError):
@@ -78,8 +94,11 @@ def assert_conforms(results: Iterable[CheckResult]) -> list[CheckResult]:
     if not results:
         raise ConformanceError("no checks ran: is the plugin loaded and does it register entries?")
     failed = [r for r in results if not r.ok]
+    ran = [r for r in results if not r.skipped]
     if failed:
-        raise ConformanceError(f"{len(failed)} of {len(results)} checks failed:\n" + "\n".join(map(str, failed)))
+        raise ConformanceError(f"{len(failed)} of {len(ran)} checks failed:\n" + "\n".join(map(str, failed)))
+    if not ran:
+        raise ConformanceError("every check was skipped: " + "; ".join(map(str, results)))
     return results
 
 
@@ -185,6 +204,7 @@ def check_dataset(catalogue: Catalogue, name: str, data_dir: str | Path, *,
     def load(split: str, root: Path) -> Any:
         return entry.loader(split, root, download=False, image_size=image_size)
 
+    loaded: dict[str, Any] = {}
     for split in splits or entry.splits:
         def one_split(split: str = split) -> str:
             data = load(split, Path(data_dir))
@@ -206,9 +226,12 @@ def check_dataset(catalogue: Catalogue, name: str, data_dir: str | Path, *,
             again = load(split, Path(data_dir))
             assert torch.equal(again.images[:16], images[:16]) and torch.equal(again.labels[:16], labels[:16]), \
                 "loading twice gives different data: sort files, seed any shuffling"
+            loaded[split] = images
             return f"{images.shape[0]} images {tuple(images.shape[1:])}, {classes} classes"
 
         c.run(f"split {split!r}", one_split)
+    if len(loaded) > 1:
+        c.run("splits hold different images", lambda: _splits_differ(loaded))
 
     def missing() -> str:
         with tempfile.TemporaryDirectory(prefix="harness-kit-empty-") as empty:
@@ -223,6 +246,34 @@ def check_dataset(catalogue: Catalogue, name: str, data_dir: str | Path, *,
 
     c.run("missing data is a DataError", missing)
     return c.results
+
+
+SHARED_LIMIT = 0.5
+"""Above this share of one split's images found byte for byte in another, the loader returns the same
+data for both (a real split shares a few duplicates at most: CIFAR-10's test set about 0.1%)."""
+
+
+def _splits_differ(images: dict[str, Any]) -> str:
+    """Fail when most of one split's images are exact copies of another split's: a loader that ignores
+    ``split`` (returns the train images for ``test``) makes every test score a training score."""
+    hashes = {split: _image_hashes(batch) for split, batch in images.items()}
+    splits = sorted(hashes)
+    found = []
+    for i, a in enumerate(splits):
+        for b in splits[i + 1:]:
+            smaller, other = (a, b) if len(hashes[a]) <= len(hashes[b]) else (b, a)
+            shared = sum(h in hashes[other] for h in hashes[smaller]) / max(1, len(hashes[smaller]))
+            assert shared <= SHARED_LIMIT, (f"{shared:.0%} of the {smaller!r} images are also in {other!r}: does the "
+                                            "loader ignore its split argument?")
+            found.append(f"{shared:.1%} of {smaller!r} also in {other!r}")
+    return "; ".join(found)
+
+
+def _image_hashes(batch: Any) -> set[bytes]:
+    import hashlib
+
+    pixels = batch.contiguous().numpy().reshape(len(batch), -1)
+    return {hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in pixels}
 
 
 # -- metrics -----------------------------------------------------------------------------------
@@ -297,7 +348,7 @@ def check_task(catalogue: Catalogue, name: str) -> list[CheckResult]:
         names = {*entry.protocol.candidates}
         for budget in entry.protocol.budgets.values():
             names |= set(budget.candidates or ())
-        unknown = sorted(n for n in names if not _resolves(catalogue, n))
+        unknown = catalogue.unresolved_candidates(entry, names)
         assert not unknown, f"candidates that name no backbone: {', '.join(unknown)}"
         return f"{len(names)} candidates"
 
@@ -305,17 +356,6 @@ def check_task(catalogue: Catalogue, name: str) -> list[CheckResult]:
     c.run("metrics exist, primary is quality", metrics)
     c.run("candidates resolve", candidates)
     return c.results
-
-
-def _resolves(catalogue: Catalogue, ref: str) -> bool:
-    """A backbone, ``backbone.tag`` or wildcard that matches at least one of them."""
-    if any(ch in ref for ch in "*?["):
-        return bool(catalogue.backbones.list(ref) or ("." in ref and catalogue.list_weights(ref)))
-    try:
-        catalogue.backbone(ref)
-        return True
-    except HarnessError:
-        return False
 
 
 # -- whole plugins -----------------------------------------------------------------------------
@@ -331,8 +371,8 @@ def check_plugin(plugins: Plugins, plugin: str, *, data_dir: str | Path | None =
     """Every entry registered by ``plugin`` (its plugin or entry-point name, or its distribution's
     name, compared as pip compares them: ``harness-tiny`` == ``harness_tiny``), or those whose name
     matches the shell pattern ``only`` (a zoo of a thousand backbones is checked by sample). Datasets
-    are checked only with ``data_dir`` (a folder holding their files); without it they are listed
-    as skipped-by-design results that pass."""
+    are checked only with ``data_dir`` (a folder holding their files); without it each is one result
+    with ``skipped=True``, which :func:`summary` and :func:`assert_conforms` do not count as passed."""
     catalogue = plugins.catalogue
     wanted = _normal(plugin)
     results: list[CheckResult] = []
@@ -349,7 +389,8 @@ def check_plugin(plugins: Plugins, plugin: str, *, data_dir: str | Path | None =
             elif kind == "datasets":
                 if data_dir is None:
                     results.append(CheckResult("dataset", entry.name, "loads (needs a data folder)", True,
-                                               "skipped: pass --data-dir", str(info.name)))
+                                               "pass --data-dir (data_dir=) to check it", str(info.name),
+                                               skipped=True))
                 else:
                     results += check_dataset(catalogue, entry.name, data_dir)
             elif kind == "metrics":

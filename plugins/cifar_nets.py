@@ -31,7 +31,7 @@ def _convnet(widths: tuple[int, int, int]) -> Any:
 
 @harness.hookimpl
 def register_backbones(register: Any) -> None:
-    common = dict(head="fc", input_size=32, min_input_size=8, mean=CIFAR_MEAN, std=CIFAR_STD,
+    common: dict[str, Any] = dict(head="fc", input_size=32, min_input_size=8, mean=CIFAR_MEAN, std=CIFAR_STD,
                   license="Apache-2.0 (harness)", source="harness built-in (plugins/cifar_models.py)")
     for depth in (8, 20, 56):
         register(Backbone(

@@ -7,8 +7,10 @@
   Fashion-MNIST is also found in Debian's ``dataset-fashion-mnist`` package.
 - SVHN: ``<root>/{train,test,extra}_32x32.mat`` (MATLAB files, read with scipy).
 
-Downloads go through torchvision's helpers (checksummed); archives are extracted with
-``tarfile``'s ``data`` filter, which refuses absolute paths, ``..`` and links out of the folder.
+Missing files are downloaded (unless downloading is off) by :mod:`harness.data.download`:
+checksummed, atomic, with a progress bar; archives are extracted with ``tarfile``'s ``data``
+filter, which refuses absolute paths, ``..`` and links out of the folder. Offline, the error names
+the files, the folder to put them in and, for Fashion-MNIST, Debian's ``dataset-fashion-mnist``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from registry import DataError, ImageSplit
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
-CIFAR = {
+CIFAR: dict[str, dict[str, Any]] = {
     "cifar10": {
         "folder": "cifar-10-batches-py",
         "url": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
@@ -109,17 +111,24 @@ def safe_extract(archive: Path, destination: Path) -> None:
         tar.extractall(destination)
 
 
-def _download_archive(url: str, root: Path, md5: str) -> None:
-    from torchvision.datasets.utils import download_url
+def _download_archive(dataset: str, url: str, root: Path, md5: str) -> None:
+    from harness.data.download import RemoteFile, fetch, sources
 
-    root.mkdir(parents=True, exist_ok=True)
-    filename = url.rsplit("/", 1)[-1]
-    try:
-        download_url(url, str(root), filename, md5)
-    except Exception as exc:  # network errors come in many types
-        raise DataError(f"could not download {url} ({type(exc).__name__}: {exc}); "
-                        f"download it elsewhere and extract it into {root}") from None
-    safe_extract(root / filename, root)
+    base, _, filename = url.rpartition("/")
+    archive = fetch(RemoteFile(filename, sources(dataset, filename, [base]), md5=md5, dataset=dataset),
+                    root / filename)
+    safe_extract(archive, root)
+    archive.unlink()
+
+
+def downloads_off(name: str, where: Path, files: str, also: str = "") -> DataError:
+    """The error of a missing dataset that may not be downloaded: why not, and what to place
+    where (``also``: another way to get it, said first)."""
+    from harness.environment import offline_by_environment
+
+    why = offline_by_environment(hub=True) or "--no-download or --offline"
+    return DataError(f"{name} is not in {where} and downloading is off ({why}); {also}place {files} there, "
+                     "or allow downloading")
 
 
 def _str_keys(entry: Any) -> Any:
@@ -139,10 +148,10 @@ def load_cifar(name: str, split: str, root: Path, download: bool) -> ImageSplit:
     files = spec[split]
     if not all((folder / f).is_file() for f, _ in files):
         if not download:
-            raise DataError(f"{name} not found in {folder}; rerun with --download (needs internet) or "
-                            f"extract {spec['url']} into {root}")
-        _download_archive(spec["url"], root, spec["archive_md5"])
-    data, labels = [], []
+            raise downloads_off(name, folder, f"the files of {spec['url']} (extracted into {root})")
+        _download_archive(name, spec["url"], root, spec["archive_md5"])
+    data: list[Any] = []
+    labels: list[int] = []
     for filename, md5 in files:
         path = folder / filename
         warn_if_modified(path, md5)
@@ -164,6 +173,28 @@ def load_cifar(name: str, split: str, root: Path, download: bool) -> ImageSplit:
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
              "t10k-labels-idx1-ubyte")
+IDX_UPSTREAM = {"fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com",),
+                "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist", "http://yann.lecun.com/exdb/mnist")}
+IDX_CHECKSUMS: dict[str, dict[str, tuple[str, str | None]]] = {
+    # (md5 of the published .gz, sha256 of the idx content): Debian's dataset-fashion-mnist recompressed
+    # the same files, so its copy (or a mirror of it) matches by content
+    "fashion-mnist": {
+        "train-images-idx3-ubyte": ("8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                                    "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+        "train-labels-idx1-ubyte": ("25c81989df183df01b3e8a0aad5dffbe",
+                                    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+        "t10k-images-idx3-ubyte": ("bef4ecab320f06d8554ea6380940ec79",
+                                   "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+        "t10k-labels-idx1-ubyte": ("bb300cfdad3c16e7a12a480ee83cd310",
+                                   "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+    },
+    "mnist": {  # torchvision's
+        "train-images-idx3-ubyte": ("f68b3c2dcbeaaa9fbdd348bbdeb94873", None),
+        "train-labels-idx1-ubyte": ("d53e105ee54ea40749a09fcbcd1e9432", None),
+        "t10k-images-idx3-ubyte": ("9fb629c4189551a2d022fa330f9573f3", None),
+        "t10k-labels-idx1-ubyte": ("ec29112dd5afa0611ce80d1b7f02629c", None),
+    },
+}
 
 
 def idx_problem(path: Path) -> str | None:
@@ -220,18 +251,45 @@ def load_mnist_family(name: str, split: str, root: Path, download: bool) -> Imag
     for n in (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"):
         problem = (raw / n).is_file() and idx_problem(raw / n)
         if problem:
-            raise DataError(f"{raw / n} is {problem}; delete it and rerun"
-                            + (" (with --download, or with Debian's dataset-fashion-mnist installed, to get it "
-                               "again)" if name == "fashion-mnist" else " with --download to get it again"))
+            raise DataError(f"{raw / n} is {problem}; delete it and rerun: it is fetched again"
+                            + (" (downloaded, or from Debian's dataset-fashion-mnist)" if name == "fashion-mnist"
+                               else " (downloaded, unless downloading is off)"))
+    if not all((raw / n).is_file() for n in IDX_NAMES):
+        _get_idx(name, raw, download)
     try:
-        ds = cls(str(root), train=(split == "train"), download=download)
+        ds = cls(str(root), train=(split == "train"), download=False)
     except RuntimeError as exc:
-        hint = "rerun with --download (needs internet)"
-        if name == "fashion-mnist":
-            hint += " or install Debian's dataset-fashion-mnist"
-        raise DataError(f"{name} not found in {root / cls.__name__ / 'raw'}: {exc}; {hint}") from None
+        raise DataError(f"{name} could not be read from {raw}: {exc}; delete the folder and run again") from None
     images = ds.data.unsqueeze(1).contiguous()
     return ImageSplit(images, ds.targets.to(dtype=torch.int64), tuple(ds.classes))
+
+
+def _get_idx(name: str, raw: Path, download: bool) -> None:
+    """Make ``raw`` hold the four idx files: decompress the ``.gz`` files placed there, download
+    the others (each checked, then decompressed in place, atomically), or say what to install or
+    place when downloading is off or fails."""
+    from harness.data.download import RemoteFile, fetch, gunzip, sources
+
+    debian = (f"install Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist; harness "
+              f"reads {DEBIAN_FASHION_MNIST}), or " if name == "fashion-mnist" else "")
+    absent = [n for n in IDX_NAMES if not (raw / n).is_file() and not (raw / f"{n}.gz").is_file()]
+    if absent and not download:
+        raise downloads_off(name, raw, ", ".join(f"{n}.gz" for n in IDX_NAMES), also=debian)
+    raw.mkdir(parents=True, exist_ok=True)
+    for n in IDX_NAMES:
+        if (raw / n).is_file():
+            continue
+        archive, placed = raw / f"{n}.gz", (raw / f"{n}.gz").is_file()
+        if not placed:
+            md5, content = IDX_CHECKSUMS[name][n]
+            try:
+                fetch(RemoteFile(archive.name, sources(name, archive.name, IDX_UPSTREAM[name]), md5, content,
+                                 dataset=name), archive)
+            except DataError as exc:
+                raise DataError(f"{exc}" + (f"; or {debian.removesuffix(', or ')}" if debian else "")) from None
+        gunzip(archive, raw / n)
+        if not placed:
+            archive.unlink()
 
 
 SVHN = {"train": "e26dedcc434d2e4c54c9b2d4a06d8373", "test": "eb5a983be6a315427106f1b164d9cef3",
@@ -247,15 +305,11 @@ def load_svhn(split: str, root: Path, download: bool) -> ImageSplit:
     path = root / f"{split}_32x32.mat"
     if not path.is_file():
         if not download:
-            raise DataError(f"svhn {split} split not found at {path}; rerun with --download "
-                            f"(needs internet) or place {path.name} there")
-        from torchvision.datasets.utils import download_url
+            raise downloads_off(f"svhn ({split})", root, path.name)
+        from harness.data.download import RemoteFile, fetch, sources
 
-        try:
-            download_url(f"http://ufldl.stanford.edu/housenumbers/{path.name}", str(root),
-                         path.name, SVHN[split])
-        except Exception as exc:
-            raise DataError(f"could not download {path.name} ({exc}); place it at {path}") from None
+        fetch(RemoteFile(path.name, sources("svhn", path.name, ["http://ufldl.stanford.edu/housenumbers"]),
+                         md5=SVHN[split], dataset="svhn"), path)
     warn_if_modified(path, SVHN[split])
     try:
         mat = scipy.io.loadmat(str(path))

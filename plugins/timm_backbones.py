@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import harness
+from harness import library_index
+from harness.library_index import cached_index
 from registry import Backbone, DataError, Family, WeightTag
-from registry.files import atomic_write_bytes
 
 PREFIX = "timm_"
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3  # 3: each architecture's family, as timm files it
 # timm declares a minimum for few models; most ImageNet networks downsample 32 times (at 28 px
 # timm's convnext ends on a 1x1 map its 2x2 downsampling cannot take), so smaller images are scaled up.
 MIN_INPUT_SIZE = 32
@@ -47,8 +47,12 @@ def register_backbones(register: Callable[[Any], None]) -> None:
 def _fill(register: Callable[[Any], None]) -> None:
     version = importlib.metadata.version("timm")
     results = published_results()
-    for arch in _index(version):
-        register(_backbone(arch, version, results))
+
+    def parse(data: list[dict[str, Any]]) -> list[Backbone]:  # a malformed entry raises: the index is rebuilt
+        return [_backbone(arch, version, results) for arch in data]
+
+    for backbone in cached_index("timm", version, build_index, parse, format_version=INDEX_FORMAT):
+        register(backbone)
 
 
 def published_results() -> dict[str, dict[str, float]]:
@@ -87,7 +91,7 @@ def _backbone(arch: dict[str, Any], version: str, results: dict[str, dict[str, f
         std=tuple(arch["std"]),
         weights=tags,
         default_tag=tags[0].tag if tags else None,
-        family=arch["name"].split("_")[0].rstrip("0123456789") or arch["name"],
+        family=arch["family"],
         license=arch["license"],
         source=f"timm {version}: timm.create_model({arch['name']!r})",
         paper=arch["paper"],
@@ -137,24 +141,17 @@ def _builder(arch: str, hub_ids: dict[str, str]) -> Callable[[int, str | None], 
 
 def index_path(version: str) -> Path:
     """Where the index for timm ``version`` is kept (under harness's cache folder)."""
-    from harness.data.cache import harness_cache_dir
-
-    return harness_cache_dir() / "timm" / f"index-{version}-v{INDEX_FORMAT}.json"
+    return library_index.index_path("timm", version, INDEX_FORMAT)
 
 
 def _index(version: str) -> list[dict[str, Any]]:
-    path = index_path(version)
-    try:
-        data = json.loads(path.read_text())
-        if isinstance(data, list):
-            return data
-    except (OSError, ValueError):
-        pass  # missing or damaged: rebuild it
-    data = build_index()
-    try:
-        atomic_write_bytes(path, json.dumps(data).encode())
-    except OSError:
-        pass  # a read-only cache only costs the next command the same seconds
+    """The index of timm ``version`` as written (built when missing or not a list)."""
+    return cached_index("timm", version, build_index, _as_list, format_version=INDEX_FORMAT)
+
+
+def _as_list(data: Any) -> list[dict[str, Any]]:
+    if not isinstance(data, list):
+        raise TypeError(f"the timm index is a {type(data).__name__}, not a list")
     return data
 
 
@@ -162,6 +159,9 @@ def build_index() -> list[dict[str, Any]]:
     """Every timm architecture with a single linear classifier, and its Hub-hosted tags (imports timm)."""
     import timm.models
 
+    # the family is the timm module that defines the architecture (mobilenetv3, swin_transformer_v2,
+    # efficientnet for tf_efficientnet_b0): timm's own grouping, not a guess from the name
+    family = {name: module for module in timm.list_modules() for name in timm.list_models(module=module)}
     index = []
     for name in timm.list_models():
         cfgs = timm.models.get_arch_pretrained_cfgs(name)
@@ -171,7 +171,8 @@ def build_index() -> list[dict[str, Any]]:
         tags = [_tag_record(full.partition(".")[2], cfg) for full, cfg in cfgs.items()
                 if cfg.hf_hub_id and full.partition(".")[2] and cfg.classifier == default.classifier]
         index.append({
-            "name": name, "head": default.classifier, "input_size": default.input_size[-1],
+            "name": name, "family": family.get(name, name), "head": default.classifier,
+            "input_size": default.input_size[-1],
             "min_input_size": default.min_input_size[-1] if default.min_input_size else MIN_INPUT_SIZE,
             "fixed_input_size": bool(default.fixed_input_size), "mean": list(default.mean),
             "std": list(default.std), "license": default.license, "paper": default.paper_ids,

@@ -5,15 +5,24 @@ Tags follow timm's naming: ``IMAGENET1K_V1`` -> ``tv_in1k``, ``IMAGENET1K_V2`` -
 licence) comes from each weights enum's ``meta``. torchvision reports ``_ops`` in GFLOPs that
 count one per multiply-add; we store FLOPs at two per multiply-add, like the rest of harness.
 Weights load through torchvision itself, so they are cached under ``$TORCH_HOME/hub/checkpoints``.
+
+Listing never imports torchvision (about 3 s and 600 MB): names and metadata come from an index
+written once per installed torchvision version under ``$HARNESS_CACHE/torchvision``
+(:mod:`harness.library_index`); a builder imports torchvision when a model is built.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
 import harness
-from registry import Backbone, WeightTag
+from harness.library_index import cached_index, installed_version
+from registry import Backbone, PluginError, WeightTag
+
+DISTRIBUTION = "torchvision"
+INDEX_FORMAT = 1  # bump when what the index stores changes
 
 TORCHVISION_LICENSE = "BSD-3-Clause (code); weights: ImageNet terms of access"
 # Models whose forward checks the input size against the size they were built for.
@@ -62,7 +71,9 @@ def _weight_tag(weights: Any) -> WeightTag:
     )
 
 
-def _builder(name: str, enum_type: Any, head: str) -> Any:
+def _builder(name: str, members: dict[str, str], head: str) -> Any:
+    """Build ``name`` with torchvision (imported here); ``members`` maps each tag to its weights enum member."""
+
     def build(num_classes: int, weights: str | None) -> Any:
         from torchvision import models
 
@@ -75,7 +86,7 @@ def _builder(name: str, enum_type: Any, head: str) -> Any:
                 kwargs["init_weights"] = True
         if weights is None:
             return models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
-        member = next(w for w in enum_type if tag_for(w.name) == weights)
+        member = models.get_model_weights(name)[members[weights]]
         model = models.get_model(name, weights=member, **kwargs)
         return replace_head(model, head, num_classes)
 
@@ -105,31 +116,73 @@ def _family(name: str) -> str:
 
 @harness.hookimpl
 def register_backbones(register: Any) -> None:
-    """Register all torchvision classification models (import cost: torchvision, no model built)."""
+    """Register all torchvision classification models from the index (no torchvision import, no model built)."""
+    for backbone in load_index():
+        register(backbone)
+
+
+# -- the index -------------------------------------------------------------------------------
+
+
+def load_index(version: str | None = None) -> list[Backbone]:
+    """torchvision's backbones from the index of ``version`` (default: the installed one), built
+    (by importing torchvision) when it is missing or damaged."""
+    version = version or installed_version(DISTRIBUTION)
+    if version is None:
+        raise PluginError(f"{DISTRIBUTION} is not installed; pip install {DISTRIBUTION}")
+    return cached_index(DISTRIBUTION, version, build_index, _parse, format_version=INDEX_FORMAT)
+
+
+def build_index() -> dict[str, Any]:
+    """Every torchvision classification model and its weights' metadata, as JSON (imports torchvision)."""
     import torchvision
     from torchvision import models
 
-    for name in models.list_models(module=models):
-        enum_type = models.get_model_weights(name)
-        tags = tuple(_weight_tag(w) for w in enum_type)
-        default = enum_type.DEFAULT
-        min_sizes = [w.meta.get("min_size", (1, 1))[0] for w in enum_type]
-        head = _head_path(name)
-        fixed = name.startswith(FIXED_INPUT)
-        default_tag = tag_for(default.name)
-        # A randomly initialised ViT is built for 224 px; pretrained ones for their tag's size.
-        input_size = 224 if fixed else next(t.input_size for t in tags if t.tag == default_tag)
-        register(Backbone(
-            name=name,
-            builder=_builder(name, enum_type, head),
-            head=head,
-            input_size=input_size or 224,
-            min_input_size=max(min(min_sizes), 16),
-            fixed_input_size=fixed,
-            weights=tags,
-            default_tag=default_tag,
-            family=_family(name),
-            license=TORCHVISION_LICENSE,
-            source=f"torchvision {torchvision.__version__}: torchvision.models.{name}",
-            description=f"torchvision {name}",
-        ))
+    return {"torchvision": torchvision.__version__,
+            "models": [_model_record(name, models.get_model_weights(name))
+                       for name in models.list_models(module=models)]}
+
+
+def _model_record(name: str, enum_type: Any) -> dict[str, Any]:
+    tags = [_weight_tag(w) for w in enum_type]
+    default_tag = tag_for(enum_type.DEFAULT.name)
+    fixed = name.startswith(FIXED_INPUT)
+    # A randomly initialised ViT is built for 224 px; pretrained ones for their tag's size.
+    input_size = 224 if fixed else next(t.input_size for t in tags if t.tag == default_tag)
+    return {
+        "name": name, "head": _head_path(name), "input_size": input_size or 224,
+        "min_input_size": max(min(w.meta.get("min_size", (1, 1))[0] for w in enum_type), 16),
+        "fixed_input_size": fixed, "default_tag": default_tag, "family": _family(name),
+        "members": {tag_for(w.name): w.name for w in enum_type},
+        "tags": [dataclasses.asdict(t) for t in tags],
+    }
+
+
+def _parse(data: dict[str, Any]) -> list[Backbone]:
+    """The index as backbones; anything missing or malformed raises (and the index is rebuilt)."""
+    if not data["models"]:
+        raise ValueError("the torchvision index lists no models")
+    return [_backbone(record, data["torchvision"]) for record in data["models"]]
+
+
+def _backbone(record: dict[str, Any], version: str) -> Backbone:
+    name = record["name"]
+    return Backbone(
+        name=name,
+        builder=_builder(name, dict(record["members"]), record["head"]),
+        head=record["head"],
+        input_size=int(record["input_size"]),
+        min_input_size=int(record["min_input_size"]),
+        fixed_input_size=bool(record["fixed_input_size"]),
+        weights=tuple(_tag_from(t) for t in record["tags"]),
+        default_tag=record["default_tag"],
+        family=record["family"],
+        license=TORCHVISION_LICENSE,
+        source=f"torchvision {version}: torchvision.models.{name}",
+        description=f"torchvision {name}",
+    )
+
+
+def _tag_from(fields: dict[str, Any]) -> WeightTag:
+    tuples = {k: tuple(fields[k]) for k in ("mean", "std") if fields.get(k) is not None}
+    return WeightTag(**{**fields, **tuples})

@@ -3,7 +3,9 @@
 One event-file folder per run, ``$HARNESS_TENSORBOARD_DIR/<experiment>/<run name>-<id>`` (default
 ``./runs``, TensorBoard's own convention), written with ``torch.utils.tensorboard``: every epoch's
 metrics as scalars (step = epoch), the final scores under ``final/``, the registry reference and,
-for a selection, the leaderboard as text. ``tensorboard --logdir runs`` shows them.
+for a selection, the leaderboard as text. The recipe and the final scores are also the HParams
+dashboard's session (hyperparameters against metrics; a selection's candidates end with latency,
+size and parity under ``final/select/``). ``tensorboard --logdir runs`` shows them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from harness.track import provided
 
 NAME = "tensorboard"
 _WRITERS: dict[str, Any] = {}
+_PARAMS: dict[str, dict[str, Any]] = {}  # run id -> its hyperparameters, written with its end
 
 
 def _mine(run: Any) -> bool:
@@ -41,8 +44,8 @@ def track_run_started(run: Any) -> None:
 
     base = Path(os.environ.get("HARNESS_TENSORBOARD_DIR", "runs"))
     writer = SummaryWriter(log_dir=str(base / _safe(run.experiment) / f"{_safe(run.name)}-{run.id[:8]}"))
-    writer.add_text("harness/params", "\n".join(f"- {k}: {v}" for k, v in sorted(run.params.items())), 0)
     _WRITERS[run.id] = writer
+    _PARAMS[run.id] = {k: v if isinstance(v, (int, float, str)) else str(v) for k, v in run.params.items()}
 
 
 @harness.hookimpl
@@ -67,9 +70,29 @@ def track_select_finished(run: Any, rows: list[dict[str, Any]], winner: str | No
 @harness.hookimpl
 def track_run_finished(run: Any, status: str, metrics: dict[str, float], version: str | None) -> None:
     writer = _WRITERS.pop(run.id, None) if _mine(run) else None
+    params = _PARAMS.pop(run.id, {})
     if writer is None:
         return
-    for key, value in metrics.items():
-        writer.add_scalar(f"final/{key}", value, 0)
+    final = {f"final/{key}": value for key, value in metrics.items()}
+    for tag, value in final.items():
+        writer.add_scalar(tag, value, 0)
+    _write_hparams(writer, params, final, status)
     writer.add_text("harness/result", f"{status}; version {version}", 0)
     writer.close()
+
+
+def _write_hparams(writer: Any, params: dict[str, Any], metrics: dict[str, float], status: str) -> None:
+    """The HParams plugin's three summaries (experiment, session start, session end) in the run's
+    own folder; the metrics they name are the ``final/`` scalars written next to them."""
+    from tensorboard.plugins.hparams.api_pb2 import Status
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+    from torch.utils.tensorboard.summary import hparams
+
+    experiment, start, end = hparams(params, metrics)
+    if status != "FINISHED":
+        data = HParamsPluginData.FromString(end.value[0].metadata.plugin_data.content)
+        data.session_end_info.status = Status.Value("STATUS_FAILURE")
+        end.value[0].metadata.plugin_data.content = data.SerializeToString()
+    files = writer._get_file_writer()
+    for summary in (experiment, start, end):
+        files.add_summary(summary)

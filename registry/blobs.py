@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from registry.files import pid_alive
+from registry.files import is_regular, pid_alive
 
 if TYPE_CHECKING:
     from registry.store import ModelStore
@@ -93,7 +93,10 @@ def collect(store: ModelStore) -> int:
         for (sha,) in conn.execute("SELECT sha256 FROM known_blobs").fetchall():
             if sha in used or sha in protected:
                 continue
-            store.blobs.path(sha).unlink(missing_ok=True)
+            path = store.blobs.path(sha)
+            if os.path.lexists(path) and not is_regular(path):
+                continue  # a folder or device in a blob's place is never deleted (registry check reports it)
+            path.unlink(missing_ok=True)
             conn.execute("DELETE FROM known_blobs WHERE sha256 = ?", (sha,))
             removed += 1
     return removed

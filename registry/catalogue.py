@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from registry.entries import Backbone, Dataset, Family, Metric, PluginInfo, Task, WeightTag
@@ -86,11 +86,18 @@ class Table(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            for family in self._unavailable:
-                if family.covers(name):
-                    raise UsageError(f"{self.kind} {name!r} is one of {family.prefix}*, which needs "
-                                     f"{family.unavailable}") from None
+            self.check_available(name)
             raise UnknownNameError(self.kind, name, self._entries) from None
+
+    def check_available(self, name: str) -> None:
+        """Raise the install hint when ``name`` belongs to a :class:`Family` declared unavailable (its
+        library is missing): every lookup that fails says how to get it, not "unknown name"."""
+        name = self.spelled(name)
+        self._ensure(name)
+        for family in self._unavailable:
+            if family.covers(name):
+                raise UsageError(f"{self.kind} {name!r} is one of {family.prefix}*, which needs "
+                                 f"{family.unavailable}")
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
@@ -177,6 +184,39 @@ class Catalogue:
             raise PluginError(f"{who}: its first metric {primary.name!r} ranks models but is a "
                               f"{primary.kind} metric; put a quality metric first in metrics=")
 
+    def unresolved_candidates(self, task: Task, names: Iterable[str] | None = None) -> list[str]:
+        """The candidates of ``task`` (``names``, default every budget's) that name no backbone, weight
+        tag or matching wildcard. Registry references are the store's to check, and a name in a family
+        declared unavailable is the user's missing library, not the task's mistake."""
+        if names is None:
+            names = {*task.protocol.candidates,
+                     *(n for b in task.protocol.budgets.values() for n in (b.candidates or ()))}
+        return sorted({n for n in names if not self._candidate_resolves(n)})
+
+    def _candidate_resolves(self, ref: str) -> bool:
+        if "@" in ref or ":" in ref:
+            return True
+        if any(ch in ref for ch in "*?["):
+            return bool(self.list_weights(ref) if "." in ref else self.backbones.list(ref))
+        try:
+            self.backbone(ref)
+        except UnknownNameError:
+            return False
+        except UsageError:  # an unavailable family: the install hint comes when it is used
+            return True
+        return True
+
+    def check_candidates(self, task: Task, names: Iterable[str] | None = None) -> None:
+        """Refuse a task whose candidates name nothing, with a :class:`PluginError` naming the task and its
+        plugin: a typo in a plugin's task must not read as the user's typo."""
+        unknown = self.unresolved_candidates(task, names)
+        if unknown:
+            close = _close(unknown[0].partition(".")[0], self.backbones.names())
+            many = len(unknown) > 1
+            raise PluginError(f"task {task.name!r} ({task.plugin or 'no plugin'}) names candidate{'s' * many} "
+                              f"{', '.join(map(repr, unknown))}, which match{'es' * (not many)} no backbone{close}; "
+                              "fix the task's protocol candidates (or pass {param:candidates})")
+
     def list_weights(self, pattern: str) -> list[tuple[Backbone, WeightTag]]:
         """``(backbone, tag)`` pairs whose ``name.tag`` matches ``pattern`` (e.g. ``*.tv_in1k``)."""
         pattern = self.backbones.spelled(pattern)
@@ -196,6 +236,7 @@ class Catalogue:
             if lookup in table:
                 found.append((kind, table.get(lookup)))
         if not found:
+            self.backbones.check_available(name.partition(".")[0])
             every = [n for k in KINDS for n in self.table(k).names()]
             raise UnknownNameError("name", name, every,
                                    hint="run 'harness list backbones|datasets|metrics|tasks'")

@@ -256,6 +256,11 @@ class Budget:
     input_size: int | None = None
     augmentation: tuple[str, ...] | None = None  # None: the protocol's; short budgets use less
     candidates: tuple[str, ...] | None = None  # None: the protocol's; a short budget can try fewer, smaller models
+    # select trains its candidates by successive halving up to this many epochs (every candidate the
+    # first rung, the best third on validation onward; rungs grow threefold): a short budget then
+    # spends its time on the model that will ship. None: every candidate trains ``epochs``.
+    # fine-tune and study runs at this budget train ``epochs``.
+    halving_epochs: int | None = None
 
 
 @dataclass(frozen=True)

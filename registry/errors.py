@@ -6,7 +6,9 @@ re-exports it as ``harness.errors``. Library code raises these; only the CLI tur
 
 A message about a parameter names it with a ``{param}`` placeholder and ``param=`` (the Python
 parameter name, ``batch_size``): ``str(error)`` reads ``batch_size must be at least 1`` in a
-notebook, and the CLI renders the same error as ``--batch-size must be at least 1``.
+notebook, and the CLI renders the same error as ``--batch-size must be at least 1``. Other
+parameters the message mentions are ``{param:NAME}`` (``{param:seeds} 1`` reads ``seeds 1`` in
+Python and ``--seeds 1`` on the command line).
 
 ========================  =====  ==========================================================
 error                     exit   raised when
@@ -26,11 +28,15 @@ error                     exit   raised when
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterable
 
 __all__ = ["BenchmarkError", "DataError", "DuplicateNameError", "EntryError", "ExportError", "HarnessError",
            "PluginError", "StoreError", "TrainingError", "UnknownNameError", "UsageError", "first_line",
            "kind_plural"]
+
+_OTHER_PARAM = re.compile(r"\{param:([A-Za-z_][A-Za-z0-9_]*)\}")
+"""``{param:NAME}``: another parameter a message names (see the module docstring)."""
 
 
 class HarnessError(Exception):
@@ -44,10 +50,13 @@ class HarnessError(Exception):
         super().__init__(self.render())
 
     def render(self, name: Callable[[str], str] | None = None) -> str:
-        """The message with ``{param}`` filled in by ``name(param)`` (default: the name itself)."""
-        if self.param is None or "{param}" not in self.template:
-            return self.template
-        return self.template.replace("{param}", name(self.param) if name else self.param)
+        """The message with ``{param}`` (and each ``{param:NAME}``) filled in by ``name(param)``
+        (default: the parameter's own name)."""
+        spell = name or (lambda param: param)
+        text = self.template
+        if self.param is not None:
+            text = text.replace("{param}", spell(self.param))
+        return _OTHER_PARAM.sub(lambda m: spell(m.group(1)), text) if "{param:" in text else text
 
 
 class UsageError(HarnessError):
@@ -57,11 +66,16 @@ class UsageError(HarnessError):
 class UnknownNameError(UsageError, LookupError):
     """A name that nothing registered; the message suggests close matches."""
 
-    def __init__(self, kind: str, name: str, known: Iterable[str], hint: str | None = None) -> None:
+    def __init__(self, kind: str, name: str, known: Iterable[str], hint: str | None = None, *,
+                 message: str | None = None) -> None:
         self.kind = kind
         self.name = name
         known = sorted(set(known))
         self.suggestions = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        if message is not None:  # the caller's own words (``no version 9 of x``), no guessed suggestions
+            self.suggestions = []
+            super().__init__(message)
+            return
         message = f"unknown {kind} {name!r}"
         if self.suggestions:
             message += f"; did you mean {' or '.join(repr(s) for s in self.suggestions)}?"

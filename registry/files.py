@@ -111,6 +111,16 @@ def sweep_temporaries(folder: Path) -> int:
     return removed
 
 
+def is_regular(path: str | os.PathLike[str]) -> bool:
+    """A regular file itself (not through a symbolic link): the only kind the store writes or deletes."""
+    import stat
+
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
 class BlobStore:
     """Files named by their sha256 under ``root/ab/abcdef...``; identical content is stored once."""
 

@@ -1,10 +1,12 @@
 """``registry check`` and ``registry check --repair``: what is wrong with a store, and the repairs
 that cannot lose anything.
 
-Found: a database SQLite reports damaged; artifact files that are missing or no longer match their
-sha256; files in ``artifacts/`` the database has no record of (store.db replaced, emptied or
-restored from an older backup); pending records of writers that died between placing a file and
-committing. Repaired (``--repair``): unknown files are *moved* to ``HOME/lost+found/`` (never
+Found: a database SQLite reports damaged; artifact files that are not regular files (a link, a
+folder or a device put in their place: ``registry remove`` refuses those), missing, or no longer
+matching their sha256; files in ``artifacts/`` the database has no record of (store.db replaced,
+emptied or restored from an older backup); pending records of writers that died between placing a
+file and committing. Repaired (``--repair``): a link to the right content is replaced by a copy of
+it; any other non-regular file and every unknown file are *moved* to ``HOME/lost+found/`` (never
 deleted); a damaged ONNX artifact's record is dropped (export or check-onnx re-creates it from the
 weights); dead writers' pending files become garbage for ``gc``. A damaged weights file cannot be
 repaired here: the message says which version to remove or which file to restore.
@@ -27,7 +29,7 @@ LOST_AND_FOUND = "lost+found"
 class Problem:
     """One thing wrong with the store; ``repair`` says what ``--repair`` does about it (None: nothing)."""
 
-    kind: str  # database | missing | altered | unknown-file | pending
+    kind: str  # database | not-a-file | missing | altered | unknown-file | pending
     text: str
     repair: str | None = None
 
@@ -60,13 +62,66 @@ def _artifacts(store: ModelStore) -> list[Problem]:
         path = store.blobs.path(row["sha256"])
         fix = ("--repair drops the record; 'harness export' re-creates it" if role == keys.ROLE_ONNX
                else None)
-        if not path.is_file():
+        odd = odd_kind(path)
+        if odd is not None:
+            problems.append(Problem("not-a-file", f"{ref}: {role} file {path} is {odd}, not a regular file (the "
+                                    "store reads, writes and deletes only regular files)", _odd_fix(store, ref)))
+        elif not path.is_file():
             problems.append(Problem("missing", f"{ref}: {role} file is missing ({path})",
                                     fix or f"restore the file or 'harness registry remove {ref}'"))
         elif path.stat().st_size != row["size"] or not store.blobs.verify(row["sha256"]):
             problems.append(Problem("altered", f"{ref}: {role} file does not match its sha256 ({path})",
                                     fix or f"restore the file or 'harness registry remove {ref}'"))
     return problems
+
+
+def odd_kind(path: str | os.PathLike[str]) -> str | None:
+    """What ``path`` is when it exists but is not a regular file itself ("a symbolic link to ...", "a
+    folder", "a device or other special file"); None for a regular file or nothing there."""
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return f"a symbolic link to {os.readlink(path)!r}"
+    return "a folder" if stat.S_ISDIR(mode) else "a device or other special file"
+
+
+def _odd_fix(store: ModelStore, ref: str) -> str:
+    return (f"--repair replaces a link whose target matches the sha256 with a copy of that file and moves anything "
+            f"else to {store.home / LOST_AND_FOUND}; then put the right file back or 'harness registry remove {ref}'")
+
+
+def _repair_odd(store: ModelStore) -> list[str]:
+    """Put each stored path that is not a regular file right without deleting anything: a link to the
+    right content becomes a copy of it (written beside, renamed over the link); anything else is moved
+    to ``lost+found`` (the version's file is then missing, and says so)."""
+    from registry.files import sha256_file
+
+    done = []
+    for row in store._conn.execute("SELECT DISTINCT sha256 FROM artifacts"):
+        path = store.blobs.path(row[0])
+        odd = odd_kind(path)
+        if odd is None:
+            continue
+        if odd.startswith("a symbolic link") and path.is_file() and sha256_file(path) == row[0]:
+            tmp = path.with_name(f".{path.name}.repair")
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, path)
+            done.append(f"{path} was {odd}: replaced it with a copy of that file (its sha256 matches)")
+            continue
+        target = store.home / LOST_AND_FOUND
+        target.mkdir(exist_ok=True)
+        moved, n = target / path.name, 1
+        while os.path.lexists(moved):
+            moved, n = target / f"{path.name}.{n}", n + 1
+        os.rename(path, moved)
+        done.append(f"{path} was {odd}: moved it to {moved}")
+    return done
 
 
 def _known(store: ModelStore) -> set[str]:
@@ -105,7 +160,7 @@ def repair(store: ModelStore) -> list[str]:
     """Apply every safe repair; returns what was done, one line each."""
     from registry import keys
 
-    done = []
+    done = _repair_odd(store)
     for problem in _artifacts(store):
         ref, _, rest = problem.text.partition(": ")
         if rest.startswith(f"{keys.ROLE_ONNX} "):

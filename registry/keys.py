@@ -18,12 +18,15 @@ TRAIN = "train"            # {"loss", "seconds", "images_per_s"}
 HISTORY = "history"        # one record per epoch
 PARITY = "parity"          # ParityReport.as_dict()
 BENCH = "bench"            # BenchReport.as_dict()
+INT8 = "int8"              # Int8Verdict.as_dict(): is the INT8 file faster and accurate enough to offer
 PRESCREEN = "prescreen"    # {"method", "score"}
 HALVING = "halving"        # {"rung", "rungs", "epochs", "of_epochs"}: the rung a --time-limit run reached
 PRETRAIN = "pretrain"      # pretraining loss/accuracy/reconstruction error
 PUBLISHED = "published"    # accuracy a weight tag's publisher reports
 PARAMS = "params"          # parameter count (imports)
 EVAL_PREFIX = "eval:"      # "eval:TASK[:tta][:limitN]" -> {metric name: value}
+ROBUSTNESS = "robustness"  # RobustnessReport.as_dict(), or {"suite", "skipped", "estimate_s"}
+CALIBRATION = "calibration"  # Calibration.as_dict(): temperature fitted on val, test ECE/NLL before and after
 
 # -- tags -----------------------------------------------------------------------------------------
 TAG_FINGERPRINT = "fingerprint"  # what a select row's result depends on (cache key)
@@ -35,6 +38,7 @@ TAG_PARITY = "parity"            # "passed" / "failed"
 # -- artifact roles -----------------------------------------------------------------------------
 ROLE_WEIGHTS = "weights"         # safetensors state dict
 ROLE_ONNX = "onnx"               # the exported ONNX file at the model's own input size
+ROLE_ONNX_INT8 = "onnx-int8"     # its INT8 quantization, written by export --int8 when it pays (or forced)
 ROLE_PREDICTIONS = "predictions"  # .npz: float16 logits, labels and image ids on validation and test
 
 # -- aliases --------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from typing import Any
 
 from registry import blobs
 from registry.errors import StoreError, UnknownNameError, UsageError
-from registry.files import BlobStore, sweep_temporaries
+from registry.files import BlobStore, is_regular, sweep_temporaries
 from registry.records import AliasMove, Artifact, ModelVersion
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -359,12 +359,27 @@ class ModelStore:
             held = ", ".join(f"{mv.name}:{a}" for a in mv.aliases)
             raise UsageError(f"{mv.ref} holds {held}; move the alias first (harness gate --apply, harness registry "
                              "rollback or tag --alias) or pass {param} to remove it and unset the alias", param="force")
+        self.require_writable()
+        self._check_deletable(mv)
         with self.transaction() as conn:
             for alias in mv.aliases:
                 self._record_move(conn, mv.name, alias, mv.ref, None, {"removed": mv.ref}, command)
             conn.execute("DELETE FROM versions WHERE id = ?", (mv.id,))
         self.gc()
         return mv
+
+    def _check_deletable(self, mv: ModelVersion) -> None:
+        """Refuse, before anything changes, when a file removing ``mv`` would delete is not a regular file
+        (a folder, a link, a device): it could not be deleted, and half a removal is worse than none."""
+        shared = {r[0] for r in self._conn.execute("SELECT sha256 FROM artifacts WHERE version_id != ?", (mv.id,))}
+        for role, artifact in sorted(mv.artifacts.items()):
+            path = self.blobs.path(artifact.sha256)
+            if artifact.sha256 in shared or not os.path.lexists(path) or is_regular(path):
+                continue
+            what = "a folder" if path.is_dir() else "a symbolic link" if path.is_symlink() else "not a regular file"
+            raise StoreError(f"cannot remove {mv.ref}: its {role} file {str(path)!r} is {what}; nothing was removed. "
+                             "'harness registry check --repair' moves it out of the store (a link to the right file "
+                             "becomes a copy); then run the remove again")
 
     def gc(self) -> int:
         """Delete blob files the store placed that nothing references (see :mod:`registry.blobs`)."""
@@ -403,8 +418,10 @@ class ModelStore:
                 self._unknown_name(name)
                 versions = [str(r[0]) for r in self._conn.execute(
                     "SELECT version FROM versions WHERE name = ? ORDER BY version", (name,))]
+                listed = ", ".join(versions if len(versions) <= 12 else [*versions[:3], "...", *versions[-3:]])
                 raise UnknownNameError(f"version of {name}", str(version), versions,
-                                       hint=f"{name} has versions {', '.join(versions)}")
+                                       message=f"no version {version} of {name} (latest: {versions[-1]}); "
+                                               f"{name} has versions {listed}")
         else:
             row = self._conn.execute("SELECT * FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1",
                                      (name,)).fetchone()

@@ -38,12 +38,14 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("HARNESS_HOME", str(base / "home"))
     monkeypatch.setenv("TORCH_HOME", str(base / "torch"))
     monkeypatch.setenv("HARNESS_CACHE", str(base / "cache"))
-    # The timm index depends only on timm's version: one copy for the whole run (all workers), written
-    # atomically by whichever process needs it first, instead of an `import timm` in every subprocess.
-    shared = tmp_path_factory.getbasetemp().parent / "timm-index"
-    shared.mkdir(exist_ok=True)
+    # The timm and torchvision indexes depend only on the library's version: one copy for the whole run
+    # (all workers), written atomically by whichever process needs it first, instead of an `import timm`
+    # or `import torchvision` in every subprocess.
     (base / "cache").mkdir()
-    (base / "cache" / "timm").symlink_to(shared, target_is_directory=True)
+    for library in ("timm", "torchvision"):
+        shared = tmp_path_factory.getbasetemp().parent / f"{library}-index"
+        shared.mkdir(exist_ok=True)
+        (base / "cache" / library).symlink_to(shared, target_is_directory=True)
     for name in ("HARNESS_LOAD_PLUGINS", "HARNESS_STRICT_PLUGINS", "HARNESS_DISABLE_PLUGIN_AUTOLOAD",
                  "HARNESS_DEBUG"):
         monkeypatch.delenv(name, raising=False)

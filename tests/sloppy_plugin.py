@@ -95,3 +95,33 @@ class DiesInWorkers:
     @harness.hookimpl
     def register_backbones(self, register: Any) -> None:
         register(Backbone(name="crash_net", builder=_dies_in_a_ray_worker, head="1", input_size=32))
+
+
+class CommandClash:
+    """A command named like a built-in one (``select``): refused, and ``harness plugins --check`` must
+    say so (with :class:`BadCommands`, whose hook raises), not ``loaded``."""
+
+    @harness.hookimpl
+    def register_commands(self, cli: Any) -> None:
+        @cli.command(name="select")
+        def select() -> None:
+            """Not harness's select."""
+
+
+class CandidateTypo:
+    """A task whose protocol names a backbone that does not exist (``cifar_convnet_xss``)."""
+
+    @harness.hookimpl
+    def register_tasks(self, register: Any) -> None:
+        protocol = Protocol(input_size=32, budgets=SMALL, augmentation=(), candidates=("cifar_convnet_xss",))
+        register(Task(name="typo-candidates", dataset="synthetic", metrics=("accuracy",), protocol=protocol))
+
+
+class MissingZoo:
+    """A Family whose library is not installed: its names must get the install hint everywhere."""
+
+    @harness.hookimpl
+    def register_backbones(self, register: Any) -> None:
+        from registry import Family
+
+        register(Family(prefix="zoo_", unavailable="the zoo extra: pip install 'harness-zoo[all]'"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -43,21 +43,39 @@ COMMANDS = {
     "study": "harness.cli.study_cmds:study_group",
     "gate": "harness.cli.gate_cmd:gate_command",
     "card": "harness.cli.gate_cmd:card_command",
+    "robustness": "harness.cli.robustness_cmd:robustness_command",
 }
+
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+"""The exit codes (README, "Commands"): done; a check, gate or run that failed (its result printed
+already); a user error, refused before any work. Errors carry theirs (``HarnessError.exit_code``)."""
 
 
 class CliError(click.ClickException):
     """A HarnessError on its way to the terminal."""
 
-    def __init__(self, message: str, exit_code: int = 2) -> None:
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares a ClassVar; ours varies per error
+
+
+def fail(message: str | None = None) -> NoReturn:
+    """End the command with :data:`EXIT_FAILED`, after ``message`` (on stderr) when given: the one
+    way a command exits 1 on purpose (parity below tolerance, a refused gate, data or store
+    problems, a plugin that fails its checks)."""
+    if message:
+        click.echo(message, err=True)
+    raise SystemExit(EXIT_FAILED)
 
 
 def flag_name(command: click.Command, param: str) -> str:
-    """How the command line spells the Python parameter ``param`` (``--batch-size``, ``MODEL``)."""
+    """How the command line spells the Python parameter ``param`` (``--batch-size``, ``MODEL``); a
+    parameter the command keeps under another name is found by its flag (the API's ``data`` is
+    ``--data``, stored as ``data_uri``)."""
+    flag = "--" + param.replace("_", "-")
     for p in command.params:
-        if p.name == param:
+        if p.name == param or (isinstance(p, click.Option) and flag in p.opts):
             if isinstance(p, click.Option):
                 return max(p.opts, key=len)
             return p.human_readable_name
@@ -85,17 +103,21 @@ def environment_error(exc: BaseException) -> CliError | None:
     if isinstance(exc, sqlite3.OperationalError) and ("disk is full" in text or "disk i/o" in text):
         full = True
     elif isinstance(exc, sqlite3.OperationalError) and "readonly" in text:
-        return CliError(f"the model store is read-only ({exc}); point HARNESS_HOME at a folder you can write to", 1)
+        return CliError(f"the model store is read-only ({exc}); point HARNESS_HOME at a folder you can write to",
+                        EXIT_FAILED)
     elif isinstance(exc, sqlite3.DatabaseError):
         return CliError(f"the model store database is damaged or unreadable ({exc}); nothing was changed. Run "
-                        "'harness registry check', restore store.db from a backup, or point HARNESS_HOME elsewhere", 1)
+                        "'harness registry check', restore store.db from a backup, or point HARNESS_HOME elsewhere",
+                        EXIT_FAILED)
     if full:
-        where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
+        filename = getattr(exc, "filename", None)  # OSError has one, sqlite3's errors do not
+        where = f" writing {filename}" if filename else ""
         return CliError(f"no space left on the device{where}; nothing partial was kept. Free some space (or point "
-                        "HARNESS_HOME / HARNESS_CACHE / --out at another disk) and run the command again", 1)
+                        "HARNESS_HOME / HARNESS_CACHE / --out at another disk) and run the command again",
+                        EXIT_FAILED)
     if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return CliError(f"cannot write {exc.filename or 'a file'}: {exc.strerror}; point HARNESS_HOME / --out at a "
-                        "folder you can write to", 1)
+                        "folder you can write to", EXIT_FAILED)
     return None
 
 
@@ -185,7 +207,7 @@ def make_context(ctx: click.Context, **options: Any) -> Context:
     from harness.context import Context, DataOptions
     from harness.track import chosen
 
-    data = DataOptions(options.get("data_dir"), bool(options.get("download", False)))
+    data = DataOptions(options.get("data_dir"), options.get("download"))  # None: unless an env var forbids
     plugins = plugins_from(ctx)
     return Context(plugins, data=data, device=options.get("device") or "auto",
                    quiet=bool(options.get("quiet", False)), track=chosen(plugins, options.get("track")))
@@ -226,6 +248,12 @@ def cli(debug: bool) -> None:
     """Pick, train, evaluate and ship image classification backbones.
 
     Plugins (entry-point group 'harness') register backbones, datasets, metrics and tasks.
+
+    \b
+    Examples:
+      harness select --task fashion-mnist --budget quick
+      harness list backbones 'resnet*'
+      harness finetune resnet18.tv_in1k --task cifar10 --epochs 5
     """
 
 
@@ -236,6 +264,5 @@ def main() -> None:
     except Exception as exc:  # a bug: say so in one line; --debug shows where
         if debugging():
             raise
-        click.echo(f"Error: internal error ({type(exc).__name__}: {str(exc).strip()[:300]}); rerun with --debug "
-                   "for the traceback and report it", err=True)
-        raise SystemExit(1) from None
+        fail(f"Error: internal error ({type(exc).__name__}: {str(exc).strip()[:300]}); rerun with --debug for the "
+             "traceback and report it")

@@ -50,6 +50,12 @@ def show_command(ctx: click.Context, name: str, kind: str | None, measure: bool,
     """Show everything known about NAME (a backbone[.tag], dataset, metric or task).
 
     JSON output is always a list: one record per kind that has the name.
+
+    \b
+    Examples:
+      harness show resnet18.tv_in1k
+      harness show fashion-mnist --kind task
+      harness show timm_resnet18 --no-measure --format json
     """
     from harness.data.views import split_view
     from harness.describe import describe

@@ -7,14 +7,20 @@ from typing import Any
 
 import click
 
-from harness.cli.app import HarnessGroup, make_context
+from harness.cli.app import HarnessGroup, fail, make_context
 from harness.cli.options import format_option
 from harness.output import render, to_json
 
 
 @click.group("data", cls=HarnessGroup)
 def data_group() -> None:
-    """Look at data before training on it."""
+    """Look at data before training on it.
+
+    \b
+    Examples:
+      harness data check fashion-mnist
+      harness data check ./photos
+    """
 
 
 @data_group.command("check")
@@ -76,7 +82,7 @@ def data_check(ctx: click.Context, target: str, input_size: int | None, near: bo
                f"{sum(1 for f in report.findings if f.severity == 'warning')} warning(s) in {report.seconds:.1f}s",
                err=True)
     if report.errors:
-        ctx.exit(1)
+        fail()
 
 
 def _left_out(dropped: dict[str, str]) -> str:

@@ -39,8 +39,9 @@ schedule_choice = click.Choice(SCHEDULES)
 
 data_options = stack(
     click.option("--data-dir", type=click.Path(file_okay=False), help="Data root (default $HARNESS_DATA)."),
-    click.option("--download/--no-download", default=False, show_default=True,
-                 help="Let loaders download missing data (needs internet)."),
+    click.option("--download/--no-download", default=None,
+                 help="Fetch a missing registered dataset (checksummed). Default: yes, unless $HARNESS_OFFLINE=1 "
+                      "or $HF_HUB_OFFLINE=1; --no-download never uses the network."),
     click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True),
     click.option("--quiet", is_flag=True, help="No progress bars or epoch lines on stderr."),
 )

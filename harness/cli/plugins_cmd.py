@@ -3,23 +3,38 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from harness.cli.app import HarnessCommand, HarnessGroup, plugins_from
+from harness.cli.app import HarnessCommand, HarnessGroup, fail, plugins_from
 from harness.cli.options import format_option
 from harness.output import render
 
+if TYPE_CHECKING:
+    from harness.plugins import Plugins
+
 
 @click.group("plugins", cls=HarnessGroup, invoke_without_command=True)
-@click.option("--check", "check", is_flag=True, help="Exit 1 when any plugin failed or left entries out.")
+@click.option("--check", "check", is_flag=True,
+              help="Exit 1 when any plugin failed, left entries or commands out, or has a task naming what "
+                   "nothing registered.")
 @format_option
 @click.pass_context
 def plugins_command(ctx: click.Context, check: bool, fmt: str) -> None:
     """List plugins: name, distribution, version, status (loaded/partial/failed/skipped), the entries
-    each hook registered and every problem. Runs every plugin's registration hooks to find out."""
+    each hook registered and every problem. Runs every plugin's registration hooks to find out.
+
+    \b
+    Examples:
+      harness plugins
+      harness plugins --check --format json
+      harness plugins check harness-tiny
+    """
     if ctx.invoked_subcommand is not None:
         return
     plugins = plugins_from(ctx)
+    _add_commands_to_a_probe(plugins)
     records = plugins.audit()
     rows = [r.as_dict() for r in records]
     if fmt == "table":
@@ -35,7 +50,18 @@ def plugins_command(ctx: click.Context, check: bool, fmt: str) -> None:
     if bad:
         click.echo(f"{len(bad)} plugin(s) with problems: {', '.join(r.name for r in bad)}", err=True)
         if check:
-            ctx.exit(1)
+            fail()
+
+
+def _add_commands_to_a_probe(plugins: Plugins) -> None:
+    """Run every ``register_commands`` hook against a scratch root holding the built-in command names,
+    so a hook that raises or takes a name already used is in its plugin's record (``plugins`` runs as
+    a built-in command, before the root has asked plugins for theirs)."""
+    from harness.cli.app import COMMANDS
+
+    probe = click.Group("harness")
+    probe.reserved_names = frozenset(COMMANDS)  # type: ignore[attr-defined]  # what add_commands reads
+    plugins.add_commands(probe)
 
 
 @plugins_command.command("check", cls=HarnessCommand)
@@ -58,7 +84,7 @@ def check_command(ctx: click.Context, plugin: str, data_dir: str | None, export:
       harness plugins check harness-tiny --data-dir ./data
       harness plugins check timm_backbones --only 'timm_test_*'
     """
-    from harness.testing import check_plugin
+    from harness.testing import check_plugin, summary
     from registry import UsageError
 
     plugins = plugins_from(ctx)
@@ -71,6 +97,6 @@ def check_command(ctx: click.Context, plugin: str, data_dir: str | None, export:
         raise UsageError(f"no entries registered by {plugin!r}; plugins: {', '.join(known)}")
     click.echo(render([r.as_dict() for r in results], fmt))
     failed = [r for r in results if not r.ok]
-    click.echo(f"{len(results) - len(failed)} of {len(results)} checks passed", err=True)
+    click.echo(summary(results), err=True)
     if failed:
-        ctx.exit(1)
+        fail()

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from harness.cli.app import HarnessGroup, make_context
+from harness.cli.app import HarnessGroup, fail, make_context
 from harness.cli.options import format_option
 from harness.output import render, render_record, to_json
 
@@ -26,7 +26,14 @@ def _row(v) -> dict:
 
 @click.group("registry", cls=HarnessGroup)
 def registry_group() -> None:
-    """The model store: every imported, pretrained and fine-tuned model version, with lineage."""
+    """The model store: every imported, pretrained and fine-tuned model version, with lineage.
+
+    \b
+    Examples:
+      harness registry list
+      harness registry show fashion-mnist:best
+      harness registry check
+    """
 
 
 @registry_group.command("list")
@@ -34,7 +41,13 @@ def registry_group() -> None:
 @click.option("--task", help="Only versions trained for this task.")
 @format_option
 def registry_list(name: str | None, task: str | None, fmt: str) -> None:
-    """List model versions (all, or those of NAME)."""
+    """List model versions (all, or those of NAME).
+
+    \b
+    Examples:
+      harness registry list
+      harness registry list fashion-mnist --format json
+    """
     with _store() as store:
         rows = [_row(v) for v in store.list(name, task)]
     click.echo(render(rows, fmt))
@@ -44,7 +57,13 @@ def registry_list(name: str | None, task: str | None, fmt: str) -> None:
 @click.argument("ref")
 @format_option
 def registry_show(ref: str, fmt: str) -> None:
-    """Show one version (NAME, NAME@VERSION or NAME:ALIAS): recipe, metrics, artifacts, lineage."""
+    """Show one version (NAME, NAME@VERSION or NAME:ALIAS): recipe, metrics, artifacts, lineage.
+
+    \b
+    Examples:
+      harness registry show fashion-mnist:best
+      harness registry show fashion-mnist@2 --format json
+    """
     with _store() as store:
         version = store.get(ref)
         record = version.as_dict()
@@ -64,7 +83,13 @@ def registry_show(ref: str, fmt: str) -> None:
 @click.option("--remove-alias", "removed", multiple=True, help="Delete NAME:ALIAS.")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Set a tag (KEY= deletes it).")
 def registry_tag(ref: str, aliases: tuple[str, ...], removed: tuple[str, ...], tags: tuple[str, ...]) -> None:
-    """Set aliases and tags on a version."""
+    """Set aliases and tags on a version.
+
+    \b
+    Examples:
+      harness registry tag fashion-mnist@3 --alias production
+      harness registry tag fashion-mnist@3 --tag owner=vision-team
+    """
     from registry import UsageError
 
     parsed: dict[str, str | None] = {}
@@ -185,7 +210,13 @@ def command_line() -> str:
 @click.option("--force", is_flag=True, help="Also when other versions descend from it or it holds aliases (they "
                                             "are unset, and the moves recorded).")
 def registry_remove(ref: str, force: bool) -> None:
-    """Remove a version and (when unused) its artifact files."""
+    """Remove a version and (when unused) its artifact files.
+
+    \b
+    Examples:
+      harness registry remove fashion-mnist@1
+      harness registry remove fashion-mnist@2 --force
+    """
     with _store() as store:
         version = store.remove(ref, force=force, command=command_line())
     click.echo(f"removed {version.ref}")
@@ -199,7 +230,12 @@ def registry_remove(ref: str, force: bool) -> None:
 @format_option
 @click.pass_context
 def registry_import(ctx, backbone: str, path: str, name: str | None, alias: str | None, fmt: str) -> None:
-    """Import a .safetensors or .pth state dict for BACKBONE (read with weights_only=True)."""
+    """Import a .safetensors or .pth state dict for BACKBONE (read with weights_only=True).
+
+    \b
+    Example:
+      harness registry import resnet18 ./resnet18-finetuned.safetensors --name my-resnet --alias start
+    """
     from harness.models.imports import import_weights
 
     with make_context(ctx) as hctx:
@@ -210,11 +246,18 @@ def registry_import(ctx, backbone: str, path: str, name: str | None, alias: str 
 
 
 @registry_group.command("check")
-@click.option("--repair", is_flag=True, help="Apply the repairs that lose nothing (unknown files are moved to "
-                                             "HOME/lost+found, damaged ONNX records dropped), then check again.")
+@click.option("--repair", is_flag=True, help="Apply the repairs that lose nothing (a link to the right file becomes a "
+                                             "copy; other non-regular and unknown files are moved to HOME/lost+found; "
+                                             "damaged ONNX records dropped), then check again.")
 def registry_check(repair: bool) -> None:
     """Verify the database, every artifact's sha256, and that every file in the store is recorded;
-    exit 1 on problems, each with what fixes it."""
+    exit 1 on problems, each with what fixes it.
+
+    \b
+    Examples:
+      harness registry check
+      harness registry check --repair
+    """
     from registry.integrity import find_problems
     from registry.integrity import repair as apply_repairs
 
@@ -227,5 +270,5 @@ def registry_check(repair: bool) -> None:
     for problem in problems:
         click.echo(problem.text + (f" -> {problem.repair}" if problem.repair else ""), err=True)
     if problems:
-        raise SystemExit(1)
+        fail()
     click.echo(f"ok: {count} versions, all artifacts present and matching their sha256")

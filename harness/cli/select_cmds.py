@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import click
 
 from harness.cli.app import HarnessCommand, make_context
+from harness.cli.onnx_cmds import int8_options
 from harness.cli.options import (
     budget_option,
     data_options,
@@ -20,8 +22,8 @@ from harness.cli.options import (
     track_option,
 )
 from harness.output import to_json
-from harness.select.config import PREFER, PRESCREENS
-from harness.select.leaderboard import FORMATS
+from harness.select.config import PREFER, PRESCREENS, SelectConfig
+from harness.select.leaderboard import LEADERBOARD_FORMATS
 from harness.select.row import UNITS_NOTE, eval_set_lines
 from harness.train.recipe import BUDGETS
 
@@ -59,7 +61,8 @@ RECIPE_FLAGS = ("strategy", "epochs", "batch_size", "lr", "train_limit", "test_l
 @click.option("--max-size-mb", type=click.FloatRange(min=0, min_open=True), help="Constraint on the ONNX file size.")
 @positive_int("--seeds", default=1, show_default=True, help="Runs per candidate (mean ± 95% CI).")
 @click.option("--no-cache", is_flag=True, help="Retrain even when an identical run is in the store.")
-@click.option("--offline", is_flag=True, help="Fail fast, listing pretrained files to place, instead of downloading.")
+@click.option("--offline", is_flag=True, help="Download nothing (no weights, no dataset): fail fast, listing the "
+                                             "files to place.")
 @click.option("--ignore-data-errors", is_flag=True, help="Go on when test images of your data are exact copies of "
                                                          "training images (harness data check lists them).")
 @click.option("--strategy", type=strategy_choice, help="Fine-tuning strategy for every candidate (default: full).")
@@ -70,9 +73,20 @@ RECIPE_FLAGS = ("strategy", "epochs", "batch_size", "lr", "train_limit", "test_l
 @positive_int("--test-limit", help="Seeded subset of N test images.")
 @click.option("--input-size", type=click.IntRange(8, 4096), help="Override the protocol's input size.")
 @positive_int("--threads", help="Threads for the latency benchmark.")
+@click.option("--robustness/--no-robustness", default=None,
+              help="The corruption suite (8 corruptions x 5 severities on 500 test images, on the ONNX file) for "
+                   "every row, or for none. Default: for each row where it costs at most 10% of its training.")
+@click.option("--int8", "int8", is_flag=True,
+              help="Measure whether INT8 pays for each row: quantize its ONNX file, score it on validation and test, "
+                   "time it against FP32 (3 interleaved rounds, batch 1 and 32); adds the int8 column.")
+@int8_options
 @click.option("--time-limit", help="Successive halving within this training time (90s, 10m, 1.5h): every "
                                    "candidate gets a short first rung, the best third continue.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--halving/--no-halving", default=None,
+              help="Successive halving to the budget's epochs (every candidate a first rung, the best third "
+                   "continue) or every candidate trained to the end. Default: the budget's (quick: halving "
+                   "to 9 epochs) with one seed.")
+@click.option("--format", "fmt", type=click.Choice(LEADERBOARD_FORMATS), default="table", show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write accuracy vs latency PNG.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Write the HTML report of the task (harness report) when done.")
@@ -81,14 +95,8 @@ RECIPE_FLAGS = ("strategy", "epochs", "batch_size", "lr", "train_limit", "test_l
 @view_options
 @data_options
 @click.pass_context
-def select_command(ctx: click.Context, task_name: str | None, budget: str, candidates: str | None,
-                   prescreen: str | None,
-                   top_k: int | None, seeds: int, no_cache: bool, offline: bool, ignore_data_errors: bool,
-                   threads: int | None, fmt: str,
-                   plot_path: str | None, wide: bool, columns: str | None, data_dir: str | None, download: bool,
-                   device: str, quiet: bool, executor: str, ray_address: str | None, cpus_per_trial: float,
-                   gpus_per_trial: float, time_limit: str | None, track: str | None, report_path: str | None,
-                   prefer: str, then: str | None, then_epochs: int | None, **options: Any) -> None:
+def select_command(ctx: click.Context, task_name: str | None, fmt: str, plot_path: str | None,
+                   report_path: str | None, wide: bool, columns: str | None, **options: Any) -> None:
     """Fine-tune, evaluate, export, check and benchmark candidates on TASK; choose one to ship.
 
     \b
@@ -100,31 +108,41 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
       harness select --task fashion-mnist --executor ray --cpus-per-trial 2
     """
     from harness.data.datatask import data_flags, resolve
-    from harness.report import check_out_path, write_report
-    from harness.select.config import Constraints, SelectConfig
-    from harness.select.leaderboard import plot, render_rows
+    from harness.report import check_out_path
     from harness.select.run import select
 
     source = data_spec(options)
     if report_path:
         check_out_path(report_path, "report_path")
-    recipe = {k: options.pop(k) for k in RECIPE_FLAGS}
-    runner = make_executor(executor, ray_address, cpus_per_trial, gpus_per_trial)
-    limit = None
-    if time_limit is not None:
-        from harness.select.halving import parse_duration
+    runner = make_executor(*(options.pop(k) for k in EXECUTOR_FLAGS))
+    context = {k: options.pop(k) for k in CONTEXT_FLAGS}
+    if options["offline"]:
+        context["download"] = False  # nor a missing dataset
+    config = select_config(options)  # every flag checked before the data is read
+    with make_context(ctx, **context) as hctx:
+        result = select(hctx, dataclasses.replace(config, task=str(resolve(hctx, task_name, source))), runner)
+    show_selection(result, fmt, wide, split_columns(columns), plot_path)
+    for line in summary_lines(result, data_flags(source) if source is not None else None):
+        click.echo(line, err=fmt != "table")
+    if report_path:
+        write_select_report(ctx, context, result.task, report_path, fmt)
 
-        limit = parse_duration(time_limit)
-    with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet, track=track) as hctx:
-        task_name = resolve(hctx, task_name, source)
-    config = SelectConfig(task=str(task_name), budget=budget, prescreen=prescreen, top_k=top_k, seeds=seeds,
-                          candidates=tuple(candidates.split(",")) if candidates else None,
-                          constraints=Constraints(**options), use_cache=not no_cache, offline=offline,
-                          ignore_data_errors=ignore_data_errors, time_limit_s=limit, prefer=prefer, then=then,
-                          then_epochs=then_epochs,
-                          threads=threads, recipe={k: v for k, v in recipe.items() if v is not None})
-    with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet, track=track) as hctx:
-        result = select(hctx, config, runner)
+
+EXECUTOR_FLAGS = ("executor", "ray_address", "cpus_per_trial", "gpus_per_trial")
+CONTEXT_FLAGS = ("data_dir", "download", "device", "quiet", "track")
+
+
+def select_config(options: dict[str, Any]) -> SelectConfig:
+    """``select``'s remaining flags as a :class:`~harness.select.config.SelectConfig` (its task
+    filled in once resolved), built by the constructor the Python API uses too."""
+    recipe = {k: options.pop(k) for k in RECIPE_FLAGS}
+    return SelectConfig.from_options("", use_cache=not options.pop("no_cache"), recipe=recipe, **options)
+
+
+def show_selection(result: Any, fmt: str, wide: bool, columns: list[str] | None, plot_path: str | None) -> None:
+    """The leaderboard on stdout (with ``--then``, the first budget's table above it), and the plot."""
+    from harness.select.leaderboard import plot, render_rows
+
     if fmt == "json":
         click.echo(to_json(result.as_dict()))
     else:
@@ -133,23 +151,31 @@ def select_command(ctx: click.Context, task_name: str | None, budget: str, candi
             click.echo(render_rows([*result.earlier.rows, *result.earlier.skipped], fmt, result.primary))
             click.echo(f"\n{result.budget} budget, the {len(result.rows)} best of {result.earlier.budget} "
                        "trained again:")
-        click.echo(render_rows([*result.rows, *result.skipped], fmt, result.primary, wide=wide,
-                               columns=split_columns(columns)))
+        click.echo(render_rows([*result.rows, *result.skipped], fmt, result.primary, wide=wide, columns=columns))
     if plot_path:
         plot(result.rows, result.primary, result.higher_is_better, plot_path, f"{result.task}: select")
-    for line in summary_lines(result, data_flags(source) if source is not None else None):
-        click.echo(line, err=fmt != "table")
-    if report_path:
-        with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet) as hctx:
-            write_report(hctx, result.task, report_path)
-        click.echo(f"report: {report_path}", err=fmt != "table")
+
+
+def write_select_report(ctx: click.Context, context: dict[str, Any], task: str, path: str, fmt: str) -> None:
+    """``select --report``: the task's HTML report once the selection is stored (untracked)."""
+    from harness.report import write_report
+
+    with make_context(ctx, **{**context, "track": None}) as hctx:
+        written = write_report(hctx, task, path)
+    click.echo(wrote_line(path, written), err=fmt != "table")  # stdout stays JSON/CSV only
+
+
+def wrote_line(path: str, data: Any) -> str:
+    """What ``report`` and ``select --report`` say once the HTML file is written."""
+    return f"wrote {path}: {len(data.rows)} candidates, chosen {data.chosen or 'none'}"
 
 
 def summary_lines(result: Any, data: str | None = None) -> list[str]:
     """What select says under its table: image sets, units, time, rank agreements, the choice;
     ``data`` is the ``--data ...`` flags a ``--data`` task needs in the next command."""
-    lines = [*eval_set_lines(result.rows), UNITS_NOTE, f"wall time {result.seconds:.0f}s; seconds per stage:",
-             *result.time_summary()]
+    note = result.robustness_note()
+    lines = [*eval_set_lines(result.rows), UNITS_NOTE, *([note] if note else []),
+             f"wall time {result.seconds:.0f}s; seconds per stage:", *result.time_summary()]
     if result.rank_check is not None:
         lines.extend(result.rank_check.lines())
     if result.earlier is not None and result.earlier.rank_check is not None:
@@ -177,7 +203,7 @@ def summary_lines(result: Any, data: str | None = None) -> list[str]:
 @click.command("leaderboard", cls=HarnessCommand)
 @click.option("--task", "task_name", help="A task (harness list tasks) or a task file (.toml); or use --data.")
 @task_source_options
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(LEADERBOARD_FORMATS), default="table", show_default=True,
               help="table is github; csv and json are for machines.")
 @click.option("--sort", "sort_by", help="Metric or column to sort by (default: the task's primary metric).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write accuracy vs latency PNG.")
@@ -185,10 +211,17 @@ def summary_lines(result: Any, data: str | None = None) -> list[str]:
 @click.pass_context
 def leaderboard_command(ctx: click.Context, task_name: str | None, fmt: str, sort_by: str | None,
                         plot_path: str | None, wide: bool, columns: str | None, **source: Any) -> None:
-    """The stored leaderboard of a task: one row per candidate that select has run."""
+    """The stored leaderboard of a task: one row per candidate that select has run.
+
+    \b
+    Examples:
+      harness leaderboard --task fashion-mnist
+      harness leaderboard --task fashion-mnist --sort ort_b1_ms --wide
+      harness leaderboard --task fashion-mnist --format json
+    """
     from harness.data.datatask import resolve
     from harness.select.choose import sort_rows
-    from harness.select.leaderboard import plot, render_rows, rows_from_store, sort_direction
+    from harness.select.leaderboard import board_as_dict, plot, render_rows, rows_from_store, sort_direction
 
     with make_context(ctx) as hctx:
         task_name = str(resolve(hctx, task_name, data_spec(source)))
@@ -201,8 +234,14 @@ def leaderboard_command(ctx: click.Context, task_name: str | None, fmt: str, sor
                                f"--task {task.name}' (or point HARNESS_HOME at the store that has them)")
     if sort_by:
         rows = sort_rows(rows, sort_by, higher_first)
-    click.echo(render_rows(rows, fmt, primary.name, wide=wide, columns=split_columns(columns)))
-    for line in eval_set_lines(rows):
+    if fmt == "json":  # an object with rows, as select's (the keys both have mean the same)
+        click.echo(to_json(board_as_dict(task.name, primary.name, rows, sort_by)))
+    else:
+        click.echo(render_rows(rows, fmt, primary.name, wide=wide, columns=split_columns(columns)))
+    unmeasured = [r.model for r in rows if r.status in ("ok", "cached") and r.corruption_acc is None]
+    for line in eval_set_lines(rows) + ([f"robustness not measured for {len(unmeasured)} row(s): 'harness robustness "
+                                         f"{unmeasured[0]}' (one model) or 'harness select --robustness' adds "
+                                         "corruption_acc and robust_drop"] if unmeasured else []):
         click.echo(line, err=fmt != "table")
     if plot_path:
         plot(rows, primary.name, primary.higher_is_better, plot_path, f"{task.name} leaderboard")
@@ -218,7 +257,7 @@ def leaderboard_command(ctx: click.Context, task_name: str | None, fmt: str, sor
 @data_options
 @click.pass_context
 def report_command(ctx: click.Context, task_name: str | None, out: str, data_check: bool, data_dir: str | None,
-                   download: bool, device: str, quiet: bool, **source: Any) -> None:
+                   download: bool | None, device: str, quiet: bool, **source: Any) -> None:
     """Write one self-contained HTML file about a task's selection: the leaderboard, quality against
     latency, each candidate's training curves, confusion matrix, per-class F1, ONNX parity and the
     command that trains it again, the data check and the environment. Opens offline.
@@ -235,4 +274,4 @@ def report_command(ctx: click.Context, task_name: str | None, out: str, data_che
     with make_context(ctx, data_dir=data_dir, download=download, device=device, quiet=quiet) as hctx:
         task = str(resolve(hctx, task_name, data_spec(source)))
         data = write_report(hctx, task, out, data_check=data_check)
-    click.echo(f"wrote {out}: {len(data.rows)} candidates, chosen {data.chosen or 'none'}")
+    click.echo(wrote_line(out, data))

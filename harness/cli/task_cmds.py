@@ -17,7 +17,13 @@ def _names(text: str | None) -> tuple[str, ...] | None:
 
 @click.group("task", cls=HarnessGroup)
 def task_group() -> None:
-    """Tasks made from your own data (saved under $HARNESS_HOME/tasks/, listed by 'harness list tasks')."""
+    """Tasks made from your own data (saved under $HARNESS_HOME/tasks/, listed by 'harness list tasks').
+
+    \b
+    Examples:
+      harness task add photos --data ./photos
+      harness task remove photos
+    """
 
 
 @task_group.command("add")
@@ -78,7 +84,12 @@ def task_add(ctx: click.Context, name: str, input_size: int | None, metrics: str
 @click.argument("name")
 @click.pass_context
 def task_remove(ctx: click.Context, name: str) -> None:
-    """Delete the saved task NAME (its models stay in the store)."""
+    """Delete the saved task NAME (its models stay in the store).
+
+    \b
+    Example:
+      harness task remove photos
+    """
     from harness.data.datatask import tasks_dir
     from registry import UnknownNameError
 

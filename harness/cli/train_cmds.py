@@ -120,9 +120,9 @@ def finetune_command(ctx: click.Context, model: str, task_name: str | None, budg
         flags["quiet"] = True
     with make_context(ctx, **flags) as hctx:
         hctx.store.check_name_and_alias(name, alias)
-        task_name = str(resolve(hctx, task_name, source))
-        recipe = recipe_for(hctx.catalogue.task(task_name), budget, **split_options(options, RECIPE_FLAGS))
-        result = finetune(hctx, model, task_name, recipe, name=name, resume=resume, compile=use_compile,
+        task = hctx.catalogue.task(str(resolve(hctx, task_name, source)))
+        recipe = recipe_for(task, budget, **split_options(options, RECIPE_FLAGS))
+        result = finetune(hctx, model, task, recipe, name=name, resume=resume, compile=use_compile,
                           alias=alias, tta_flip=tta, backbone=backbone)
     if secondary:
         return
@@ -148,7 +148,14 @@ def finetune_command(ctx: click.Context, model: str, task_name: str | None, budg
 @click.pass_context
 def evaluate_command(ctx: click.Context, model: str, task_name: str | None, tta: bool, test_limit: int | None,
                      backbone: str | None, weights_file: str | None, save: bool, fmt: str, **options: Any) -> None:
-    """Evaluate MODEL on a task's test split: every metric, per-class scores, confusion matrix."""
+    """Evaluate MODEL on a task's test split: every metric, per-class scores, confusion matrix.
+
+    \b
+    Examples:
+      harness evaluate fashion-mnist:best
+      harness evaluate fashion-mnist@3 --tta --format json
+      harness evaluate resnet18 --weights my.pth --task cifar10
+    """
     from harness.data.datatask import resolve
     from harness.evaluate.model import evaluate_model
 

@@ -11,7 +11,14 @@ from harness.output import render
 
 @click.group("zoo", cls=HarnessGroup)
 def zoo_group() -> None:
-    """A model zoo built on this machine: select compares it with --candidates zoo:NAME."""
+    """A model zoo built on this machine: select compares it with --candidates zoo:NAME.
+
+    \b
+    Examples:
+      harness zoo build
+      harness zoo list
+      harness select --task cifar10 --candidates 'zoo:default'
+    """
 
 
 @zoo_group.command("build")
@@ -32,7 +39,7 @@ def zoo_build(ctx: click.Context, spec_path: str | None, quiet: bool, fmt: str, 
       harness select --task 'fashion-mnist:classes=5-9,per_class=50' --candidates zoo:default
       harness zoo build --executor ray --cpus-per-trial 1
     """
-    from harness.train.zoo import build, read_spec
+    from harness.jobs.zoo import build, read_spec
 
     spec = read_spec(spec_path)
     runner = make_executor(executor, ray_address, cpus_per_trial, gpus_per_trial)
@@ -46,11 +53,20 @@ def zoo_build(ctx: click.Context, spec_path: str | None, quiet: bool, fmt: str, 
 @format_option
 @click.pass_context
 def zoo_list(ctx: click.Context, name: str, fmt: str) -> None:
-    """The models of zoo NAME (default: default) registered here."""
-    from harness.train.zoo import built
+    """The models of zoo NAME (default: default) registered here, each with its pretraining quality
+    on held-out source images: val_accuracy (supervised), val_pair_accuracy (contrastive: how often an
+    image's other augmented view is its nearest of the batch's 2x256 views; chance is 1/511) or
+    val_reconstruction_mse (autoencoder, lower is better).
+
+    \b
+    Examples:
+      harness zoo list
+      harness zoo list default --format json
+    """
+    from harness.jobs.zoo import QUALITY_KEYS, built
 
     with make_context(ctx) as hctx:
         rows = [{"model": v.ref, "backbone": v.backbone, "method": v.recipe.get("method"), "source": v.dataset,
-                 **{k: v.metrics.get("pretrain", {}).get(k) for k in ("val_accuracy", "val_reconstruction_mse")}}
+                 **{k: v.metrics.get("pretrain", {}).get(k) for k in QUALITY_KEYS}}
                 for v in sorted(built(hctx, name).values(), key=lambda v: v.ref)]
     click.echo(render(rows, fmt))

@@ -254,7 +254,7 @@ def _near(found: Images, exact: list[Pair]) -> list[Pair]:
     """Near pairs (closest first), exact ones excluded, from the 32x32 copies."""
     small = np.stack(found.small).astype(np.float32) / 255  # (N, C, 32, 32)
     if small.shape[1] == 3:
-        grey = np.tensordot(np.float32([0.299, 0.587, 0.114]), small, (0, 1))
+        grey = np.tensordot(np.array([0.299, 0.587, 0.114], np.float32), small, (0, 1))
         chroma = np.stack([small[:, 0] - small[:, 1], small[:, 2] - small[:, 1]], 1)
         chroma = chroma.reshape(len(small), 2, 8, 4, 8, 4).mean((3, 5))
         coloured = bool(np.abs(chroma).max() > 1 / 255)
@@ -319,13 +319,13 @@ def check_target(ctx: Any, target: str, *, spec: Any = None, input_size: int | N
     catalogue = ctx.catalogue
     dataset = catalogue.task(target).dataset if target in catalogue.tasks else catalogue.datasets.get(target).name
     entry = catalogue.datasets.get(dataset)
-    size = input_size or (catalogue.task(target).protocol.input_size if target in catalogue.tasks else None)
-    splits = {split: load_split(ctx, dataset, split, image_size=size) for split in ("train", "test")
+    asked = input_size or (catalogue.task(target).protocol.input_size if target in catalogue.tasks else None)
+    splits = {split: load_split(ctx, dataset, split, image_size=asked) for split in ("train", "test")
               if split in entry.splits}
     names = tuple(next(iter(splits.values())).class_names or entry.class_names or ())
     ctx.progress.info(f"checking {sum(len(s) for s in splits.values())} images of {dataset}")
     found = images_of_tensors(splits)
-    return check(found, dataset, names, size or splits["train"].images.shape[-1], near=near), None
+    return check(found, dataset, names, asked or splits["train"].images.shape[-1], near=near), None
 
 
 FORMULA = ("=", "+", "-", "@", "\t", "\r")

@@ -261,16 +261,17 @@ def save(spec: TaskSpec, home: Path | None = None, *, force: bool = False) -> Pa
     return path
 
 
-def to_toml(data: dict[str, Any], table: str | None = None) -> str:
-    """The few TOML shapes a task file uses: strings, numbers, lists of strings, one sub-table."""
-    lines = [f"[{table}]"] if table else []
-    subtables = []
-    for key, value in data.items():
+def to_toml(data: dict[str, Any]) -> str:
+    """A task file's text, written by ``tomli_w`` (TOML's quoting and escaping, tables after keys);
+    TOML has no null, so unset fields are left out (reading fills their defaults back in)."""
+    import tomli_w
+
+    def present(value: Any) -> Any:
         if isinstance(value, dict):
-            subtables.append(to_toml(value, key))
-        else:
-            lines.append(f"{key} = {json.dumps(value)}")
-    return "\n".join([*lines, *("\n" + s for s in subtables)]) + "\n"
+            return {k: present(v) for k, v in value.items() if v is not None}
+        return list(value) if isinstance(value, tuple) else value
+
+    return tomli_w.dumps(present(data))
 
 
 def read(path: Path) -> TaskSpec:
@@ -344,7 +345,7 @@ def resolve(ctx: Any, task: str | None, data: DataSpec | None, *, required: bool
     from harness.data.views import register_view, split_view
 
     if task and data:
-        raise UsageError("give {param} or --data, not both", param="task_name")
+        raise UsageError("give {param} or {param:data}, not both", param="task")
     if data is not None:
         uri, view = split_view(data.uri)
         name = register(ctx, make_spec(default_name(uri, data), replace(data, uri=uri)))
@@ -359,5 +360,5 @@ def resolve(ctx: Any, task: str | None, data: DataSpec | None, *, required: bool
             raise UsageError(f"task file {task!r} does not exist")
         return register(ctx, read(path))
     if required and not task:
-        raise UsageError("give {param} NAME (harness list tasks) or --data PATH (your own images)", param="task_name")
+        raise UsageError("give {param} NAME (harness list tasks) or {param:data} PATH (your own images)", param="task")
     return task

@@ -21,7 +21,8 @@ def _datasets() -> Any:
     try:
         import datasets
     except ImportError:
-        raise UsageError("--data hf:... needs Hugging Face datasets: pip install 'imgcls-harness[hf]'") from None
+        raise UsageError("{param} hf:... needs Hugging Face datasets: pip install 'imgcls-harness[hf]'",
+                         param="data") from None
     return datasets
 
 
@@ -55,9 +56,11 @@ def _columns(features: Any, spec: DataSpec) -> tuple[str, str]:
     label = spec.label_column or (labels[0] if labels else ("label" if "label" in features else None))
     known = ", ".join(features)
     if image is None or image not in features:
-        raise DataError(f"no image column in this dataset (columns: {known}); pass --image-column NAME")
+        raise DataError(f"no image column in this dataset (columns: {known}); pass {{param}} NAME",
+                        param="image_column")
     if label is None or label not in features:
-        raise DataError(f"no label column in this dataset (columns: {known}); pass --label-column NAME")
+        raise DataError(f"no label column in this dataset (columns: {known}); pass {{param}} NAME",
+                        param="label_column")
     return image, label
 
 

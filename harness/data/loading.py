@@ -5,13 +5,14 @@ from __future__ import annotations
 import difflib
 import errno
 import os
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from registry import DataError, Dataset, HarnessError, ImageSplit, PluginError, UsageError
+from registry import Catalogue, DataError, Dataset, HarnessError, ImageSplit, PluginError, UsageError
 
 if TYPE_CHECKING:
-    from harness.context import Context
+    from harness.context import Context, DataOptions
 
 
 def data_root(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -42,25 +43,54 @@ def _cached(key: tuple, load) -> ImageSplit:
     return result
 
 
-def load_split(ctx: Context, dataset: str, split: str, *, image_size: int | None = None) -> ImageSplit:
+_OLD = object()
+"""Marks ``data_dir=``/``download=`` as not given (the keywords of the deprecated form)."""
+
+
+def load_split(ctx: Context | Catalogue, dataset: str, split: str, *, image_size: int | None = None,
+               data_dir: Any = _OLD, download: Any = _OLD) -> ImageSplit:
     """Load ``split`` of ``dataset`` (from ``ctx.data``) and check it: uint8 NCHW images, labels
-    within the classes. ``image_size`` is a hint for loaders of varying-size images."""
+    within the classes. ``image_size`` is a hint for loaders of varying-size images.
+
+    Deprecated, kept for one release: ``load_split(catalogue, dataset, split, data_dir=, download=)``
+    (the form before :class:`~harness.context.Context`) still works and warns."""
+    from contextlib import AbstractContextManager, nullcontext
+
+    from harness.context import DataOptions
+
+    if isinstance(ctx, Catalogue) or data_dir is not _OLD or download is not _OLD:
+        warnings.warn("load_split(catalogue, dataset, split, data_dir=..., download=...) is deprecated and will be "
+                      "removed in harness 0.2; pass a Context: load_split(Context(plugins, data=DataOptions("
+                      "data_dir, download)), dataset, split)", DeprecationWarning, stacklevel=2)
+    using: AbstractContextManager[object]
+    if isinstance(ctx, Catalogue):
+        catalogue, data, using = ctx, DataOptions(), nullcontext()
+    else:
+        catalogue, data, using = ctx.catalogue, ctx.data, ctx.progress.using()
+    data = DataOptions(data.data_dir if data_dir is _OLD else None if data_dir is None else str(data_dir),
+                       data.download if download is _OLD else bool(download))
+    with using:  # loaders are not handed the context: their bars find its progress so
+        return _load_checked(catalogue, data, dataset, split, image_size)
+
+
+def _load_checked(catalogue: Catalogue, data: DataOptions, dataset: str, split: str,
+                  image_size: int | None) -> ImageSplit:
+    """:func:`load_split` once the context is resolved."""
     import torch
 
-    entry = ctx.catalogue.datasets.get(dataset)
+    entry = catalogue.datasets.get(dataset)
     if split not in entry.splits:
         close = difflib.get_close_matches(split, entry.splits, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise UsageError(f"dataset {dataset} has no split {split!r}; {hint}splits: {', '.join(entry.splits)}")
-    root = data_root(ctx.data.data_dir)
+    root = data_root(data.data_dir)
     if root.exists() and not root.is_dir():
-        source = ("--data-dir" if ctx.data.data_dir else
+        source = ("--data-dir" if data.data_dir else
                   "HARNESS_DATA" if os.environ.get("HARNESS_DATA") else "the data root")
         raise UsageError(f"{source} {str(root)!r} is a file; point it at a folder")
     token = entry.loader.cache_token() if hasattr(entry.loader, "cache_token") else None  # data that can change
-    with ctx.progress.using():  # loaders are not handed the context: their bars find its progress so
-        result = _cached((dataset, split, str(root.resolve()), image_size, id(entry.loader), token),
-                         lambda: _call_loader(entry, split, root, ctx.data.download, image_size))
+    result = _cached((dataset, split, str(root.resolve()), image_size, id(entry.loader), token),
+                     lambda: _call_loader(entry, split, root, data.may_download(), image_size))
     if not isinstance(result, ImageSplit):
         raise PluginError(f"dataset {dataset!r} ({entry.plugin or 'no plugin'}): its loader returned "
                           f"{type(result).__name__}, not a registry.ImageSplit")

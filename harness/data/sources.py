@@ -76,8 +76,8 @@ def open_source(spec: DataSpec) -> Source:
     else:
         path = Path(spec.uri).expanduser()
         if not path.exists():
-            raise DataError(f"--data {spec.uri!r} does not exist; give an image folder, a .csv/.jsonl manifest or "
-                            "hf:NAME")
+            raise DataError(f"{{param}} {spec.uri!r} does not exist; give an image folder, a .csv/.jsonl manifest or "
+                            "hf:NAME", param="data")
         if spec.label_depth != 1 and not path.is_dir():
             raise UsageError("{param} applies to image folders; a manifest names each label", param="label_depth")
         if path.is_dir():
@@ -85,8 +85,8 @@ def open_source(spec: DataSpec) -> Source:
         elif path.suffix.lower() in MANIFEST_SUFFIXES:
             source = _manifest(path, spec)
         else:
-            raise DataError(f"--data {spec.uri!r} is a {path.suffix or 'plain'} file; give an image folder, a "
-                            ".csv/.jsonl manifest (path,label[,split]) or hf:NAME")
+            raise DataError(f"{{param}} {spec.uri!r} is a {path.suffix or 'plain'} file; give an image folder, a "
+                            ".csv/.jsonl manifest (path,label[,split]) or hf:NAME", param="data")
     _check(source)
     return source
 

@@ -8,6 +8,13 @@ never changes which class wins (accuracy is unchanged), only how sure the model 
 fitted on validation and reported on test, like every choice in harness. T is found by a
 golden-section search over log T in [-3, 3] (T from 0.05 to 20): the NLL is convex in 1/T, so
 one-dimensional search is exact enough and needs no optimiser.
+
+The fitted :class:`Calibration` is recorded with the version (``metrics["calibration"]``, by
+select's ``calibrate`` stage or the first export) so that one number is what the leaderboard's
+``ece_scaled`` and ``temperature`` columns, the card, the gate's ``--max-ece`` and the ONNX file's
+``temperature`` metadata all show. T goes into the file's metadata rather than into its graph: the
+file keeps PyTorch's logits (parity checks them, INT8 calibrates on them, argmax is unchanged, and a
+consumer who wants raw scores still has them), and ``softmax(logits / temperature)`` is one line.
 """
 
 from __future__ import annotations
@@ -92,6 +99,30 @@ def calibrate(val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.nd
                        nll(test_logits, test_labels), nll(test_logits, test_labels, t), fitted_on, reported_on)
 
 
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """One confidence bin of a reliability diagram: its edges, how many images fell in it, their
+    mean top-1 confidence and their accuracy (a calibrated model has the two equal)."""
+
+    low: float
+    high: float
+    count: int
+    confidence: float
+    accuracy: float
+
+
+def reliability(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0,
+                bins: int = BINS) -> list[ReliabilityBin]:
+    """The non-empty bins of ``softmax(logits / temperature)``'s top-1 confidence (as :func:`ece` bins)."""
+    probs = _softmax(np.asarray(logits, dtype=np.float64) / temperature)
+    confidence, right = probs.max(axis=1), (probs.argmax(axis=1) == labels).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.minimum(np.searchsorted(edges, confidence, side="right") - 1, bins - 1)
+    return [ReliabilityBin(float(edges[b]), float(edges[b + 1]), int(mask.sum()), float(confidence[mask].mean()),
+                           float(right[mask].mean()))
+            for b in range(bins) if (mask := which == b).any()]
+
+
 def from_version(version: Any) -> Calibration | None:
     """The :class:`Calibration` of a registry version from its stored predictions (None when it
     has none on both validation and test)."""
@@ -103,3 +134,29 @@ def from_version(version: Any) -> Calibration | None:
     val, test = stored["val"], stored["test"]
     return calibrate(val.logits.astype(np.float64), val.labels, test.logits.astype(np.float64), test.labels,
                      val.evalset.text(), test.evalset.text())
+
+
+def stored_calibration(version: Any) -> Calibration | None:
+    """The calibration recorded with ``version`` (None when never recorded)."""
+    from registry import keys
+
+    data = version.metrics.get(keys.CALIBRATION)
+    return Calibration(**data) if data else None
+
+
+def ensure_calibration(ctx: Any, version: Any, *, record: bool = True) -> Calibration | None:
+    """The version's calibration: the recorded one, else fitted now from its stored predictions
+    (and, with ``record``, recorded under ``metrics["calibration"]``, so the temperature that goes
+    into its ONNX file, its card and its leaderboard row is one number). None without predictions."""
+    from registry import keys
+
+    found = stored_calibration(version)
+    if found is not None:
+        return found
+    fitted = from_version(version)
+    if fitted is None:
+        return None
+    rounded = Calibration(**fitted.as_dict())  # what the store keeps (4 decimals) is what every reader sees
+    if record:
+        ctx.store.update_metrics(version.ref, {keys.CALIBRATION: rounded.as_dict()})
+    return rounded

@@ -18,6 +18,12 @@ Conditions (each reported with its value, its limit and why it passed or failed)
 - parity: the candidate's ONNX export agrees with PyTorch (measured now if never measured).
 - ``max_latency_ms`` (ONNX Runtime, batch 1, median; measured now when not stored) and
   ``max_size_mb`` (the ONNX file).
+- ``max_robustness_drop`` (a fraction: 0.15 allows 15%): the relative drop of accuracy from clean to
+  the mean over the corruption suite (:mod:`harness.evaluate.robustness`, on the ONNX file; measured
+  now when not stored). ``max_ece``: the test ECE after temperature scaling, which is what a consumer
+  gets who follows the file's ``temperature`` metadata (fitted on validation; a version without stored
+  predictions cannot be checked, and fails the condition saying so). The evidence carries both
+  ECEs, the temperature, the drop's 95% interval and the accuracy per corruption.
 
 With no holder of the alias (a first promotion) there is nothing to compare: the quality
 condition is reported as "first promotion" and the others still apply. ``apply`` moves the alias
@@ -52,6 +58,8 @@ class GateConfig:
     max_latency_ms: float | None = None
     max_size_mb: float | None = None
     require_parity: bool = True
+    max_robustness_drop: float | None = None  # relative, a fraction
+    max_ece: float | None = None  # test ECE after temperature scaling
 
 
 @dataclass(frozen=True)
@@ -117,14 +125,15 @@ def _alias_target(ctx: Context, against: str) -> tuple[str, str, ModelVersion | 
 
     name, _, alias = parse_ref(against)
     if alias is None:
-        raise UsageError(f"--against {against!r} names no alias; give NAME:ALIAS (e.g. {name}:production), the "
-                         "alias the candidate would take")
+        raise UsageError(f"{{param}} {against!r} names no alias; give NAME:ALIAS (e.g. {name}:production), the "
+                         "alias the candidate would take", param="against")
     if not ALIAS_RE.match(alias) or alias.isdigit():
-        raise UsageError(f"--against {against!r}: bad alias {alias!r}; start with a letter; letters, digits, '_' "
-                         "and '-'")
+        raise UsageError(f"{{param}} {against!r}: bad alias {alias!r}; start with a letter; letters, digits, '_' "
+                         "and '-'", param="against")
     holder = ctx.store.get(against) if ctx.store.exists(against) else None
     if holder is None and name not in ctx.store.names():
-        raise UsageError(f"--against {against!r}: no model named {name!r} in the store (harness registry list)")
+        raise UsageError(f"{{param}} {against!r}: no model named {name!r} in the store (harness registry list)",
+                         param="against")
     return name, alias, holder
 
 
@@ -235,13 +244,67 @@ def _deployment(ctx: Context, config: GateConfig, candidate: ModelVersion, task:
     return out
 
 
+def _robustness(ctx: Context, limit: float, candidate: ModelVersion, task: str) -> Condition:
+    """The relative drop over the corruption suite (the stored result, else measured now and recorded)."""
+    from harness.evaluate.robustness import DEFAULT_SAMPLES, RobustnessReport, measure_robustness, stored_report
+
+    report = stored_report(candidate, DEFAULT_SAMPLES)
+    if report is None:
+        measured = measure_robustness(ctx, candidate.ref, task)
+        assert isinstance(measured, RobustnessReport)
+        report = measured
+    drop = report.relative_drop
+    ok = drop is not None and drop <= limit
+    low, high = report.drop_ci95 or (math.nan, math.nan)
+    evidence = {"relative_drop": None if drop is None else round(drop, 4), "drop_ci95": report.as_dict()["drop_ci95"],
+                "clean_accuracy": round(report.clean_accuracy, 4),
+                "corruption_accuracy": round(report.corruption_accuracy, 4), "images": report.images.as_dict(),
+                "per_corruption": {r["corruption"]: r["mean"] for r in report.table()}, "suite": report.suite}
+    worst = min(report.table(), key=lambda r: r["mean"])
+    reason = (f"accuracy {report.clean_accuracy:.4f} clean, {report.corruption_accuracy:.4f} over "
+              f"{len(report.scores)} corrupted sets: relative drop {drop:.1%} [{low:.1%}, {high:.1%}] "
+              f"{'<=' if ok else '>'} --max-robustness-drop {limit:g} (worst: {worst['corruption']} "
+              f"{worst['mean']:.4f}; {report.images.n:,} test images)" if drop is not None else
+              "clean accuracy is 0: no relative drop")
+    return Condition("robustness", ok, evidence, limit, reason)
+
+
+def _calibration(ctx: Context, limit: float, candidate: ModelVersion) -> Condition:
+    """Test ECE after the temperature fitted on validation (stored; fitted now from stored predictions)."""
+    from harness.evaluate.calibration import ensure_calibration
+
+    found = ensure_calibration(ctx, candidate)
+    if found is None:
+        return Condition("calibration", False, None, limit, f"{candidate.ref} has no stored validation and test "
+                         "predictions to fit a temperature on; fine-tune it with harness to measure calibration")
+    ok = found.ece_after <= limit
+    reason = (f"test ECE {found.ece_after:.4f} after temperature {found.temperature:.3g} (raw logits "
+              f"{found.ece_before:.4f}) {'<=' if ok else '>'} --max-ece {limit:g}")
+    return Condition("calibration", ok, {"ece_scaled": found.ece_after, **found.as_dict()}, limit, reason)
+
+
+def _off_clean(ctx: Context, config: GateConfig, candidate: ModelVersion, task: str) -> list[Condition]:
+    """The robustness and calibration conditions that were asked for."""
+    out = []
+    if config.max_robustness_drop is not None:
+        out.append(_robustness(ctx, config.max_robustness_drop, candidate, task))
+    if config.max_ece is not None:
+        out.append(_calibration(ctx, config.max_ece, candidate))
+    return out
+
+
 def gate(ctx: Context, config: GateConfig, *, apply: bool = False, command: str | None = None) -> GateVerdict:
     """Check ``config`` (see the module docstring); with ``apply`` a passing candidate takes the alias."""
     for name, value in (("max_latency_ms", config.max_latency_ms), ("max_size_mb", config.max_size_mb)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise UsageError("{param} must be a positive number", param=name)
+    for name, value in (("max_robustness_drop", config.max_robustness_drop), ("max_ece", config.max_ece)):
+        if value is not None and not (0 <= value <= 1):
+            raise UsageError("{param} must be a fraction between 0 and 1 (0.15 for 15%)", param=name)
     if not math.isfinite(config.min_delta):
         raise UsageError("{param} must be a number of points (e.g. 0, 0.5 or -0.5)", param="min_delta")
+    if apply:
+        ctx.store.require_writable()  # moving the alias is a write: refuse before the evaluation
     candidate = ctx.store.get(config.candidate)
     name, alias, holder = _alias_target(ctx, config.against)
     if candidate.name != name:
@@ -256,7 +319,7 @@ def gate(ctx: Context, config: GateConfig, *, apply: bool = False, command: str 
     if holder is not None and holder.ref == candidate.ref:
         raise UsageError(f"{candidate.ref} already is {name}:{alias}")
     quality, images, mine, theirs, diff = _quality(ctx, config, candidate, holder, task)
-    conditions = (quality, *_deployment(ctx, config, candidate, task))
+    conditions = (quality, *_deployment(ctx, config, candidate, task), *_off_clean(ctx, config, candidate, task))
     verdict = GateVerdict(candidate.ref, holder.ref if holder else None, f"{name}:{alias}", task,
                           ctx.catalogue.task(task).primary_metric, images, mine, theirs, diff, conditions)
     if apply and verdict.passed:

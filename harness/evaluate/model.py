@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 from harness.data.preprocess import resolve_preprocess
 from harness.data.splits import load_test_split
 from harness.environment import select_device
-from harness.evaluate.predict import predict, score
+from harness.evaluate.predict import predict, score_logits
 from harness.evaluate.predictions import EvalSet, differ_note, eval_set, stored_sets
 from harness.evaluate.report import EvaluationReport
+from harness.models.availability import require_weights
 from harness.models.sources import ModelSource, resolve_model
 from registry import UsageError, keys
 
@@ -40,6 +41,9 @@ def evaluate_model(ctx: Context, model_ref: str, task_name: str | None = None, *
     if test_limit is not None and test_limit < 1:
         raise UsageError("{param} must be at least 1", param="test_limit")
     source = resolve_model(ctx, model_ref, backbone=backbone)
+    require_weights(source)  # before the data loads
+    if save and source.version is not None:
+        ctx.store.require_writable()  # before the data loads and the model predicts, not after
     task_name = task_name or (source.version.task if source.version else source.metadata.get("task"))
     if not task_name:
         raise UsageError(f"{model_ref} was not trained for a task; pass {{param}}", param="task_name")
@@ -53,7 +57,7 @@ def evaluate_model(ctx: Context, model_ref: str, task_name: str | None = None, *
     device = select_device(ctx.device)
     model = source.build(num_classes).to(device)
     logits = predict(model, data.test.images, data.test.labels, pre, device, tta_flip=tta_flip)
-    evaluation = score(ctx.catalogue, task, logits, data.test.labels, data.class_names)
+    evaluation = score_logits(ctx.catalogue, task, logits, data.test.labels, data.class_names)
     here = eval_set("test", task.dataset, "test", data.test_ids, data.test_size)
     notes = _differs(source, task.name, task.primary_metric, here)
     for note in notes:

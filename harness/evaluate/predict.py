@@ -51,8 +51,8 @@ def per_class(confusion: torch.Tensor, class_names: tuple[str, ...]) -> tuple[Cl
     return tuple(rows)
 
 
-def score(catalogue: Catalogue, task: Task, logits: torch.Tensor, labels: torch.Tensor,
-          class_names: tuple[str, ...]) -> Evaluation:
+def score_logits(catalogue: Catalogue, task: Task, logits: torch.Tensor, labels: torch.Tensor,
+                 class_names: tuple[str, ...]) -> Evaluation:
     """Every quality metric of ``task`` on these logits, plus per-class scores and the confusion matrix.
     A metric that raises or returns NaN is left out of the scores and named in ``failed``."""
     num_classes = logits.shape[1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import urllib.error
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,8 +112,9 @@ def replace_head(model: nn.Module, path: str, num_classes: int) -> nn.Module:
         new: nn.Module = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
     else:
         assert isinstance(old, nn.Conv2d)
-        new = nn.Conv2d(old.in_channels, num_classes, kernel_size=old.kernel_size,
-                        stride=old.stride, bias=old.bias is not None)
+        (kh, kw), (sh, sw) = old.kernel_size, old.stride  # a Conv2d's are 2-tuples; torch types them (int, ...)
+        new = nn.Conv2d(old.in_channels, num_classes, kernel_size=(kh, kw), stride=(sh, sw),
+                        bias=old.bias is not None)
     new = new.to(device=old.weight.device, dtype=old.weight.dtype)
     set_submodule(model, path, new)
     return model
@@ -125,12 +127,22 @@ def weights_cache_path(tag: WeightTag) -> Path | None:
         from harness.models import hub
 
         return hub.cached_file(tag.hub_id) or hub.placement(tag.hub_id)
-    import torch.hub
-
     file_name = tag.file_name or (tag.url.rsplit("/", 1)[-1] if tag.url else None)
     if not file_name:
         return None
-    return Path(torch.hub.get_dir()) / "checkpoints" / file_name
+    return torch_hub_dir() / "checkpoints" / file_name
+
+
+def torch_hub_dir() -> Path:
+    """``torch.hub.get_dir()`` without importing torch (``list --tags`` asks for every tag): torch's own
+    answer once torch is loaded (it honours ``torch.hub.set_dir``), else the same rule it follows:
+    ``$TORCH_HOME/hub``, else ``$XDG_CACHE_HOME/torch/hub``, else ``~/.cache/torch/hub``."""
+    import sys
+
+    if "torch.hub" in sys.modules:
+        return Path(sys.modules["torch.hub"].get_dir())
+    cache = os.getenv("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    return Path(os.path.expanduser(os.getenv("TORCH_HOME", os.path.join(cache, "torch")))) / "hub"
 
 
 def is_safetensors(path: Path) -> bool:
@@ -140,6 +152,26 @@ def is_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000
 
 
+def unreadable_weights(path: Path, exc: BaseException, safetensors: bool) -> DataError:
+    """Why a weights file could not be read, in harness's words: torch's refusal of a pickle ends in
+    advice to load it with ``weights_only=False`` (running its code), which harness never does."""
+    text = str(exc).strip()
+    if safetensors:
+        reason = text.splitlines()[0].removeprefix("Error while deserializing header: ") if text else type(exc).__name__
+        return DataError(f"{str(path)!r} is a malformed .safetensors file ({reason[:120]}): it is truncated, damaged "
+                         "or not safetensors; save the weights again (safetensors.torch.save_file)")
+    if "WeightsUnpickler error:" in text or "Weights only load failed" in text:  # more than tensors inside
+        tail = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in text else text
+        lines = [line.strip() for line in tail.splitlines() if line.strip()]
+        detail = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), lines[0] if lines else "")
+        return DataError(f"{str(path)!r} is not a checkpoint of plain tensors (torch's safe loader: {detail[:120]}): "
+                         "harness loads only plain tensors and never runs pickled code; save only the tensors "
+                         "(torch.save(model.state_dict(), ...) or safetensors.torch.save_file)")
+    reason = f"{type(exc).__name__}: {text.splitlines()[0][:120]}" if text else type(exc).__name__
+    return DataError(f"{str(path)!r} is not a readable PyTorch checkpoint ({reason}): it is truncated, damaged or "
+                     "another format; save the weights again")
+
+
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Read a state dict from ``.safetensors`` or ``.pth``/``.pt``, never executing pickled code."""
     import torch
@@ -147,19 +179,20 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
     path = Path(path)
     if not path.is_file():
         raise DataError(f"weights file {str(path)!r} does not exist; pass an existing .safetensors or .pth file")
+    safetensors = path.suffix == ".safetensors" or is_safetensors(path)
     try:
-        if path.suffix == ".safetensors" or is_safetensors(path):
+        if safetensors:
             from safetensors.torch import load_file
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch's pickle-protocol notice is noise beside our one-line refusal
+                warnings.simplefilter("ignore", UserWarning)
+                state = torch.load(path, map_location="cpu", weights_only=True)
     except MemoryError:
         raise
     except Exception as exc:  # pickle, zip, safetensors' SafetensorError...: the file is bad, not harness
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"cannot read weights from {str(path)!r}: {first[:200]} "
-                        "(only plain tensors are accepted; convert it to .safetensors)") from None
+        raise unreadable_weights(path, exc, safetensors) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -220,11 +253,28 @@ def _build_from_file(backbone: Backbone, num_classes: int, weights_file: str | o
 
 
 def _check_head(backbone: Backbone, model: nn.Module, num_classes: int) -> None:
-    width = head_out_features(head_of(backbone, model))
-    if width != num_classes:
-        raise PluginError(f"backbone {backbone.name!r} ({backbone.plugin or 'no plugin'}): its builder returned "
-                          f"a head of {width} classes when asked for {num_classes}; builder(num_classes, weights) "
-                          "must size the head")
+    """The declared head must output ``num_classes``. When it does not but another classifier-shaped
+    layer does, ``head=`` names the wrong layer (the plugin's entry is wrong, its builder is fine)."""
+    head = head_of(backbone, model)
+    width = head_out_features(head)
+    if width == num_classes:
+        return
+    who = f"backbone {backbone.name!r} ({backbone.plugin or 'no plugin'})"
+    sized = _layers_with_outputs(model, num_classes)
+    if sized:
+        raise PluginError(f"{who} declares head {backbone.head!r}, a {type(head).__name__} of {width} outputs, but "
+                          f"the layer giving the {num_classes} classes is {sized[-1]!r}: set head={sized[-1]!r}")
+    raise PluginError(f"{who}: its builder returned a head of {width} classes when asked for {num_classes}; "
+                      "builder(num_classes, weights) must size the head")
+
+
+def _layers_with_outputs(model: nn.Module, width: int) -> list[str]:
+    """Paths of the ``nn.Linear`` and 1x1 ``nn.Conv2d`` layers of ``model`` with ``width`` outputs."""
+    from torch import nn
+
+    return [name for name, m in model.named_modules()
+            if (isinstance(m, nn.Linear) and m.out_features == width)
+            or (isinstance(m, nn.Conv2d) and m.out_channels == width and tuple(m.kernel_size) == (1, 1))]
 
 
 def count_params(model: nn.Module) -> int:

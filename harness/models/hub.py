@@ -39,6 +39,14 @@ def placement(repo_id: str) -> Path:
     return _repo_dir(repo_id) / "snapshots" / "main" / FILES[0]
 
 
+def file_url(repo_id: str, name: str = FILES[0]) -> str:
+    """The download URL of ``name`` in ``repo_id`` (``.../resolve/main/model.safetensors``; honours
+    ``HF_ENDPOINT``): what to fetch by hand for an air-gapped machine."""
+    from huggingface_hub import hf_hub_url
+
+    return str(hf_hub_url(repo_id, name))
+
+
 def cached_file(repo_id: str) -> Path | None:
     """``repo_id``'s weights file in the Hub's cache, or ``None`` (no network used)."""
     if not _repo_dir(repo_id).is_dir():
@@ -69,12 +77,12 @@ def fetch_file(repo_id: str, label: str) -> Path:
             return Path(hf_hub_download(repo_id, name, cache_dir=hub_cache_dir()))
         except LocalEntryNotFoundError as exc:  # offline or unreachable: no point trying the other file
             raise DataError(f"weights {label} are not cached and cannot be downloaded ({exc.__class__.__name__}); "
-                            f"place {FILES[0]} from hf.co/{repo_id} at {placement(repo_id)}") from None
+                            f"place {file_url(repo_id)} at {placement(repo_id)}") from None
         except EntryNotFoundError:
             continue
         except OSError as exc:
-            raise DataError(f"weights {label} could not be downloaded from hf.co/{repo_id} ({exc}); "
-                            f"place {FILES[0]} at {placement(repo_id)}") from None
+            raise DataError(f"weights {label} could not be downloaded from {file_url(repo_id, name)} ({exc}); "
+                            f"place {file_url(repo_id)} at {placement(repo_id)}") from None
     raise DataError(f"hf.co/{repo_id} has neither {' nor '.join(FILES)}; pick another tag of this backbone")
 
 

@@ -26,6 +26,7 @@ def import_weights(ctx: Context, backbone: str, path: str | Path, *, name: str |
     so fine-tuning from one file many times gives its runs one common parent.
     """
     catalogue, store = ctx.catalogue, ctx.store
+    store.require_writable()
     entry = catalogue.backbones.get(backbone)
     path = Path(path)
     state = load_state_dict_file(path)

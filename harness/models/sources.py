@@ -86,8 +86,9 @@ def resolve_model(ctx: Context, ref: str, backbone: str | None = None) -> ModelS
         meta = read_metadata(path) if path.suffix == ".safetensors" else {}
         name = backbone or meta.get("backbone")
         if not name:
-            raise UsageError(f"{ref} does not say which backbone it holds; pass --backbone NAME to finetune or "
-                             f"evaluate, or register it first: harness registry import BACKBONE {ref}")
+            raise UsageError(f"{ref} does not say which backbone it holds; pass {{param}} NAME to finetune or "
+                             f"evaluate, or register it first: harness registry import BACKBONE {ref}",
+                             param="backbone")
         return ModelSource(ref, catalogue.backbones.get(name), weights_file=path, metadata=meta)
     base = ref.partition(".")[0]
     if "@" not in ref and ":" not in ref and base in catalogue.backbones:
@@ -99,6 +100,7 @@ def resolve_model(ctx: Context, ref: str, backbone: str | None = None) -> ModelS
     except UnknownNameError as exc:
         if "@" in ref or ":" in ref:
             raise
+        catalogue.backbones.check_available(base)  # a zoo whose library is missing: its install hint
         known = catalogue.backbones.names() + store.names()
         raise UnknownNameError("model", ref, known,
                                hint="give a backbone (harness list backbones), a registry model "

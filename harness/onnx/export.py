@@ -114,6 +114,7 @@ def _write(model: nn.Module, out: Path, input_size: int, channels: int, opset: i
             program = torch.onnx.export(model, (example,), dynamo=True, input_names=["input"],
                                         output_names=["logits"], opset_version=opset,
                                         dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+            assert program is not None  # dynamo=True without a file name returns the program
             program.save(str(out), external_data=not inline)
             return "dynamo", None
         except Exception as exc:  # the new exporter cannot handle every model: fall back, and say so
@@ -172,11 +173,24 @@ def export_onnx(model: nn.Module, out: str | os.PathLike[str], *, input_size: in
                       final_data if final_data.is_file() else None, reason)
 
 
+def _temperature(ctx: Context, version: ModelVersion, *, record: bool) -> dict[str, Any]:
+    """The version's temperature (fitted on validation, see :mod:`harness.evaluate.calibration`) as
+    metadata: ``temperature`` and the image set it was fitted on. Written as metadata, not into the
+    graph, so the file still outputs the logits PyTorch does (parity, INT8 and argmax unchanged) and a
+    consumer gets calibrated probabilities with ``softmax(logits / temperature)``."""
+    from harness.evaluate.calibration import ensure_calibration
+
+    found = ensure_calibration(ctx, version, record=record)
+    return {} if found is None else {"temperature": found.temperature, "temperature_fitted_on": found.fitted_on}
+
+
 def export_model(ctx: Context, model_ref: str, out_dir: str | os.PathLike[str] | None = None, *,
                  opset: int = DEFAULT_OPSET, register: bool = True, input_size: int | None = None) -> ExportResult:
     """Export MODEL to ONNX (``out_dir``, or a new temporary folder) and attach the file to its
     registry version (at the model's own input size only)."""
     source = resolve_model(ctx, model_ref)
+    if register and input_size is None and source.version is not None:
+        ctx.store.require_writable()  # before the export, not after it
     if input_size is not None and source.backbone.fixed_input_size and input_size != source.backbone.input_size:
         raise UsageError(f"{source.backbone.name} only accepts {source.backbone.input_size}px inputs; "
                          "drop {param}", param="input_size")
@@ -188,6 +202,7 @@ def export_model(ctx: Context, model_ref: str, out_dir: str | os.PathLike[str] |
                 "std": list(pre.std), "class_names": list(source.class_names or ()), "model": source.label}
     if version is not None:
         metadata["weights_sha256"] = version.artifacts[keys.ROLE_WEIGHTS].sha256
+        metadata.update(_temperature(ctx, version, record=register))
     folder = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="harness-onnx-"))
     info = export_onnx(model, folder / f"{stem}.onnx", input_size=pre.input_size, channels=pre.channels,
                        metadata=metadata, opset=opset)

@@ -18,7 +18,7 @@ from harness.data.preprocess import Preprocess, resolve_preprocess, to_model_inp
 from harness.data.splits import load_test_split
 from harness.models.sources import ModelSource, resolve_model
 from harness.onnx.export import export_model
-from harness.onnx.runtime import check_external_data, harness_metadata, ort_session
+from harness.onnx.runtime import check_external_data, harness_metadata, onnx_preprocess, ort_session
 from registry import UsageError, keys
 
 if TYPE_CHECKING:
@@ -95,6 +95,14 @@ def _onnx_file(ctx: Context, source: ModelSource, model_ref: str, tmp: Path, rec
     return export_model(ctx, model_ref, tmp, register=record).info.path, label
 
 
+def _described(pre: Preprocess) -> str:
+    """What must agree between a file and its model: size, channels, mean and std (rounded)."""
+    def numbers(values: Any) -> str:
+        return "[" + ", ".join(f"{float(v):.4g}" for v in values) + "]"
+
+    return f"{pre.input_size}px, {pre.channels} channels, mean {numbers(pre.mean)}, std {numbers(pre.std)}"
+
+
 def _compare(source: ModelSource, path: Path, pre: Preprocess, test: Any, batch_size: int,
              threads: int | None) -> dict[str, Any]:
     """Logits from PyTorch and from ONNX Runtime (batch 1 and ``batch_size``) on the same tensors."""
@@ -133,6 +141,8 @@ def check_parity(ctx: Context, model_or_onnx: str, task_name: str | None = None,
     with tempfile.TemporaryDirectory(prefix="harness-onnx-") as tmp:
         from_file = model_or_onnx.endswith(".onnx")
         source = _source_of_onnx(ctx, Path(model_or_onnx)) if from_file else resolve_model(ctx, model_or_onnx)
+        if record and not from_file and source.version is not None:
+            ctx.store.require_writable()  # the result is recorded with the version: refuse before the work
         if onnx_file is not None:
             path, label = Path(onnx_file), str(onnx_file)
         elif from_file:
@@ -153,12 +163,11 @@ def _check(ctx: Context, source: ModelSource, path: Path, task_name: str | None,
     if not task_name:
         raise UsageError("pass {param}: the model does not say which task it was trained for", param="task_name")
     task = ctx.catalogue.task(task_name)
-    pre = Preprocess(input_size=int(meta["input_size"]), channels=int(meta.get("channels", 3)),
-                     mean=tuple(meta["mean"]), std=tuple(meta["std"]), channels_last=False)
+    pre = onnx_preprocess(path, meta)
     torch_pre = resolve_preprocess(source, default_size=task.protocol.input_size)
-    if (torch_pre.input_size, tuple(torch_pre.mean)) != (pre.input_size, tuple(pre.mean)):
-        raise UsageError(f"the ONNX file's preprocessing ({pre.input_size}px) differs from the model's "
-                         f"({torch_pre.input_size}px); re-export it")
+    if _described(pre) != _described(torch_pre):
+        raise UsageError(f"the ONNX file's preprocessing ({_described(pre)}) differs from the model's "
+                         f"({_described(torch_pre)}); re-export it")
     test = load_test_split(ctx, task, image_size=pre.input_size, limit=samples, seed=1234).test
     found = _compare(source, path, pre, test, batch_size, threads)
     within = all(np.allclose(out, found["reference"], atol=atol, rtol=rtol) for out in found["outputs"].values())

@@ -23,6 +23,11 @@ class BenchRow:
     peak_rss_mb: float
     samples: int = 0   # timed runs the median is taken over (all rounds)
     setup: str = ""    # how the runtime was run (layout, inference mode, threads)
+    round_medians_ms: tuple[float, ...] = ()  # the median of each interleaved round, in order
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as JSON-ready data: one entry of ``BenchReport.to_rows()`` and of ``as_dict()["rows"]``."""
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,7 @@ class BenchReport:
         data: dict[str, Any] = {
             "model": self.model, "threads": self.threads, "input": list(self.input), "params": self.params,
             "flops": self.flops, "flops_unit": self.flops_unit, "rounds": self.rounds, "iters": self.iters,
-            "rows": [dataclasses.asdict(r) for r in self.rows], "speedups": self.speedups,
+            "rows": self.to_rows(), "speedups": self.speedups,
             "reliable": self.reliable, "timing_problems": list(self.timing_problems), **self.extra,
         }
         for key in ("onnx_size_mb", "int8_size_mb"):
@@ -122,7 +127,8 @@ class BenchReport:
             flops=int(data.get("flops", 0)), rounds=int(data.get("rounds", 0)), iters=int(data.get("iters", 0)),
             rows=tuple(BenchRow(**{k: r[k] for k in ("runtime", "batch", "median_ms", "p90_ms", "images_per_s",
                                                      "peak_rss_mb")}, samples=int(r.get("samples", 0)),
-                                setup=str(r.get("setup", ""))) for r in data.get("rows", ())),
+                                setup=str(r.get("setup", "")),
+                                round_medians_ms=tuple(r.get("round_medians_ms", ()))) for r in data.get("rows", ())),
             onnx_size_mb=data.get("onnx_size_mb"), int8_size_mb=data.get("int8_size_mb"),
             accuracy=None if not acc else Int8Accuracy(acc["onnxruntime"], acc["onnxruntime-int8"], acc["samples"]),
             flops_unit=data.get("flops_unit", FLOPS_UNIT), timing_problems=tuple(data.get("timing_problems", ())),

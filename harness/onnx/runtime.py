@@ -8,11 +8,15 @@ non-spinning worker threads (spinning ORT threads slow any PyTorch work in the s
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry import BenchmarkError, DataError
+
+if TYPE_CHECKING:
+    from harness.data.preprocess import Preprocess
 
 
 def check_external_data(path: str | os.PathLike[str]) -> list[Path]:
@@ -99,6 +103,33 @@ def harness_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise DataError(f"{path}: its input has shape {[d.dim_value or d.dim_param for d in dims]}, but its metadata "
                         f"says {meta.get('channels', 3)} channels; {fix}")
     return meta
+
+
+def onnx_preprocess(path: str | os.PathLike[str], meta: dict[str, Any] | None = None) -> Preprocess:
+    """The preprocessing a harness ONNX file records (``meta``: its :func:`harness_metadata`), checked:
+    a malformed value (a mean that is not a list of numbers, a size that is not a positive integer) is
+    a :class:`DataError` saying so, not a comparison that fails later for no visible reason."""
+    from harness.data.preprocess import Preprocess
+
+    meta = harness_metadata(path) if meta is None else meta
+    size, channels = meta.get("input_size"), meta.get("channels", 3)
+    fix = "re-export it with 'harness export'"
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise DataError(f"{path} has malformed preprocessing metadata: input_size is {size!r}, not a positive "
+                        f"integer; {fix}")
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise DataError(f"{path} has malformed preprocessing metadata: channels is {channels!r}, not 1 or 3; {fix}")
+    stats = {}
+    for key in ("mean", "std"):
+        value = meta[key]
+        numbers = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  and math.isfinite(v) for v in value)
+        if not numbers or len(value) != channels or (key == "std" and min(value) <= 0):
+            want = f"a list of {channels} finite numbers" + (" above 0" if key == "std" else "")
+            raise DataError(f"{path} has malformed preprocessing metadata: {key} is {value!r}, not {want}; {fix}")
+        stats[key] = tuple(float(v) for v in value)
+    return Preprocess(input_size=size, channels=channels, mean=stats["mean"], std=stats["std"],
+                      channels_last=False)
 
 
 def ort_session(path: str | os.PathLike[str], threads: int | None = None, providers: list[str] | None = None):

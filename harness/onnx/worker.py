@@ -79,9 +79,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--context", help="the caller's Context as JSON (torch runtime)")
     args = parser.parse_args(argv)
-    shape = tuple(int(v) for v in args.shape.split(","))
+    c, h, w = (int(v) for v in args.shape.split(","))
+    shape = (c, h, w)
     batches = [int(b) for b in args.batch_sizes.split(",")]
-    result: dict[str, object] = {"runtime": args.runtime, "latencies_ms": {}}
+    latencies: dict[str, list[float]] = {}
+    result: dict[str, object] = {"runtime": args.runtime, "latencies_ms": latencies}
     if args.runtime == "torch":
         import torch
 
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         result["setup"] = {str(b): f"CPUExecutionProvider, {args.threads} intra-op threads, no spinning"
                            for b in batches}
     for batch in batches:
-        result["latencies_ms"][str(batch)] = _measure(run, batch, shape, args.warmup, args.iters, prepare)
+        latencies[str(batch)] = _measure(run, batch, shape, args.warmup, args.iters, prepare)
     result["peak_rss_mb"] = peak_rss_mb()
     json.dump(result, sys.stdout)
 

@@ -7,8 +7,9 @@ moves), intended use, training data (and, unless skipped, its data check: integr
 exact copies), evaluation (every metric on validation and test with the image sets they cover;
 a 95% interval on test accuracy), calibration (ECE before and after temperature scaling fitted on
 validation, from the stored predictions), deployment (ONNX parity, latency and size on the
-machine that measured them, with that machine's load warnings), robustness (said to be not
-measured: harness has no corruption suite yet), environment, and how to reproduce it.
+machine that measured them, with that machine's load warnings), robustness (the corruption suite's
+accuracy per corruption and severity on the ONNX file, and the relative drop with its interval; or
+the command that measures it), environment, and how to reproduce it.
 """
 
 from __future__ import annotations
@@ -70,9 +71,9 @@ def _metrics_table(version: ModelVersion) -> list[str]:
 
 
 def _calibration(version: ModelVersion) -> list[str]:
-    from harness.evaluate.calibration import from_version
+    from harness.evaluate.calibration import from_version, stored_calibration
 
-    found = from_version(version)
+    found = stored_calibration(version) or from_version(version)
     if found is None:
         return ["Not available: this version has no stored predictions on validation and test."]
     return [f"Temperature scaling fitted on validation ({found.fitted_on}): T = {found.temperature:.3f}.",
@@ -80,7 +81,30 @@ def _calibration(version: ModelVersion) -> list[str]:
             f"| ECE (15 bins) | {found.ece_before:.4f} | {found.ece_after:.4f} |",
             f"| negative log-likelihood | {found.nll_before:.4f} | {found.nll_after:.4f} |", "",
             f"Reported on {found.reported_on}. Dividing the logits by T changes no prediction, only the "
-            "confidence; the exported ONNX model outputs the raw logits."]
+            "confidence. The exported ONNX model outputs the raw logits and carries T in its metadata "
+            "(`temperature`): calibrated probabilities are `softmax(logits / temperature)`."]
+
+
+def _robustness(version: ModelVersion) -> list[str]:
+    from harness.evaluate.robustness import stored_report
+
+    report = stored_report(version)
+    if report is None:
+        return [f"Not measured: `harness robustness {version.ref}` runs the corruption suite; the scores above are "
+                "on clean test images."]
+    low, high = report.drop_ci95 or (None, None)
+    interval = f" (95% interval {low:.1%} to {high:.1%})" if low is not None and high is not None else ""
+    drop = report.relative_drop
+    lines = [f"Accuracy of the ONNX file on the suite's images ({report.images.text()}), clean and under "
+             f"{len(report.by_corruption())} corruptions at 5 severities "
+             "each (after ImageNet-C, Hendrycks & Dietterich 2019, with the authors' CIFAR-10-C parameters for "
+             f"small images): clean {report.clean_accuracy:.4f}, mean over the corrupted sets "
+             f"{report.corruption_accuracy:.4f}, relative drop {'-' if drop is None else f'{drop:.1%}'}{interval}.",
+             "", "| corruption | 1 | 2 | 3 | 4 | 5 | mean |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in report.table():
+        lines.append(f"| {row['corruption']} | " + " | ".join(f"{row[f's{i}']:.3f}" for i in range(1, 6))
+                     + f" | {row['mean']:.3f} |")
+    return lines
 
 
 def _deployment(version: ModelVersion) -> list[str]:
@@ -161,8 +185,7 @@ def card(ctx: Context, ref: str, *, data_check: bool = True) -> str:
         "", "## Training data", "", *_data(ctx, version, data_check),
         "", "## Evaluation", "", *_metrics_table(version),
         "", "## Calibration", "", *_calibration(version),
-        "", "## Robustness", "",
-        "Not measured: this version of harness has no corruption suite; scores above are on clean test images.",
+        "", "## Robustness", "", *_robustness(version),
         "", "## Deployment", "", *_deployment(version),
         "", "## Environment", "", *[f"- {k}: {v}" for k, v in version.environment.items()],
         "", "## How to reproduce", "", f"```bash\n{command}\n```" if command else "Not a fine-tune made by harness.",

@@ -7,13 +7,17 @@ import platform
 import shlex
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.context import Context
 from harness.select.leaderboard import rows_from_store
 from harness.select.row import LeaderboardRow
 from registry import HarnessError, UsageError, keys
 from registry.records import ModelVersion
+
+if TYPE_CHECKING:
+    from harness.evaluate.calibration import Calibration, ReliabilityBin
+    from harness.evaluate.robustness import RobustnessReport
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,9 @@ class CandidateDetail:
     per_class: list[dict[str, Any]] | None = None
     parity: dict[str, Any] | None = None
     command: str | None = None
+    robustness: RobustnessReport | None = None
+    calibration: Calibration | None = None
+    reliability: dict[str, list[ReliabilityBin]] = field(default_factory=dict)  # "raw logits", "after T": test bins
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,8 @@ def reproduce_command(version: ModelVersion, task: str | None = None) -> str | N
 
 
 def _detail(ctx: Context, row: LeaderboardRow) -> CandidateDetail:
+    from harness.evaluate.robustness import stored_report
+
     if row.model is None:
         return CandidateDetail(row, None)
     try:
@@ -102,9 +111,26 @@ def _detail(ctx: Context, row: LeaderboardRow) -> CandidateDetail:
         return CandidateDetail(row, None)
     metrics = version.metrics
     detail = metrics.get(keys.TEST_DETAIL) or {}
+    calibration, reliability = _calibration(version)
     return CandidateDetail(row, version, history=list(metrics.get(keys.HISTORY) or []),
                            confusion=detail.get("confusion_matrix"), per_class=detail.get("per_class"),
-                           parity=metrics.get(keys.PARITY), command=reproduce_command(version, _spelled(ctx, version)))
+                           parity=metrics.get(keys.PARITY), command=reproduce_command(version, _spelled(ctx, version)),
+                           robustness=stored_report(version), calibration=calibration, reliability=reliability)
+
+
+def _calibration(version: ModelVersion) -> tuple[Calibration | None, dict[str, list[ReliabilityBin]]]:
+    """The version's temperature and test ECEs, and its reliability bins on test before and after T."""
+    from harness.evaluate.calibration import from_version, reliability, stored_calibration
+    from harness.evaluate.predictions import load_predictions
+
+    found = stored_calibration(version) or from_version(version)
+    test = load_predictions(version).get("test")
+    if test is None:
+        return found, {}
+    bins = {"raw logits": reliability(test.logits, test.labels)}
+    if found is not None:
+        bins[f"after T = {found.temperature:.3g}"] = reliability(test.logits, test.labels, found.temperature)
+    return found, bins
 
 
 def _spelled(ctx: Context, version: ModelVersion) -> str | None:

@@ -11,7 +11,7 @@ from html import escape
 from typing import Any
 
 from harness.report.collect import CandidateDetail, ReportData
-from harness.report.svg import Point, curves_svg, pareto_svg
+from harness.report.svg import Point, curves_svg, pareto_svg, reliability_svg
 from harness.select.row import eval_set_lines
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -25,9 +25,11 @@ tr.failed td,tr.skipped td{color:#888}pre{background:#f6f6f6;padding:.6em;overfl
 .scroll{overflow-x:auto}
 #leaderboard td{white-space:nowrap}#leaderboard td.note{white-space:normal;min-width:18em}
 .grid{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}img{max-width:100%}
+.warning{background:#fff6e0;border:1px solid #e0b050;padding:.4em .8em;margin:.5em 0}
+.warning ul{margin:.2em 0}
 """
-COLUMNS = ("ort_b1_ms", "ort_b32_img_s", "params_m", "gflops", "size_mb", "parity", "exporter", "pareto",
-           "rung", "train_s")
+COLUMNS = ("corruption_acc", "robust_drop", "ece_scaled", "ort_b1_ms", "ort_b32_img_s", "params_m", "gflops",
+           "size_mb", "parity", "exporter", "pareto", "rung", "train_s")
 
 
 def _v(value: Any) -> str:
@@ -111,13 +113,32 @@ def _per_class(detail: CandidateDetail) -> str:
 
 
 def _curves(detail: CandidateDetail, primary: str) -> str:
+    """Two charts over epochs: the loss, and the accuracies (train, and validation's primary metric):
+    a loss of 2.3 on the axis of an accuracy of 0.6 would flatten both."""
     h = detail.history
-    series = [(name, [(float(e["epoch"]), float(e[key])) for e in h if e.get(key) is not None])
-              for name, key in (("train loss", "train_loss"), ("train accuracy", "train_accuracy"),
-                                (f"validation {primary}", "val_metric"))]
-    series = [(n, pts) for n, pts in series if pts]
-    return _img(curves_svg(series, "epoch", "value", f"{detail.row.candidate}: training"),
-                f"training curves of {detail.row.candidate}", "curves")
+
+    def series(*pairs: tuple[str, str]) -> list[tuple[str, list[tuple[float, float]]]]:
+        found = [(name, [(float(e["epoch"]), float(e[key])) for e in h if e.get(key) is not None])
+                 for name, key in pairs]
+        return [(n, pts) for n, pts in found if pts]
+
+    scores = "accuracy" if primary == "accuracy" else f"accuracy, {primary}"
+    return "".join(_img(curves_svg(lines, "epoch", label, f"{detail.row.candidate}: {label}"),
+                        f"{label} of {detail.row.candidate} over epochs", f"curves {cls}")
+                   for cls, label, lines in (
+                       ("loss", "training loss", series(("train loss", "train_loss"))),
+                       ("scores", scores, series(("train accuracy", "train_accuracy"),
+                                                 (f"validation {primary}", "val_metric")))))
+
+
+def _timing_warning(data: ReportData) -> str:
+    """Rows whose latencies should not be trusted (a busy machine, a wide spread), said above the
+    leaderboard where it is seen, not in a column scrolled off to the right."""
+    lines = [f"<li><b>{escape(r.candidate)}</b>: {escape(r.timing)}</li>" for r in data.rows if r.timing]
+    if not lines:
+        return ""
+    return ('<div id="timing-warning" class="warning"><b>Latencies may be off</b> (measure again on a quiet '
+            f"machine before relying on them):<ul>{''.join(lines)}</ul></div>")
 
 
 def _dl(items: dict[str, Any]) -> str:
@@ -141,7 +162,43 @@ def _candidate(detail: CandidateDetail, data: ReportData) -> str:
             f"<div><h4>Confusion matrix (test)</h4>{_confusion(detail, data.class_names)}</div>"
             f"<div><h4>Per class (test)</h4>{_per_class(detail)}</div>"
             f"<div><h4>ONNX Runtime parity</h4>{_dl(parity) if parity else '<p class=note>not checked</p>'}</div>"
+            f"<div><h4>Robustness (corrupted test images)</h4>{_robustness(detail)}</div>"
+            f"<div><h4>Calibration (test)</h4>{_reliability(detail)}</div>"
             "</div></section>")
+
+
+def _robustness(detail: CandidateDetail) -> str:
+    """The corruption x severity table of the candidate's ONNX file, or how to measure it."""
+    report = detail.robustness
+    if report is None:
+        return (f'<p class="note">not measured: <code>harness robustness {escape(detail.row.model or "")}</code> (or '
+                "<code>harness select --robustness</code>)</p>")
+    head = "".join(f"<th>{i}</th>" for i in range(1, 6))
+    rows = "".join(f'<tr><td class="t">{escape(r["corruption"])}</td>'
+                   + "".join(f"<td>{r[f's{i}']:.3f}</td>" for i in range(1, 6)) + f'<td>{r["mean"]:.3f}</td></tr>'
+                   for r in report.table())
+    drop = report.relative_drop
+    low, high = report.drop_ci95 or (None, None)
+    interval = f" [{low:.1%}, {high:.1%}]" if low is not None and high is not None else ""
+    return (f'<table class="robustness"><tr><th class="t">corruption \\ severity</th>{head}<th>mean</th></tr>{rows}'
+            f'<tr><th class="t">clean</th><td colspan="6">{report.clean_accuracy:.3f}</td></tr></table>'
+            f'<p class="note">accuracy of the ONNX file; mean over the {len(report.scores)} corrupted sets '
+            f"{report.corruption_accuracy:.4f}, relative drop {'-' if drop is None else f'{drop:.1%}'}{interval} "
+            f"(95% bootstrap interval over the images); {escape(report.images.text())}</p>")
+
+
+def _reliability(detail: CandidateDetail) -> str:
+    """The reliability diagram on test, before and after temperature scaling, with both ECEs."""
+    if not detail.reliability:
+        return '<p class="note">no stored predictions on test</p>'
+    series = [(name, [(b.confidence, b.accuracy, b.count) for b in bins]) for name, bins in detail.reliability.items()]
+    found = detail.calibration
+    note = (f'<p class="note">test ECE (15 bins) {found.ece_before:.4f} on the raw logits, {found.ece_after:.4f} '
+            f"after dividing them by T = {found.temperature:.3g}, fitted on {escape(found.fitted_on)}; T is in "
+            "the ONNX file's metadata (<code>temperature</code>). Dots: bins, sized by their share of the images; "
+            "on the dashed line confidence equals accuracy.</p>" if found else "")
+    return _img(reliability_svg(series, f"{detail.row.candidate}: reliability on test"),
+                f"reliability diagram of {detail.row.candidate}", "reliability") + note
 
 
 def _data_check(data: ReportData) -> str:
@@ -179,6 +236,7 @@ def render(data: ReportData) -> str:
 {escape(data.generated)}.</p>
 <p id="verdict">{verdict}</p>
 <h2>Leaderboard</h2>
+{_timing_warning(data)}
 {_leaderboard(data)}
 <p class="note">latency in ms (ONNX Runtime, CPU unless noted), throughput in images/s at batch 32, params in
 millions, GFLOPs at the model's input size, size of the ONNX file in MB; ± is the 95% interval over seeds.

@@ -27,8 +27,10 @@ class Point:
 class _Axis:
     """Maps data values to pixels; logarithmic when the values span more than a factor of 20."""
 
-    def __init__(self, values: Sequence[float], lo_px: float, hi_px: float, log: bool | None = None) -> None:
+    def __init__(self, values: Sequence[float], lo_px: float, hi_px: float, log: bool | None = None,
+                 integer: bool = False) -> None:
         lo, hi = min(values), max(values)
+        self.integer = integer  # ticks on whole numbers only (epochs)
         self.log = (lo > 0 and hi / lo > 20) if log is None else log
         if self.log:
             lo, hi = math.log10(lo), math.log10(hi)
@@ -46,6 +48,8 @@ class _Axis:
         raw = (self.hi - self.lo) / (count - 1)
         base = 10 ** math.floor(math.log10(raw))
         step = next(m * base for m in (1, 2, 2.5, 5, 10) if m * base >= raw)
+        if self.integer:
+            step = max(1, math.ceil(step))
         first = math.ceil(self.lo / step) * step
         return [first + i * step for i in range(int((self.hi - first) / step) + 1)]
 
@@ -105,12 +109,13 @@ def pareto_svg(points: Sequence[Point], x_label: str, y_label: str, title: str) 
 
 def curves_svg(series: Sequence[tuple[str, Sequence[tuple[float, float]]]], x_label: str, y_label: str,
                title: str) -> str:
-    """Lines over epochs (one per series, each with a legend entry); a single epoch is a dot."""
+    """Lines over epochs (one per series, each with a legend entry); a single epoch is a dot. The
+    x axis is ticked on whole epochs only."""
     values = [pt for _, pts in series for pt in pts]
     if not values:
         return _svg([f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">no history recorded</text>'],
                     title)
-    x = _Axis([v[0] for v in values], LEFT, WIDTH - RIGHT, log=False)
+    x = _Axis([v[0] for v in values], LEFT, WIDTH - RIGHT, log=False, integer=True)
     y = _Axis([v[1] for v in values], HEIGHT - BOTTOM, TOP, log=False)
     parts = _frame(x, y, x_label, y_label)
     for i, (name, pts) in enumerate(series):
@@ -118,6 +123,30 @@ def curves_svg(series: Sequence[tuple[str, Sequence[tuple[float, float]]]], x_la
         path = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in pts)
         parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
         parts.extend(f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="3" fill="{colour}"/>' for a, b in pts)
+        parts.append(f'<rect x="{LEFT + 10}" y="{TOP + 8 + 16 * i}" width="10" height="10" fill="{colour}"/>'
+                     f'<text x="{LEFT + 26}" y="{TOP + 17 + 16 * i}">{escape(name)}</text>')
+    return _svg(parts, title)
+
+
+def reliability_svg(series: Sequence[tuple[str, Sequence[tuple[float, float, int]]]], title: str) -> str:
+    """A reliability diagram: per confidence bin, accuracy against mean confidence (one line per
+    series, dots sized by the bin's share of the images), over the diagonal of perfect calibration."""
+    points = [pt for _, pts in series for pt in pts]
+    if not points:
+        return _svg([f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">no predictions recorded</text>'],
+                    title)
+    x = _Axis([0.0, 1.0], LEFT, WIDTH - RIGHT, log=False)
+    y = _Axis([0.0, 1.0], HEIGHT - BOTTOM, TOP, log=False)
+    parts = _frame(x, y, "confidence (top-1 probability)", "accuracy")
+    parts.append(f'<line x1="{x(0):.1f}" y1="{y(0):.1f}" x2="{x(1):.1f}" y2="{y(1):.1f}" stroke="#999" '
+                 'stroke-dasharray="4 3"/>')
+    total = max(sum(n for _, _, n in pts) for _, pts in series) or 1
+    for i, (name, pts) in enumerate(series):
+        colour = COLOURS[i % len(COLOURS)]
+        path = " ".join(f"{x(c):.1f},{y(a):.1f}" for c, a, _ in pts)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        parts.extend(f'<circle cx="{x(c):.1f}" cy="{y(a):.1f}" r="{2 + 6 * math.sqrt(n / total):.1f}" '
+                     f'fill="{colour}" fill-opacity="0.7"/>' for c, a, n in pts)
         parts.append(f'<rect x="{LEFT + 10}" y="{TOP + 8 + 16 * i}" width="10" height="10" fill="{colour}"/>'
                      f'<text x="{LEFT + 26}" y="{TOP + 17 + 16 * i}">{escape(name)}</text>')
     return _svg(parts, title)

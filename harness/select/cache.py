@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from harness.data.loading import load_split
 from harness.fingerprint import fingerprint
 from harness.models.build import weights_cache_path
-from harness.models.sources import resolve_model
+from harness.models.sources import ModelSource, resolve_model
 from registry import keys
 from registry.files import sha256_file
 from registry.store import ModelVersion
@@ -33,9 +33,10 @@ def dataset_hash(ctx: Context, dataset: str, image_size: int | None) -> str:
     return digest.hexdigest()[:16]
 
 
-def weights_identity(ctx: Context, ref: str) -> str | None:
-    """What a candidate's starting weights are: a sha256, a tag's URL, or None for random init."""
-    source = resolve_model(ctx, ref)
+def weights_identity(ctx: Context, ref: str, source: ModelSource | None = None) -> str | None:
+    """What a candidate's starting weights are: a sha256, a tag's URL, or None for random init
+    (``source``: ``ref`` resolved already)."""
+    source = source or resolve_model(ctx, ref)
     if source.version is not None:
         return source.version.artifacts[keys.ROLE_WEIGHTS].sha256
     if source.tag is not None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from harness.models.build import weights_cache_path
+from harness.models.availability import check_weights
 from registry import UnknownNameError, UsageError, keys
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def expand(ctx: Context, patterns: Sequence[str]) -> list[str]:
         if not pattern:
             continue
         if pattern.startswith("zoo:"):  # every model of a zoo built here (harness zoo build)
-            from harness.train.zoo import members
+            from harness.jobs.zoo import members
 
             refs.extend(members(ctx, pattern[4:]))
             continue
@@ -53,6 +53,8 @@ def expand(ctx: Context, patterns: Sequence[str]) -> list[str]:
             try:
                 refs.append(ctx.store.get(pattern).ref)
             except UnknownNameError:
+                if "@" in pattern or ":" in pattern:  # a registry reference: its own error (no version 9 of x)
+                    raise
                 catalogue.backbone(pattern)  # raises the backbone suggestion if it is neither
         else:
             backbone, tag = catalogue.backbone(pattern)  # validates the tag
@@ -63,37 +65,15 @@ def expand(ctx: Context, patterns: Sequence[str]) -> list[str]:
 def check_available(ctx: Context, ref: str, offline: bool) -> Candidate:
     """Whether ``ref``'s weights can be had now (cached, stored, or downloadable when online)."""
     catalogue = ctx.catalogue
-    base, _, tag_name = ref.partition(".")
+    base = ref.partition(".")[0]
     if "@" in ref or ":" in ref or base not in catalogue.backbones:
         version = ctx.store.get(ref)
         artifact = version.artifacts.get(keys.ROLE_WEIGHTS)
         if artifact is None or not ctx.store.blobs.verify(artifact.sha256):
             return Candidate(ref, False, "its weights file is missing or altered ('harness registry check')")
         return Candidate(ref)
-    if not tag_name:
-        return Candidate(ref)
     _, tag = catalogue.backbone(ref)
-    path = weights_cache_path(tag)
-    if path is not None and path.is_file():
+    if tag is None:  # no weight tag named: nothing to fetch
         return Candidate(ref)
-    place = f"{tag.url} -> {path}"
-    if offline:
-        return Candidate(ref, False, "pretrained weights are not cached and --offline was given", place)
-    problem = _unreachable(tag.url) if tag.url else "no download URL"
-    if problem:
-        return Candidate(ref, False, f"pretrained weights are not cached and cannot be downloaded ({problem})",
-                         place)
-    return Candidate(ref, True, None, place)
-
-
-def _unreachable(url: str, timeout: float = 5.0) -> str | None:
-    """``None`` when ``url`` answers a HEAD request, else the reason (no network, 404...)."""
-    import urllib.error
-    import urllib.request
-
-    try:
-        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return str(getattr(exc, "reason", exc))
-    return None
-
+    check = check_weights(tag, offline)
+    return Candidate(ref, check.available, check.reason, check.place)

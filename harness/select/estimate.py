@@ -55,10 +55,12 @@ class Estimate:
     test_images: int
     input_size: int
     time_limit_s: float | None = None
+    rungs: tuple[tuple[int, int], ...] = ()  # successive halving: (candidates, cumulative epochs) per rung
+    halving_extra_s: float = 0.0  # the rungs after the first, at the candidates' mean speed
 
     @property
     def seconds(self) -> float:
-        total = sum(c.seconds for c in self.candidates)
+        total = sum(c.seconds for c in self.candidates) + self.halving_extra_s
         if self.time_limit_s is not None:  # the rungs stop at the limit; the stages after them do not
             total = min(total, self.time_limit_s + STAGE_OVERHEAD_S * len(self.candidates))
         return total
@@ -67,7 +69,10 @@ class Estimate:
         """What select prints before it starts: the plan, then the estimate."""
         seeds = f" x {self.seeds} seeds" if self.seeds > 1 else ""
         cached = sum(1 for c in self.candidates if c.cached_seeds == self.seeds)
-        plan = (f"plan: {len(self.candidates)} candidates{seeds} x {self.epochs} epochs at {self.input_size}px on "
+        epochs = f"x {self.epochs} epochs" if not self.rungs else (
+            f"by successive halving to {self.epochs} epochs (rungs of " + ", ".join(
+                f"{n} x {e} ep" for n, e in self.rungs) + ")")
+        plan = (f"plan: {len(self.candidates)} candidates{seeds} {epochs} at {self.input_size}px on "
                 f"{self.train_images:,} training images; choose on {self.val_images:,} validation images, report "
                 f"on {self.test_images:,} test images" + (f" ({cached} already in the store)" if cached else ""))
         if cached == len(self.candidates):
@@ -92,10 +97,9 @@ def train_speed(ctx: Context, plan: Plan, ref: str, num_classes: int) -> float:
 
     from harness.data.preprocess import resolve_preprocess
     from harness.environment import select_device
-    from harness.models.sources import resolve_model
 
     device = select_device(ctx.device)
-    source = resolve_model(ctx, ref)
+    source = plan.model(ctx, ref)
     pre = resolve_preprocess(source, plan.recipe.input_size or plan.task.protocol.input_size)
     batch = plan.recipe.batch_size
     model = source.build(num_classes).to(device).train()
@@ -128,6 +132,8 @@ def estimate(ctx: Context, plan: Plan, refs: list[str], time_limit_s: float | No
     n_train, n_val, n_test, classes = split_sizes(
         ctx, task, image_size=recipe.input_size or task.protocol.input_size, train_limit=recipe.train_limit,
         test_limit=recipe.test_limit, val_fraction=recipe.val_fraction, seed=recipe.seed, val_limit=recipe.val_limit)
+    rungs = halving_rungs(len(refs), recipe.epochs) if plan.halving else ()
+    first = rungs[0][1] if rungs else recipe.epochs
     costs = []
     for ref in refs:
         cached = sum(1 for _, fp in seed_fingerprints(ctx, plan, ref)
@@ -137,7 +143,25 @@ def estimate(ctx: Context, plan: Plan, refs: list[str], time_limit_s: float | No
             costs.append(CandidateCost(ref, 0.0, 0.0, cached))
             continue
         speed = train_speed(ctx, plan, ref, classes)
-        per_seed = (recipe.epochs * (n_train + FORWARD_SHARE * n_val) + FORWARD_SHARE * (n_val + n_test)) / speed
+        per_seed = (first * (n_train + FORWARD_SHARE * n_val) + FORWARD_SHARE * (n_val + n_test)) / speed
         costs.append(CandidateCost(ref, speed, training * per_seed + STAGE_OVERHEAD_S, cached))
+    speeds = [c.train_img_s for c in costs if c.train_img_s]
+    extra = 0.0
+    if rungs and speeds:  # later rungs: who continues is not known yet, so the mean speed
+        mean = statistics.mean(speeds)
+        for (n, e), (_, before) in zip(rungs[1:], rungs[:-1], strict=True):
+            extra += n * ((e - before) * (n_train + FORWARD_SHARE * n_val) + FORWARD_SHARE * (n_val + n_test)) / mean
     return Estimate(tuple(costs), recipe.epochs, plan.config.seeds, n_train, n_val, n_test,
-                    recipe.input_size or task.protocol.input_size, time_limit_s)
+                    recipe.input_size or task.protocol.input_size, time_limit_s, rungs, extra)
+
+
+def halving_rungs(candidates: int, epochs: int) -> tuple[tuple[int, int], ...]:
+    """(candidates trained, cumulative epochs) of each rung when nothing fails and no time limit
+    stops it: the best third go on (at least one, which then trains to the last rung)."""
+    from harness.select.halving import ETA, rung_epochs
+
+    out, alive = [], candidates
+    for e in rung_epochs(epochs):
+        out.append((alive, e))
+        alive = max(1, -(-alive // ETA))
+    return tuple(out)

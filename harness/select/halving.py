@@ -1,4 +1,5 @@
-"""``select --time-limit``: successive halving of the candidates within a wall-clock budget.
+"""Successive halving of select's candidates: the quick budget's default (``Budget.halving_epochs``),
+``--halving``, and ``--time-limit`` (the same within a wall-clock budget).
 
 Rungs of growing epochs (reduction factor 3, as in Hyperband/ASHA): with E the recipe's epochs,
 rung k trains to ``E / 3**(K-k)`` epochs (at least 1), rung K to all of E. Every candidate gets
@@ -11,14 +12,16 @@ versions' lineage chains a candidate's rungs. The budget bounds the training run
 and the latency benchmark of the rows follow it.
 
 Models trained at a rung below the last are tagged with their own fingerprint (the row's plus the
-rung), so a later selection without ``--time-limit`` never mistakes them for full runs.
+rung), so a selection without halving never mistakes them for full runs; a selection with halving
+reuses them rung by rung (the rungs are deterministic), so a rerun trains nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +31,8 @@ from registry import UsageError, first_line, keys
 
 if TYPE_CHECKING:
     from harness.context import Context
+    from harness.models.sources import ModelSource
+    from registry import Task
     from registry.store import ModelVersion
 
 ETA = 3
@@ -41,8 +46,14 @@ class Job:
     run: CandidateRun
     start: str  # what it starts from: the candidate, or its previous rung's version
     recipe: Recipe
-    task: str
+    task: str | Task  # the selection's task, or a task's name
     halving: dict[str, Any] = field(default_factory=dict)  # recorded with the version (time-limited rungs)
+    source: ModelSource | None = None  # ``start`` resolved already (a candidate's first rung)
+
+    @property
+    def task_name(self) -> str:
+        """The task's name (what travels to a worker)."""
+        return self.task if isinstance(self.task, str) else self.task.name
 
 
 Trainer = Callable[["Context", Sequence[Job]], list["ModelVersion | BaseException"]]
@@ -81,33 +92,42 @@ def serial_trainer(ctx: Context, jobs: Sequence[Job]) -> list[ModelVersion | Bas
     for job in jobs:
         quiet = ctx.replace(progress=ctx.progress.child(lines=False, prefix=f"{job.run.label} "))
         try:
-            out.append(finetune(quiet, job.start, job.task, job.recipe).version)
+            out.append(finetune(quiet, job.start, job.task, job.recipe, source=job.source).version)
         except Exception as exc:  # one candidate's failure is its row's, the others go on
             out.append(exc)
     return out
 
 
-def run_halving(ctx: Context, plan: Plan, runs: Sequence[CandidateRun], limit_s: float, trainer: Trainer,
+def run_halving(ctx: Context, plan: Plan, runs: Sequence[CandidateRun], limit_s: float | None, trainer: Trainer,
                 parallel: int = 1) -> None:
-    """Train ``runs`` by successive halving within ``limit_s``; each run's model lands in ``run.prepared[0]``."""
+    """Train ``runs`` by successive halving (within ``limit_s`` seconds when given); each run's model
+    lands in ``run.prepared[0]``. A rung model already in the store (same row fingerprint and rung)
+    is reused: the rungs are deterministic, so a rerun costs nothing, with or without a limit."""
     began = time.perf_counter()
     epochs = rung_epochs(plan.recipe.epochs)
     reached: dict[str, tuple[ModelVersion, float]] = {}  # ref -> (version at its last rung, s/epoch)
+    reused: set[str] = set()  # refs whose last rung came from the store
     alive = list(runs)
+    spent = "" if limit_s is None else f" of {limit_s:.0f}s"
     for k, total in enumerate(epochs):
-        jobs = [_job(plan, run, k, epochs, reached) for run in alive]
-        ctx.progress.info(f"time limit: rung {k + 1}/{len(epochs)} ({total} epochs) for up to {len(jobs)} "
-                          f"candidate(s), {time.perf_counter() - began:.0f}s of {limit_s:.0f}s spent")
-        trained = 0
-        for chunk in (jobs[i:i + parallel] for i in range(0, len(jobs), parallel)):
+        jobs = [_job(ctx, plan, run, k, epochs, reached) for run in alive]
+        unit = "epoch" if total == 1 else "epochs"
+        ctx.progress.info(f"successive halving: rung {k + 1}/{len(epochs)} ({total} {unit}) for up to {len(jobs)} "
+                          f"candidate(s), {time.perf_counter() - began:.0f}s{spent} spent")
+        todo = [job for job in jobs if not _reuse(ctx, plan, job, reached, reused)]
+        trained = len(jobs) - len(todo)
+        for chunk in (todo[i:i + parallel] for i in range(0, len(todo), parallel)):
             need = max((reached[j.run.ref][1] * j.recipe.epochs for j in chunk), default=0.0) if k else 0.0
-            if time.perf_counter() - began + need > limit_s:
+            if limit_s is not None and time.perf_counter() - began + need > limit_s:
                 break  # in order of validation score: what follows would not fit either
-            started = time.perf_counter()
-            results = trainer(ctx, chunk)
-            seconds = time.perf_counter() - started
-            for job, result in zip(chunk, results, strict=True):
-                _record(ctx, job, result, seconds, reached)  # a chunk's jobs ran side by side
+            with _claimed(ctx, plan, chunk):  # a concurrent select on this store waits, then reuses
+                fresh = [job for job in chunk if not _reuse(ctx, plan, job, reached, reused)]
+                started = time.perf_counter()
+                results = trainer(ctx, fresh) if fresh else []
+                seconds = time.perf_counter() - started
+                for job, result in zip(fresh, results, strict=True):
+                    _record(ctx, job, result, seconds, reached)  # a chunk's jobs ran side by side
+                    reused.discard(job.run.ref)
             trained += len(chunk)
         if not trained:
             break
@@ -120,20 +140,60 @@ def run_halving(ctx: Context, plan: Plan, runs: Sequence[CandidateRun], limit_s:
             run.fail("train", UsageError("the time limit was spent before its first rung"))
         elif run.ok:
             run.prepared[0] = reached[run.ref][0]
-    ctx.progress.info(f"time limit: search took {time.perf_counter() - began:.0f}s of {limit_s:.0f}s")
+            run.prepared_cached = run.ref in reused
+    ctx.progress.info(f"successive halving: search took {time.perf_counter() - began:.0f}s{spent}")
 
 
-def _job(plan: Plan, run: CandidateRun, k: int, epochs: list[int],
+def _job(ctx: Context, plan: Plan, run: CandidateRun, k: int, epochs: list[int],
          reached: dict[str, tuple[ModelVersion, float]]) -> Job:
     """Rung ``k`` of ``run``: from the candidate itself, or continued from its previous rung's model."""
+    from harness.select.stages import seed_fingerprints
+
     base = plan.recipe.replace(seed=0)
-    info = {"rung": k + 1, "rungs": len(epochs), "epochs": epochs[k], "of_epochs": epochs[-1]}
+    row = seed_fingerprints(ctx, plan, run.ref)[0][1]
+    info = {"rung": k + 1, "rungs": len(epochs), "epochs": epochs[k], "of_epochs": epochs[-1],
+            "fingerprint": rung_fingerprint(row, k + 1, len(epochs))}
     if not k:
-        return Job(run, run.ref, base.replace(epochs=epochs[0]), plan.task.name, info)
+        return Job(run, run.ref, base.replace(epochs=epochs[0]), plan.task, info, plan.model(ctx, run.ref))
     previous = reached[run.ref][0]
     recipe = base.replace(epochs=epochs[k] - epochs[k - 1], warmup_epochs=0.0,
                           backbone_lr_mult=previous.recipe.get("backbone_lr_mult"))
-    return Job(run, previous.ref, recipe, plan.task.name, info)
+    return Job(run, previous.ref, recipe, plan.task, info)
+
+
+@contextlib.contextmanager
+def _claimed(ctx: Context, plan: Plan, jobs: Sequence[Job]) -> Iterator[None]:
+    """Hold the claims (harness/select/claims.py) on the rung fingerprints of ``jobs``, taken in
+    sorted order so two selections claiming overlapping chunks cannot deadlock."""
+    from harness.select.claims import claim
+
+    with contextlib.ExitStack() as stack:
+        if plan.config.use_cache:
+            for job in sorted(jobs, key=lambda j: j.halving["fingerprint"]):
+                stack.enter_context(claim(ctx.store.home, job.halving["fingerprint"], ctx.progress, job.run.label))
+        yield
+
+
+def rung_fingerprint(row: str, rung: int, rungs: int) -> str:
+    """The cache key of a rung model: its row's fingerprint and the rung (never a full run's key)."""
+    return f"{row}-rung{rung}of{rungs}"
+
+
+def _reuse(ctx: Context, plan: Plan, job: Job, reached: dict[str, tuple[ModelVersion, float]],
+           reused: set[str]) -> bool:
+    """Take ``job``'s model from the store when an earlier selection trained that rung."""
+    from harness.select.cache import cached_version
+
+    if not plan.config.use_cache:
+        return False
+    version = cached_version(ctx, plan.task.name, job.halving["fingerprint"])
+    if version is None or version.metrics.get(keys.HALVING, {}).get("rung") != job.halving["rung"]:
+        return False
+    seconds = float(version.metrics.get(keys.TRAIN, {}).get("seconds") or 0.0)
+    reached[job.run.ref] = (version, seconds / max(job.recipe.epochs, 1))
+    reused.add(job.run.ref)
+    ctx.progress.info(f"{job.run.label}: rung {job.halving['rung']}/{job.halving['rungs']} cached as {version.ref}")
+    return True
 
 
 def _record(ctx: Context, job: Job, result: Any, seconds: float,
@@ -146,10 +206,11 @@ def _record(ctx: Context, job: Job, result: Any, seconds: float,
         return
     run.seconds["train"] = run.seconds.get("train", 0.0) + seconds
     version = ctx.store.update_metrics(result.ref, {keys.HALVING: job.halving})
+    version = ctx.store.set_tags(version.ref, {keys.TAG_FINGERPRINT: job.halving["fingerprint"]})
     per_epoch = seconds / max(job.recipe.epochs, 1)  # wall time, data loading included
     reached[run.ref] = (version, per_epoch)
     ctx.progress.info(f"{run.label}: rung {job.halving['rung']}/{job.halving['rungs']} "
-                      f"({job.halving['epochs']} ep) val {_val(version, '')}")
+                      f"({job.halving['epochs']} ep) val {_val(version, ''):.4f}")
 
 
 def _val(version: ModelVersion, primary: str) -> float:

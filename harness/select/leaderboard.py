@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.output import render
+from harness.output import TABLE_FORMATS, render
 from harness.select.choose import sort_rows
 from harness.select.row import HEAD_COLUMNS, LOWER_IS_BETTER, SORTABLE, TAIL_COLUMNS, LeaderboardRow, row_from_versions
 from registry import Metric, Task, UnknownNameError, UsageError, keys
@@ -18,7 +18,8 @@ from registry.store import ModelVersion
 if TYPE_CHECKING:
     from harness.context import Context
 
-FORMATS = ("table", "github", "pipe", "latex", "html", "csv", "json")
+LEADERBOARD_FORMATS = ("table", *TABLE_FORMATS, "csv", "json")
+"""What ``select`` and ``leaderboard`` print: :data:`harness.output.FORMATS` and the extra table styles."""
 
 
 def group_key(version: ModelVersion) -> str:
@@ -100,12 +101,12 @@ def columns_for(rows: Sequence[dict[str, Any]], primary: str) -> list[str]:
 
 def render_rows(rows: Sequence[LeaderboardRow], fmt: str, primary: str, *, wide: bool = False,
                 columns: Sequence[str] | None = None) -> str:
-    """Rows in any of :data:`FORMATS`. ``table`` is the compact view for people (see
+    """Rows in any of :data:`LEADERBOARD_FORMATS`. ``table`` is the compact view for people (see
     :mod:`harness.select.view`) unless ``wide`` or ``columns``; the others keep every column."""
     from harness.select.view import compact
 
-    if fmt not in FORMATS:
-        raise UsageError(f"{{param}} must be one of {', '.join(FORMATS)}", param="fmt")
+    if fmt not in LEADERBOARD_FORMATS:
+        raise UsageError(f"{{param}} must be one of {', '.join(LEADERBOARD_FORMATS)}", param="fmt")
     data = [r.as_dict() for r in rows]
     if fmt == "json":
         return render(data, "json")
@@ -121,6 +122,28 @@ def render_rows(rows: Sequence[LeaderboardRow], fmt: str, primary: str, *, wide:
     return render(data, "github" if fmt == "table" else fmt, list(columns) if columns else columns_for(data, primary))
 
 
+def board_as_dict(task: str, primary: str, rows: Sequence[LeaderboardRow], sorted_by: str | None = None
+                  ) -> dict[str, Any]:
+    """``leaderboard --format json``: the same object as ``select --format json`` for the keys both
+    have (``task``, ``primary_metric``, ``chosen_on``, ``eval_sets``, ``rows``, ``winner``,
+    ``units``), plus ``sorted_by``; select's own keys (budget, timings, rank checks) it has not."""
+    from harness.select.row import UNITS_NOTE
+
+    chosen = next((r for r in rows if r.chosen), None)
+    return {"task": task, "primary_metric": primary, "chosen_on": "val",
+            "eval_sets": {"val": sorted({r.val_set for r in rows if r.val_set}),
+                          "test": sorted({r.test_set for r in rows if r.test_set})},
+            "rows": [r.as_dict() for r in rows], "winner": chosen.model if chosen else None,
+            "sorted_by": sorted_by, "units": UNITS_NOTE}
+
+
+def _latency_quality(row: LeaderboardRow) -> tuple[float, float] | None:
+    """A row's point on the plot (ONNX Runtime batch-1 ms, quality); None when it lacks either."""
+    if row.ort_b1_ms is None or row.primary_value is None:
+        return None
+    return row.ort_b1_ms, row.primary_value
+
+
 def plot(rows: Sequence[LeaderboardRow], primary: str, higher_is_better: bool, path: str | Path, title: str) -> Path:
     """Quality against ONNX Runtime batch-1 latency, the Pareto front joined."""
     try:
@@ -130,18 +153,17 @@ def plot(rows: Sequence[LeaderboardRow], primary: str, higher_is_better: bool, p
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pts = [r for r in rows if r.primary_value is not None and r.ort_b1_ms is not None]
+    pts = [(r, xy) for r in rows if (xy := _latency_quality(r)) is not None]
     if not pts:
         raise UsageError("nothing to plot: no row has both a quality metric and a latency")
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    ax.scatter([r.ort_b1_ms for r in pts], [r.primary_value for r in pts], color="tab:blue", zorder=3,
+    ax.scatter([x for _, (x, _y) in pts], [y for _, (_x, y) in pts], color="tab:blue", zorder=3,
                label="candidate")
-    for r in pts:
-        ax.annotate(r.candidate, (r.ort_b1_ms, r.primary_value), textcoords="offset points", xytext=(5, 4),
-                    fontsize=8)
-    front = sorted((r for r in pts if r.pareto), key=lambda r: r.ort_b1_ms or 0.0)
+    for r, xy in pts:
+        ax.annotate(r.candidate, xy, textcoords="offset points", xytext=(5, 4), fontsize=8)
+    front = sorted((xy for r, xy in pts if r.pareto), key=lambda xy: xy[0])
     if front:
-        ax.plot([r.ort_b1_ms for r in front], [r.primary_value for r in front], color="tab:red", zorder=4,
+        ax.plot([x for x, _y in front], [y for _x, y in front], color="tab:red", zorder=4,
                 marker="o", markerfacecolor="none", markersize=11, label="Pareto front")
     ax.legend(loc="best")
     ax.margins(x=0.15, y=0.1)

@@ -73,6 +73,7 @@ class RankCheck:
     prescreen: Agreement
     baselines: list[tuple[Agreement, Agreement]] = field(default_factory=list)  # (baseline, prescreen on its set)
     differences: list[Difference | None] = field(default_factory=list)  # baseline minus prescreen, per baseline
+    cut_from: int | None = None  # with --top-k: how many candidates the prescreen ranked before keeping the survivors
 
     @property
     def beaten_by(self) -> list[str]:
@@ -94,12 +95,18 @@ class RankCheck:
                 "baselines": [{**asdict(b), "prescreen_weighted": p.weighted, "prescreen_kendall": p.kendall,
                                "difference": asdict(d) if d else None}
                               for (b, p), d in zip(self.baselines, self._diffs(), strict=True)],
-                "beaten_by": self.beaten_by, "indistinguishable_from": self.tied_with}
+                "beaten_by": self.beaten_by, "indistinguishable_from": self.tied_with,
+                "covers": "top-k survivors" if self.cut_from is not None else "all candidates",
+                "prescreened": self.cut_from}
 
     def lines(self) -> list[str]:
         """What select prints under its table."""
         p = self.prescreen
         out = [f"prescreen {p.order} vs fine-tuned order (validation) {p.text()}"]
+        if self.cut_from is not None:
+            out.append(f"  these taus cover only the {p.n} --top-k survivors of {self.cut_from} candidates "
+                       "prescreened: the ones cut were never fine-tuned, so nothing here says whether cutting them "
+                       "was right")
         for (b, on), d in zip(self.baselines, self._diffs(), strict=True):
             out.append(f"  free baseline '{b.order}' {b.text()}; prescreen on the same {on.n}: weighted tau "
                        f"{_fmt(on.weighted)}"
@@ -212,12 +219,13 @@ def _finite(value: Any, digits: int | None = 4) -> float | None:
 
 
 def rank_check(method: str, scores: Mapping[str, float], truth: Mapping[str, float],
-               baselines: Mapping[str, Mapping[str, float]]) -> RankCheck:
-    """The prescreen's agreement with ``truth`` and each baseline's, compared on the same candidates."""
+               baselines: Mapping[str, Mapping[str, float]], cut_from: int | None = None) -> RankCheck:
+    """The prescreen's agreement with ``truth`` and each baseline's, compared on the same candidates;
+    ``cut_from``: the number of candidates prescreened when only the top-k survivors were fine-tuned."""
     pairs, diffs = [], []
     for name, values in baselines.items():
         base = agreement(name, values, truth)
         same = {k: v for k, v in scores.items() if k in values}
         pairs.append((base, agreement(method, same, truth)))
         diffs.append(difference(values, scores, truth))
-    return RankCheck(agreement(method, scores, truth), pairs, diffs)
+    return RankCheck(agreement(method, scores, truth), pairs, diffs, cut_from)

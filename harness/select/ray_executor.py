@@ -1,6 +1,6 @@
 """The Ray executor: candidates x seeds as Ray tasks, on a local Ray instance or a cluster.
 
-Training runs in Ray workers (:func:`harness.select.trial.run_trial`, with declared CPUs/GPUs per
+Training runs in Ray workers (:func:`harness.jobs.trial.run_trial`, with declared CPUs/GPUs per
 trial); each returns its weights and record, and the driver registers it, so the store has one
 writer. A worker that dies (killed, out of memory) is retried once by Ray; a second death, or an
 error in training, becomes that candidate's failed row while the others go on. Export, parity and
@@ -18,8 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from harness.select.stages import STAGES, CandidateRun, Plan, run_stages, seed_fingerprints
-from harness.select.trial import (
+from harness.jobs.trial import (
     PASSED_ENV,
     PretrainSpec,
     TrialResult,
@@ -28,6 +27,7 @@ from harness.select.trial import (
     run_pretrain_trial,
     run_trial,
 )
+from harness.select.stages import STAGES, CandidateRun, Plan, run_stages, seed_fingerprints
 from registry import UsageError, first_line, keys
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def require_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise UsageError("--executor ray needs Ray: pip install 'imgcls-harness[ray]'") from None
+        raise UsageError("{param} ray needs Ray: pip install 'imgcls-harness[ray]'", param="executor") from None
     return ray
 
 
@@ -68,7 +68,8 @@ class RayExecutor:
     def __post_init__(self) -> None:
         require_ray()
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
-            raise UsageError("{param} must be positive (and --gpus-per-trial not negative)", param="cpus_per_trial")
+            raise UsageError("{param} must be positive (and {param:gpus_per_trial} not negative)",
+                             param="cpus_per_trial")
 
     @contextlib.contextmanager
     def _session(self, ray: Any) -> Iterator[None]:
@@ -135,14 +136,14 @@ class RayExecutor:
             refs: list[Any] = []
             for job in jobs:
                 try:
-                    spec, weights = make_spec(ctx, job.task, job.start, job.recipe.as_dict())
+                    spec, weights = make_spec(ctx, job.task_name, job.start, job.recipe.as_dict(), job.source)
                     refs.append(remote.remote(spec, ray.put(weights)))
                 except Exception as exc:  # this job cannot be sent; the others go
                     refs.append(exc)
 
             def register(job: Job, result: TrialResult) -> ModelVersion:
                 ctx.progress.info(f"{job.run.label}: trained on {result.host} in {result.seconds:.1f}s")
-                return register_result(ctx, job.start, result, job.task, {})
+                return register_result(ctx, job.start, result, job.task_name, {}, job.source)
 
             return _collect(ray, list(zip(jobs, refs, strict=True)), register)
 
@@ -170,7 +171,7 @@ class RayExecutor:
         pending: dict[Any, tuple[CandidateRun, int, str, float]] = {}
         for run, todo in work:
             try:
-                spec, weights = make_spec(ctx, plan.task.name, run.ref, todo[0][1].as_dict())
+                spec, weights = make_spec(ctx, plan.task.name, run.ref, todo[0][1].as_dict(), plan.model(ctx, run.ref))
                 shared = ray.put(weights)  # once per candidate, not once per seed
             except Exception as exc:  # this candidate cannot be sent; the others go on
                 run.fail("train", exc)
@@ -192,7 +193,8 @@ class RayExecutor:
             run.seconds["train"] = run.seconds.get("train", 0.0) + result.seconds
             if not run.ok:
                 continue
-            version = register_result(ctx, run.ref, result, plan.task.name, {keys.TAG_FINGERPRINT: fp})
+            version = register_result(ctx, run.ref, result, plan.task.name, {keys.TAG_FINGERPRINT: fp},
+                                      plan.model(ctx, run.ref))
             run.prepared[seed] = version
             ctx.progress.info(f"{run.label}: seed {seed} trained on {result.host} in {result.seconds:.1f}s "
                               f"(waited {time.perf_counter() - sent:.1f}s) -> {version.ref}")

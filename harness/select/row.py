@@ -16,6 +16,7 @@ from registry import keys
 from registry.store import ModelVersion
 
 if TYPE_CHECKING:  # numpy stays out of light commands (harness --help imports this module)
+    from harness.evaluate.int8 import Int8Verdict
     from harness.evaluate.paired import PairedDiff
 
 UNITS_NOTE = "gflops: 2 FLOPs per multiply-add, batch 1; latencies: median ms; size: ONNX MB"
@@ -24,15 +25,22 @@ UNITS_NOTE = "gflops: 2 FLOPs per multiply-add, batch 1; latencies: median ms; s
 HEAD_COLUMNS = ("candidate", "model", "status")
 VAL_COLUMNS = ("val", "val_ci95", "vs_best", "vs_best_low", "vs_best_high", "vs_best_p", "tied")
 """Validation (what the choice is made on) and the paired comparison with the best row, before the test metrics."""
-TAIL_COLUMNS = ("test_vs_chosen", "test_vs_chosen_low", "test_vs_chosen_high", "test_vs_chosen_p",
-                "val_set", "test_set", "ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "ort_b32_img_s",
+TAIL_COLUMNS: tuple[str, ...] = ("test_vs_chosen", "test_vs_chosen_low", "test_vs_chosen_high", "test_vs_chosen_p",
+                "val_set", "test_set", "corruption_acc", "robust_drop", "ece_scaled", "temperature",
+                "robustness_note", "ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "ort_b32_img_s",
                 "params_m", "gflops",
-                "size_mb", "parity", "exporter", "prescreen", "pareto", "chosen", "seeds", "budget", "rung", "train_s",
+                "size_mb", "parity", "exporter", "prescreen", "prescreen_method", "pareto", "chosen", "seeds", "budget",
+                "rung", "train_s",
                 "timing",
                 "fingerprint", "excluded", "stage", "reason", "place")
-LOWER_IS_BETTER = ("ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "params_m", "gflops", "size_mb")
+INT8_COLUMNS = ("int8", "int8_offered", "int8_speedup_b1", "int8_speedup_b32", "int8_drop_pts", "int8_drop_on",
+                "int8_size_ratio", "int8_ops")
+"""``select --int8``: whether the INT8 file is offered, with its figures (:meth:`Int8Verdict.columns`)."""
+TAIL_COLUMNS = TAIL_COLUMNS + INT8_COLUMNS
+LOWER_IS_BETTER = ("ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "params_m", "gflops", "size_mb",
+                   "robust_drop", "ece_scaled")
 SORTABLE = ("val", "ort_b1_ms", "eager_b1_ms", "ort_b32_ms", "eager_b32_ms", "ort_b32_img_s", "params_m", "gflops",
-            "size_mb", "prescreen")
+            "size_mb", "prescreen", "corruption_acc", "robust_drop", "ece_scaled")
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,11 @@ class LeaderboardRow:
     test_vs_chosen: PairedDiff | None = None
     val_set: str | None = None   # EvalSet.text() of the best seed's validation images
     test_set: str | None = None  # EvalSet.text() of its test images
+    corruption_acc: float | None = None  # mean accuracy over the corruption suite (harness.evaluate.robustness)
+    robust_drop: float | None = None  # (clean - corruption_acc) / clean, on the suite's images
+    ece_scaled: float | None = None  # test ECE after temperature scaling fitted on validation (``ece``: before)
+    temperature: float | None = None  # that temperature (also in the ONNX file's metadata)
+    robustness_note: str | None = None  # why the suite did not run for this row, and how to run it
     refs: tuple[str, ...] = field(default=(), compare=False)  # every seed's version, the best first
     ort_b1_ms: float | None = None
     eager_b1_ms: float | None = None
@@ -71,6 +84,7 @@ class LeaderboardRow:
     parity: str | None = None  # passed | FAILED
     exporter: str | None = None
     prescreen: float | None = None
+    prescreen_method: str | None = None  # which transferability score ``prescreen`` is
     pareto: bool | None = None
     chosen: bool = False
     budget: str | None = None  # the budget the shown version was trained at (a board after --then mixes them)
@@ -82,6 +96,7 @@ class LeaderboardRow:
     stage: str | None = None  # the stage a failed row failed in
     reason: str | None = None
     place: str | None = None
+    int8: Int8Verdict | None = None  # select --int8 / harness bench: is INT8 faster and accurate enough here
 
     @property
     def primary_value(self) -> float | None:
@@ -116,12 +131,14 @@ class LeaderboardRow:
                 data[f"{name}_ci95"] = self.ci95
         data.update(_diff_columns("test_vs_chosen", self.test_vs_chosen))
         for name in TAIL_COLUMNS:
-            if name.startswith("test_vs_chosen"):
+            if name.startswith("test_vs_chosen") or name in INT8_COLUMNS:
                 continue
             value = getattr(self, name)
             if name == "seeds" and value == 1:
                 continue
             data[name] = value
+        if self.int8 is not None:
+            data.update(self.int8.columns())
         return data
 
 
@@ -166,6 +183,36 @@ def _bench_columns(stored: dict[str, Any] | None) -> dict[str, Any]:
             "ort_b32_img_s": b32.images_per_s if b32 else None, "params_m": round(report.params / 1e6, 3),
             "gflops": round(report.flops / 1e9, 4), "size_mb": report.onnx_size_mb,
             "timing": "; ".join(report.timing_problems) or None}
+
+
+def _robustness_columns(version: ModelVersion) -> dict[str, Any]:
+    """Corruption accuracy and relative drop (or why they are missing), ECE after temperature scaling."""
+    from harness.evaluate.calibration import stored_calibration
+    from harness.evaluate.robustness import stored_report
+
+    out: dict[str, Any] = {}
+    report = stored_report(version)
+    if report is not None:
+        drop = report.relative_drop
+        out.update(corruption_acc=round(report.corruption_accuracy, 4),
+                   robust_drop=None if drop is None else round(drop, 4))
+    elif (version.metrics.get(keys.ROBUSTNESS) or {}).get("skipped"):
+        out["robustness_note"] = "robustness skipped: " + version.metrics[keys.ROBUSTNESS]["skipped"]
+    calibration = stored_calibration(version)
+    if calibration is not None:
+        out.update(ece_scaled=calibration.ece_after, temperature=calibration.temperature)
+    return out
+
+
+def _int8_verdict(version: ModelVersion) -> Int8Verdict | None:
+    """The INT8 verdict recorded with the version (select --int8, export --int8 or bench), if any."""
+    from harness.evaluate.int8 import Int8Verdict
+
+    stored = version.metrics.get(keys.INT8)
+    try:
+        return Int8Verdict.from_dict(stored) if stored else None
+    except (KeyError, TypeError, ValueError):  # written by another harness version: shown as not measured
+        return None
 
 
 def val_score(version: ModelVersion, primary: str) -> float | None:
@@ -219,9 +266,11 @@ def row_from_versions(candidate: str, versions: Sequence[ModelVersion], primary:
         refs=tuple(v.ref for v in ordered),
         parity=None if parity is None else ("passed" if parity["passed"] else "FAILED"),
         exporter=None if parity is None else parity.get("exporter"),
-        prescreen=None if prescreen is None else prescreen["score"], chosen=keys.ALIAS_BEST in best.aliases,
+        prescreen=None if prescreen is None else prescreen["score"],
+        prescreen_method=None if prescreen is None else prescreen.get("method"),
+        chosen=keys.ALIAS_BEST in best.aliases,
         rung=f"{halving['rung']}/{halving['rungs']} ({halving['epochs']} ep)" if halving else None,
         budget=best.recipe.get("budget"),
         train_s=best.metrics.get(keys.TRAIN, {}).get("seconds"), fingerprint=best.tags.get(keys.TAG_FINGERPRINT),
-        **_bench_columns(best.metrics.get(keys.BENCH)),
+        **_bench_columns(best.metrics.get(keys.BENCH)), **_robustness_columns(best), int8=_int8_verdict(best),
     )

@@ -55,6 +55,19 @@ class SelectResult:
     earlier: SelectResult | None = None  # with --then: the first (smaller) budget's selection
     budget_check: BudgetCheck | None = None  # with --then: did the smaller budget's order hold?
     estimate_seconds: float | None = None  # what select estimated before training (None when quiet)
+    robustness: bool | None = None  # the corruption suite: on, off, or None (where cheap)
+
+    def robustness_note(self) -> str | None:
+        """How to get the robustness columns when some row lacks them (None when every row has them)."""
+        scored = [r for r in self.rows if r.status in ("ok", "cached")]
+        missing = [r for r in scored if r.corruption_acc is None]
+        if not missing:
+            return None
+        if self.robustness is False:
+            return ("robustness not measured (--no-robustness): --robustness adds corruption_acc and robust_drop "
+                    "(or 'harness robustness MODEL' for one model)")
+        return (f"robustness: {len(missing)} of {len(scored)} rows not measured (the corruption suite would cost "
+                "more than 10% of their training; notes say how much): --robustness measures every row")
 
     def time_summary(self) -> list[str]:
         """One line per candidate (and the shared setup): seconds per stage."""
@@ -85,12 +98,18 @@ class SelectResult:
                 "budget_check": self.budget_check.as_dict() if self.budget_check else None,
                 "seconds": self.seconds, "estimate_seconds": self.estimate_seconds,
                 "stage_seconds": self.stage_seconds,
+                "robustness": {"mode": {True: "on", False: "off", None: "auto"}[self.robustness],
+                               "note": self.robustness_note()},
                 "units": UNITS_NOTE}
 
 
-def resolve_candidates(ctx: Context, config: SelectConfig) -> tuple[list[Candidate], list[Candidate]]:
-    """(runnable, unavailable) candidates; with ``offline``, any unavailable one is an error."""
-    task = ctx.catalogue.task(config.task)
+def resolve_candidates(ctx: Context, config: SelectConfig, task: Task | None = None
+                       ) -> tuple[list[Candidate], list[Candidate]]:
+    """(runnable, unavailable) candidates; with ``offline``, any unavailable one is an error.
+    ``task``: ``config.task`` looked up already (the selection does it once)."""
+    task = task or ctx.catalogue.task(config.task)
+    if not config.candidates:  # the task's own: a name in them that matches nothing is its plugin's mistake
+        ctx.catalogue.check_candidates(task, task.protocol.candidates_for(config.budget))
     refs = expand(ctx, config.candidates or task.protocol.candidates_for(config.budget))
     if not refs:
         raise UsageError(f"task {task.name} has no candidates; pass {{param}}", param="candidates")
@@ -102,18 +121,30 @@ def resolve_candidates(ctx: Context, config: SelectConfig) -> tuple[list[Candida
     return [c for c in checked if c.available], missing
 
 
-def make_plan(ctx: Context, config: SelectConfig) -> Plan:
+def make_plan(ctx: Context, config: SelectConfig, task: Task | None = None) -> Plan:
     """What every candidate shares: recipe, data hash, environment, device, a group tag."""
     from harness.evaluate.metrics import preflight
     from harness.select.cache import dataset_hash
 
-    task = ctx.catalogue.task(config.task)
+    task = task or ctx.catalogue.task(config.task)
     preflight(ctx.catalogue, task, ctx.catalogue.datasets.get(task.dataset).num_classes or 10)
-    recipe = recipe_for(task, config.budget, **config.recipe)
+    halving = uses_halving(config, task.protocol.budgets[config.budget].halving_epochs)
+    overrides = dict(config.recipe)
+    if halving and overrides.get("epochs") is None:  # the rungs lead up to the budget's halving epochs
+        overrides["epochs"] = task.protocol.budgets[config.budget].halving_epochs
+    recipe = recipe_for(task, config.budget, **overrides)
     check_leakage(ctx, task, recipe.input_size or task.protocol.input_size, config.ignore_data_errors)
     data_id = dataset_hash(ctx, task.dataset, recipe.input_size or task.protocol.input_size)
     return Plan(config, task, ctx.catalogue.metrics.get(task.primary_metric), recipe, data_id, library_versions(),
-                select_device(ctx.device).type, new_group())
+                select_device(ctx.device).type, new_group(), halving)
+
+
+def uses_halving(config: SelectConfig, budget_epochs: int | None) -> bool:
+    """Successive halving: with a time limit, when asked, or by default where the budget has
+    ``halving_epochs`` and one seed is trained (halving compares single runs)."""
+    if config.time_limit_s is not None or config.halving is not None:
+        return config.time_limit_s is not None or bool(config.halving)
+    return budget_epochs is not None and config.seeds == 1
 
 
 def check_leakage(ctx: Context, task: Task, size: int, ignore: bool) -> None:
@@ -133,8 +164,8 @@ def check_leakage(ctx: Context, task: Task, size: int, ignore: bool) -> None:
     message = (f"{leaked} test image(s) of {task.name} are exact copies of training images (train/test leakage); "
                f"see 'harness data check {target}'")
     if hasattr(entry.loader, "cache_token") and not ignore:
-        raise DataError(message + "; fix the split (data check --write-clean writes a clean manifest) or pass "
-                                  "{param} to go on anyway", param="ignore_data_errors")
+        raise DataError(message + "; fix the split ('harness data check --write-clean' writes a clean manifest) "
+                                  "or pass {param} to go on anyway", param="ignore_data_errors")
     ctx.progress.warn(message)
 
 
@@ -145,7 +176,8 @@ def prescreen(ctx: Context, plan: Plan, runnable: list[Candidate]) -> tuple[dict
     config = plan.config
     assert config.prescreen is not None
     size = plan.recipe.input_size or plan.task.protocol.input_size
-    scores = prescreen_candidates(ctx, plan.task, config.prescreen, [c.ref for c in runnable], size, plan.recipe.seed)
+    scores = prescreen_candidates(ctx, plan.task, config.prescreen, [c.ref for c in runnable], size, plan.recipe.seed,
+                                  lambda ref: plan.model(ctx, ref))
     if not config.top_k:
         return scores, []
     ranked = sorted(runnable, key=lambda c: scores.get(c.ref, -math.inf), reverse=True)
@@ -155,20 +187,24 @@ def prescreen(ctx: Context, plan: Plan, runnable: list[Candidate]) -> tuple[dict
 
 
 def check_ranking(ctx: Context, method: str, rows: list[LeaderboardRow], scores: dict[str, float],
-                  higher_is_better: bool) -> RankCheck:
-    """The prescreen's order against the fine-tuned one on validation, next to the free baselines' orders."""
+                  higher_is_better: bool, cut_from: int | None = None, plan: Plan | None = None) -> RankCheck:
+    """The prescreen's order against the fine-tuned one on validation, next to the free baselines' orders
+    (over the top-k survivors of ``cut_from`` candidates when --top-k cut the others); ``plan``
+    holds the candidates resolved already."""
     from harness.select.prescreen import pretraining_score
 
     sign = 1 if higher_is_better else -1
     truth = {r.candidate: sign * r.val for r in rows if r.val is not None and math.isfinite(r.val)}
     params = {r.candidate: r.params_m for r in rows if r.params_m is not None}
-    pretraining = {ref: value for ref in truth if (value := pretraining_score(ctx, ref)) is not None}
-    return rank_check(method, scores, truth, {"parameter count": params, "pretraining score": pretraining})
+    resolve = (lambda ref: plan.model(ctx, ref)) if plan is not None else None
+    pretraining = {ref: value for ref in truth if (value := pretraining_score(ctx, ref, resolve)) is not None}
+    return rank_check(method, scores, truth, {"parameter count": params, "pretraining score": pretraining},
+                      cut_from)
 
 
 def _run_candidates(ctx: Context, plan: Plan, runs: list[CandidateRun], executor: Executor) -> list[CandidateRun]:
     """Every candidate's stages by ``executor``; with a time limit, successive halving trains first."""
-    if plan.config.time_limit_s:
+    if plan.halving:
         from harness.select.halving import run_halving, serial_trainer
 
         trainer = getattr(executor, "train_jobs", serial_trainer)
@@ -207,17 +243,20 @@ def select(ctx: Context, config: SelectConfig, executor: Executor | None = None)
 
 
 def select_once(ctx: Context, config: SelectConfig, executor: Executor | None = None, *,
-                set_alias: bool = True) -> SelectResult:
-    """One budget's selection: candidates, plan, prescreen, stages, the choice (see :func:`select`)."""
+                set_alias: bool = True, task: Task | None = None) -> SelectResult:
+    """One budget's selection: candidates, plan, prescreen, stages, the choice (see :func:`select`);
+    ``task``: ``config.task`` looked up already."""
 
     started = time.perf_counter()
     ctx.store.require_writable()
-    runnable, missing = resolve_candidates(ctx, config)
-    plan = make_plan(ctx, config)
+    task = task or ctx.catalogue.task(config.task)  # looked up once; the stages get the object
+    runnable, missing = resolve_candidates(ctx, config, task)
+    plan = make_plan(ctx, config, task)
     setup = {"data": time.perf_counter() - started}
     ctx.progress.info(f"select on {plan.task.name} ({config.budget}): {len(runnable)} candidates"
                       + (f", {len(missing)} skipped" if missing else ""))
     scores: dict[str, float] = {}
+    cut_from = len(runnable) if config.prescreen and config.top_k else None
     if config.prescreen:
         begin = time.perf_counter()
         scores, dropped = prescreen(ctx, plan, runnable)
@@ -230,7 +269,7 @@ def select_once(ctx: Context, config: SelectConfig, executor: Executor | None = 
     params = {"budget": config.budget, "seeds": config.seeds, "prescreen": config.prescreen,
               "candidates": [c.ref for c in runnable], **plan.recipe.as_dict()}
     with (ctx.tracking.running(f"select {plan.task.name}", "select", plan.task.name, params) as tracked,
-          ctx.tracking.child_of(tracked)):
+          ctx.tracking.child_of(tracked), ctx.tracking.holding()):  # candidates' runs end after their benchmark
         runs = _run_candidates(ctx, plan, runs, executor or SerialExecutor())
     begin = time.perf_counter()
     rows, winner = choose(ctx, plan, [row_of(ctx, plan, r) for r in runs])
@@ -238,7 +277,7 @@ def select_once(ctx: Context, config: SelectConfig, executor: Executor | None = 
     if winner is not None and winner.model is not None and set_alias:
         ctx.store.set_alias(winner.model, keys.ALIAS_BEST)
     skipped = [skipped_row(c.ref, plan.primary.name, c.reason, c.place) for c in missing]
-    checked = (check_ranking(ctx, config.prescreen, rows, scores, plan.primary.higher_is_better)
+    checked = (check_ranking(ctx, config.prescreen, rows, scores, plan.primary.higher_is_better, cut_from, plan)
                if config.prescreen else None)
     if tracked:
         track_selection(ctx, tracked, rows, winner)
@@ -248,7 +287,7 @@ def select_once(ctx: Context, config: SelectConfig, executor: Executor | None = 
                         round(time.perf_counter() - started, 1), skipped,
                         {SETUP: {k: round(v, 2) for k, v in setup.items()},
                          **{r.ref: {k: round(v, 2) for k, v in r.seconds.items()} for r in runs}}, checked,
-                        config.budget, config.prefer, estimate_seconds=estimated)
+                        config.budget, config.prefer, estimate_seconds=estimated, robustness=config.robustness)
 
 
 def announce(ctx: Context, plan: Plan, refs: list[str]) -> float | None:

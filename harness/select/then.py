@@ -96,8 +96,9 @@ def select_then(ctx: Context, config: SelectConfig, executor: Executor | None = 
 
     started = time.perf_counter()
     assert config.then is not None
-    recipe_for(ctx.catalogue.task(config.task), config.then, epochs=config.then_epochs)  # fails before any work
-    first = select_once(ctx, config, executor, set_alias=False)
+    task = ctx.catalogue.task(config.task)  # once, for both budgets
+    recipe_for(task, config.then, epochs=config.then_epochs)  # fails before any work
+    first = select_once(ctx, config, executor, set_alias=False, task=task)
     top = top_by_validation(first.rows, config.top_k or DEFAULT_TOP_K, first.higher_is_better)
     if not top:
         ctx.progress.warn(f"no candidate of the {config.budget} budget could be chosen; nothing trained at "
@@ -111,7 +112,7 @@ def select_then(ctx: Context, config: SelectConfig, executor: Executor | None = 
     larger = dataclasses.replace(config, budget=config.then, candidates=tuple(r.candidate for r in top),
                                  prescreen=None, top_k=None, then=None, then_epochs=None, time_limit_s=None,
                                  recipe=overrides)
-    second = select_once(ctx, larger, executor)
+    second = select_once(ctx, larger, executor, task=task)
     stages = {f"{config.budget}: {k}": v for k, v in first.stage_seconds.items()}
     stages.update({f"{config.then}: {k}": v for k, v in second.stage_seconds.items()})
     return dataclasses.replace(second, earlier=first, budget_check=budget_check(first, second),

@@ -32,7 +32,7 @@ def _note(row: LeaderboardRow, mixed: bool = False) -> str:
     parts = [f"trained at the {row.budget} budget" if mixed and row.budget else None,
              "not compared with the best: no usable per-image predictions on the same images (made before they "
              "were kept, other images, or damaged: harness registry check)" if row.uncompared else None,
-             f"time limit: reached rung {row.rung}" if row.rung else None,
+             f"successive halving: reached rung {row.rung}" if row.rung else None, row.robustness_note,
              f"excluded: {row.excluded}" if row.excluded else None,
              f"failed in {row.stage}" if row.stage else None, row.reason,
              f"latency unreliable: {row.timing}" if row.timing else None,
@@ -64,6 +64,45 @@ def secondary_metrics(rows: Sequence[LeaderboardRow], primary: str) -> tuple[lis
     return names[:SECONDARY_SHOWN], names[SECONDARY_SHOWN:]
 
 
+def robustness_table(rows: Sequence[LeaderboardRow]) -> list[str]:
+    """A second small table: corruption accuracy and relative drop, test ECE before and after
+    temperature scaling, and the temperature, for the rows that have any (no room in the first)."""
+    shown = [r for r in rows if r.corruption_acc is not None or r.ece_scaled is not None]
+    if not shown:
+        return []
+
+    def cell(value: float | None, spec: str) -> str:
+        return "" if value is None else format(value, spec)
+
+    table = [{"candidate": r.candidate, "corrupted": cell(r.corruption_acc, ".4f"),
+              "drop": cell(r.robust_drop, ".1%"), "ECE": cell(r.metrics.get("ece"), ".4f"),
+              "ECE (T)": cell(r.ece_scaled, ".4f"), "T": cell(r.temperature, ".3g")} for r in shown]
+    return ["", render(table, "simple"), "", ROBUSTNESS_LEGEND]
+
+
+ROBUSTNESS_LEGEND = (
+    "corrupted: mean accuracy over 8 corruptions x 5 severities (after ImageNet-C) of a seeded subset of the test "
+    "images, run on the ONNX file; drop: its loss relative to clean accuracy on those images. ECE: test expected "
+    "calibration error (15 bins) of the raw logits; ECE (T): after dividing them by T, fitted on validation and "
+    "written in the ONNX metadata ('temperature').")
+
+
+def int8_table(rows: Sequence[LeaderboardRow]) -> list[str]:
+    """``select --int8``: per row whether its INT8 file is offered, with the figures (no room in the first table)."""
+    shown = [r for r in rows if r.int8 is not None]
+    if not shown:
+        return []
+    table = [{"candidate": r.candidate, "int8": r.int8.summary() if r.int8 else "",
+              "quantised": r.int8.quantised_text() if r.int8 else ""} for r in shown]
+    return ["", render(table, "simple"), "", INT8_LEGEND]
+
+
+INT8_LEGEND = (
+    "int8: offered only when faster than FP32 ONNX Runtime at batch 1 and 32 in every interleaved round (>= 1.1x) and "
+    "losing at most the allowed points on validation; speed-up FP32 ms / INT8 ms, accuracy change on validation, "
+    "INT8/FP32 file size. quantised: nodes per op type that run in int8 (static QDQ, per-channel weights).")
+
+
 def compact(rows: Sequence[LeaderboardRow], primary: str) -> str:
     """The default table: candidate, the primary metric on validation and test (± 95% CI over seeds),
     the paired difference with the best on validation, ORT latency, params, size, flags (a failed
@@ -91,7 +130,18 @@ def compact(rows: Sequence[LeaderboardRow], primary: str) -> str:
     more = [f"more metrics: {', '.join(folded)} (shown by --wide, --columns and every --format)"] if folded else []
     head = (f"val, test: {primary} on the validation images (the choice) and the test images (the report); "
             "± is a 95% interval over seeds")
-    return "\n".join([render(table, "simple"), "", *notes, *more, head, LEGEND])
+    return "\n".join([render(table, "simple"), "", *notes, *more, *prescreen_line(rows), head, LEGEND,
+                      *robustness_table(rows),
+                      *int8_table(rows)])
+
+
+def prescreen_line(rows: Sequence[LeaderboardRow]) -> list[str]:
+    """Which prescreen scored the rows (the compact table has no room for the scores themselves)."""
+    methods = sorted({r.prescreen_method or "unnamed" for r in rows if r.prescreen is not None})
+    if not methods:
+        return []
+    return [f"prescreen: {' / '.join(methods)} score of each row before fine-tuning in columns prescreen and "
+            "prescreen_method (--wide, --columns and every --format)"]
 
 
 def pick(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -103,11 +104,14 @@ def weights_identical(model: nn.Module) -> bool:
     return bool(torch.equal(high, low))
 
 
-def share(value: object, dist: Dist) -> object:
+T = TypeVar("T")
+
+
+def share(value: T, dist: Dist) -> T:
     """Rank 0's ``value`` on every rank (our own processes' data, sent over the process group)."""
     import torch.distributed as td
 
-    box = [value if dist.main else None]
+    box: list[Any] = [value if dist.main else None]  # other ranks' values are ignored: rank 0's arrive
     td.broadcast_object_list(box, src=0)
     return box[0]
 

@@ -37,6 +37,12 @@ class FitState:
     bad_epochs: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
 
+    def best_weights(self) -> dict[str, torch.Tensor]:
+        """The best epoch's weights; :func:`fit` always keeps some (the last epoch's if none was better)."""
+        if self.best_state is None:
+            raise RuntimeError("no weights kept yet: fit() has not finished")
+        return self.best_state
+
 
 def save_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any, state: FitState,
                     generator: torch.Generator, fingerprint: str) -> None:

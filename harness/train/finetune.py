@@ -13,18 +13,26 @@ import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from harness.data.batches import TensorBatches
 from harness.data.preprocess import Preprocess, resolve_preprocess
 from harness.data.splits import TaskData, load_task_data
-from harness.environment import check_batch_fits, device_description, library_versions, select_device
+from harness.data.views import ViewLoader
+from harness.environment import (
+    builder_versions,
+    check_batch_fits,
+    device_description,
+    library_versions,
+    select_device,
+)
 from harness.evaluate.metrics import compute, preflight
-from harness.evaluate.predict import predict, score
+from harness.evaluate.predict import predict, score_logits
 from harness.evaluate.report import Evaluation
 from harness.fingerprint import fingerprint
+from harness.models.availability import require_weights
 from harness.models.sources import ModelSource, pretrained_version, resolve_model
 from harness.models.weights import save_weights
 from harness.train.distributed import Dist, current, finish, share, weights_identical, wrap
@@ -78,10 +86,13 @@ class Run:
         return torch.bfloat16 if self.device.type == "cuda" else None
 
 
-def prepare(ctx: Context, model_ref: str, task_name: str, recipe: Recipe, backbone: str | None = None) -> Run:
-    """Resolve the model and load the data; every user error surfaces here, before any training."""
+def prepare(ctx: Context, model_ref: str, task: str | Task, recipe: Recipe, backbone: str | None = None,
+            source: ModelSource | None = None) -> Run:
+    """Resolve the model and load the data; every user error surfaces here, before any training.
+    A caller that has the task and the model resolved already (a selection) hands them in."""
     ctx.store.require_writable()
-    task = ctx.catalogue.task(task_name)
+    if not isinstance(task, Task):
+        task = ctx.catalogue.task(task)
     primary = ctx.catalogue.metrics.get(task.primary_metric)
     device = select_device(ctx.device)
     dist = current(ctx.device)
@@ -90,7 +101,8 @@ def prepare(ctx: Context, model_ref: str, task_name: str, recipe: Recipe, backbo
         if recipe.batch_size % dist.world:
             raise UsageError(f"{{param}} {recipe.batch_size} is the global batch and must divide evenly over "
                              f"{dist.world} processes", param="batch_size")
-    source = resolve_model(ctx, model_ref, backbone=backbone)
+    source = source or resolve_model(ctx, model_ref, backbone=backbone)
+    require_weights(source)  # uncached pretrained weights that cannot be downloaded: said before the data loads
     augmentation = recipe.augmentation if recipe.augmentation is not None else task.protocol.augmentation
     pre = resolve_preprocess(source, recipe.input_size or task.protocol.input_size, augmentation=augmentation,
                              crop_padding=task.protocol.crop_padding)
@@ -138,7 +150,8 @@ def train(ctx: Context, run: Run, *, resume: bool = False, compile: bool = False
                             run.device, train=True, generator=generator,
                             shard=(dist.rank, dist.world) if dist else None)
     optimizer, scheduler = _optimiser(model, run, len(batches))
-    forward = torch.compile(model) if compile else model
+    # torch.compile types its result as a callable; given a module it returns one (OptimizedModule)
+    forward = cast(torch.nn.Module, torch.compile(model)) if compile else model
     if dist is not None:
         forward = wrap(forward, dist)
     val = run.data.val
@@ -169,7 +182,7 @@ def train(ctx: Context, run: Run, *, resume: bool = False, compile: bool = False
                        on_epoch=(lambda record: ctx.tracking.epoch(tracked, record)) if tracked else None)
     run.run_dir.mkdir(parents=True, exist_ok=True)
     state = fit(forward, batches, optimizer, scheduler, config, validate if val is not None else None, frozen, state)
-    model.load_state_dict(state.best_state)
+    model.load_state_dict(state.best_weights())
     return model, state
 
 
@@ -205,7 +218,7 @@ def register(ctx: Context, run: Run, model: torch.nn.Module, state: FitState, sc
     if distributed:
         recorded["distributed"] = distributed
     loader = ctx.catalogue.datasets.get(run.task.dataset).loader
-    if hasattr(loader, "view"):  # a view of a dataset: which one, and what it keeps
+    if isinstance(loader, ViewLoader):  # a view of a dataset: which one, and what it keeps
         recorded["view"] = {"of": loader.base.name, "view": loader.view.text()}
     path = save_weights(model, run.run_dir / "weights.safetensors", {
         "backbone": run.source.backbone.name, "num_classes": run.data.num_classes,
@@ -225,7 +238,8 @@ def register(ctx: Context, run: Run, model: torch.nn.Module, state: FitState, sc
         files={keys.ROLE_WEIGHTS: path, keys.ROLE_PREDICTIONS: _save_predictions(run, scored)},
         parent=parent.id if parent else None, task=run.task.name, dataset=run.task.dataset,
         num_classes=run.data.num_classes, class_names=run.data.class_names, recipe=recorded, metrics=metrics,
-        environment={**library_versions(), "device": device_description(run.device)}, seed=run.recipe.seed,
+        environment={**library_versions(), **builder_versions(run.source.backbone),
+                     "device": device_description(run.device)}, seed=run.recipe.seed,
         device=run.device.type, alias=alias, artifact_meta={keys.ROLE_WEIGHTS: {"format": "safetensors"},
                                                            keys.ROLE_PREDICTIONS: {"format": "npz"}},
     )
@@ -233,19 +247,24 @@ def register(ctx: Context, run: Run, model: torch.nn.Module, state: FitState, sc
     return version
 
 
-def finetune(ctx: Context, model_ref: str, task_name: str, recipe: Recipe, *, name: str | None = None,
+def finetune(ctx: Context, model_ref: str, task: str | Task, recipe: Recipe, *, name: str | None = None,
              resume: bool = False, compile: bool = False, alias: str | None = None, tta_flip: bool = False,
-             backbone: str | None = None) -> FinetuneResult:
-    """Fine-tune ``model_ref`` on ``task_name``; returns the registered version and its test scores.
+             backbone: str | None = None, source: ModelSource | None = None) -> FinetuneResult:
+    """Fine-tune ``model_ref`` on ``task`` (a name, or the task looked up already); returns the
+    registered version and its test scores.
 
-    ``backbone`` names the architecture when ``model_ref`` is a plain state-dict file.
+    ``backbone`` names the architecture when ``model_ref`` is a plain state-dict file; ``source`` is
+    ``model_ref`` resolved already (:func:`~harness.models.sources.resolve_model`), by a caller
+    that resolved it once for several runs.
     """
-    run = prepare(ctx, model_ref, task_name, recipe, backbone)
+    run = prepare(ctx, model_ref, task, recipe, backbone, source)
     ctx.progress.info(
         f"{model_ref} on {run.task.name}: {len(run.data.train)} train / {len(run.data.val) if run.data.val else 0} "
         f"val / {len(run.data.test)} test images at {run.pre.input_size}px, strategy {run.recipe.strategy}, "
         f"{run.recipe.epochs} epochs, {device_description(run.device)}")
-    with ctx.tracking.running(name or run.task.name, "finetune", run.task.name,
+    from harness.track import WEIGHTS_NAME
+
+    with ctx.tracking.running(name or f"{run.task.name}/{model_ref}", "finetune", run.task.name,
                               {**recipe.as_dict(), "model": model_ref}, {"harness.model": model_ref},
                               enabled=run.dist is None or run.dist.main) as tracked:
         model, state = train(ctx, run, resume=resume, compile=compile, tracked=tracked)
@@ -257,7 +276,7 @@ def finetune(ctx: Context, model_ref: str, task_name: str, recipe: Recipe, *, na
         version = register(ctx, run, model, state, scored, name=name, alias=alias)
         ctx.progress.info(f"registered {version.ref}")
         if tracked:
-            ctx.tracking.artifact(tracked, "weights", version.artifacts[keys.ROLE_WEIGHTS].path)
+            ctx.tracking.artifact(tracked, "weights", version.artifacts[keys.ROLE_WEIGHTS].path, WEIGHTS_NAME)
             ctx.tracking.finish(tracked, "FINISHED", test.metrics, version.ref)
     if test.failed:
         ctx.progress.warn(f"{version.ref} was registered without {', '.join(test.failed)}: {test.failure()}")
@@ -271,10 +290,10 @@ def _score(ctx: Context, run: Run, model: torch.nn.Module, tta_flip: bool) -> Sc
     if run.data.val is not None:
         val_logits = predict(model, run.data.val.images, run.data.val.labels, run.pre, run.device, tta_flip=tta_flip,
                              amp_dtype=run.amp)
-        val = score(ctx.catalogue, run.task, val_logits, run.data.val.labels, run.data.class_names)
+        val = score_logits(ctx.catalogue, run.task, val_logits, run.data.val.labels, run.data.class_names)
     logits = predict(model, run.data.test.images, run.data.test.labels, run.pre, run.device, tta_flip=tta_flip,
                      amp_dtype=run.amp)
-    test = score(ctx.catalogue, run.task, logits, run.data.test.labels, run.data.class_names)
+    test = score_logits(ctx.catalogue, run.task, logits, run.data.test.labels, run.data.class_names)
     sets = _eval_sets(run)
     if val is not None:
         ctx.progress.info("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in val.metrics.items())
@@ -302,6 +321,6 @@ def _finish_distributed(ctx: Context, run: Run, model: torch.nn.Module, state: F
         if tracked:
             ctx.tracking.finish(tracked, "FINISHED", test.metrics, version.ref)
         shared = (version.ref, test)
-    ref, test = share(shared, run.dist)  # type: ignore[misc]
+    ref, test = share(shared, run.dist)
     finish()
     return FinetuneResult(ctx.store.get(ref), test, state.history)

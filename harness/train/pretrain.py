@@ -24,6 +24,7 @@ from harness.data.splits import split_train_val, subset
 from harness.environment import device_description, library_versions, select_device
 from harness.evaluate.predict import predict
 from harness.fingerprint import fingerprint
+from harness.models.availability import require_weights
 from harness.models.build import get_submodule, head_in_features, set_submodule
 from harness.models.sources import ModelSource, pretrained_version, resolve_model
 from harness.models.weights import save_weights
@@ -101,6 +102,7 @@ def prepare(ctx: Context, backbone_ref: str, dataset_name: str, method: str, rec
         raise UsageError(f"{{param}} must be one of {', '.join(METHODS)}", param="method")
     dataset = ctx.catalogue.datasets.get(dataset_name)
     source = resolve_model(ctx, backbone_ref, backbone=backbone_name)
+    require_weights(source)  # before the data loads
     size = recipe.input_size or dataset.image_size or source.backbone.input_size
     pre = resolve_preprocess(source, size, augmentation=("random_crop", "hflip"), crop_padding=max(2, size // 8))
     device = select_device(ctx.device)
@@ -182,7 +184,7 @@ def train(ctx: Context, run: PretrainRun, resume: bool,
     loss = {"supervised": None, "autoencoder": reconstruction_loss, "contrastive": nt_xent}[run.method]
     state = fit(trained, batches, optimizer, scheduler, config, _validator(run) if run.val else None, (), state,
                 loss_fn=loss)
-    trained.load_state_dict(state.best_state)
+    trained.load_state_dict(state.best_weights())
     if not supervised:  # a fresh 1-way head makes the file an ordinary backbone state dict
         set_submodule(model, run.source.backbone.head, nn.Linear(feature_dim, 1))
     return model.to("cpu").to(memory_format=torch.contiguous_format), state, run.num_classes if supervised else 1
@@ -234,11 +236,16 @@ def pretrain(ctx: Context, backbone_ref: str, dataset_name: str, method: str, re
                       f"{len(run.val) if run.val else 0} val images at {run.pre.input_size}px, {recipe.epochs} "
                       f"epochs, {device_description(run.device)}")
     parent = run.source.version or pretrained_version(ctx, run.source)
-    with ctx.tracking.running(name or f"{backbone_ref}-{method}-{dataset_name}", "pretrain", dataset_name,
-                              {**recipe.as_dict(), "method": method, "backbone": backbone_ref}) as tracked:
+    from harness.track import WEIGHTS_NAME
+
+    # named like a fine-tune's run (<dataset>/<model>), so both read alike in a tracker's UI
+    with ctx.tracking.running(name or f"{dataset_name}/{backbone_ref}", "pretrain", dataset_name,
+                              {**recipe.as_dict(), "method": method, "backbone": backbone_ref},
+                              {"harness.model": backbone_ref, "harness.method": method}) as tracked:
         model, state, classes = train(ctx, run, resume, tracked)
         summary = _summary(run, state)
         version = _register(ctx, run, model, state, classes, summary, parent, name)
         if tracked:
+            ctx.tracking.artifact(tracked, "weights", version.artifacts[keys.ROLE_WEIGHTS].path, WEIGHTS_NAME)
             ctx.tracking.finish(tracked, "FINISHED", summary, version.ref)
     return PretrainResult(version, summary)

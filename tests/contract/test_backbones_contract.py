@@ -138,7 +138,7 @@ def test_pickle_with_code_is_refused(catalogue, tmp_path):
     state = build_model(catalogue, "cifar_resnet20", num_classes=10).state_dict()
     state["extra"] = _Exploit()
     path.write_bytes(pickle.dumps(state))
-    with pytest.raises(DataError, match="cannot read weights"):
+    with pytest.raises(DataError, match="not a checkpoint of plain tensors"):
         build_model(catalogue, "cifar_resnet20", num_classes=10, weights_file=path)
     assert not Path("/tmp/harness-pwned").exists()
 
@@ -150,7 +150,7 @@ def test_wrong_architecture_truncated_and_missing_files(catalogue, tmp_path):
         build_model(catalogue, "cifar_resnet56", num_classes=10, weights_file=path)
     truncated = tmp_path / "cut.pth"
     truncated.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(DataError, match="cannot read weights"):
+    with pytest.raises(DataError, match="not a readable PyTorch checkpoint"):
         build_model(catalogue, "cifar_resnet20", num_classes=10, weights_file=truncated)
     with pytest.raises(DataError, match="does not exist"):
         build_model(catalogue, "cifar_resnet20", num_classes=10, weights_file=tmp_path / "nope.pth")

@@ -27,7 +27,84 @@ def test_example_notebook_script_runs(tmp_path, subprocess_env):
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "notebook.py")], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "parity passed: True" in done.stdout and "onnx logits: (2, 10)" in done.stdout
+    assert "parity passed: True" in done.stdout and "onnx probabilities: (2, 10) same as torch: True" in done.stdout
     assert (tmp_path / "exports").is_dir()
     assert "report: 2 rows, chosen" in done.stdout
     assert '<table id="leaderboard">' in (tmp_path / "report.html").read_text()
+
+
+def test_load_images_and_predict_check_their_input(trained):
+    import numpy as np
+
+    import harness
+    from registry import UsageError
+
+    data = harness.load_images("synthetic", limit=16)
+    assert str(data.images.dtype) == "torch.uint8" and tuple(data.images.shape[:2]) == (16, 3)
+    assert len(data.labels) == 16 and data.class_names
+    model = harness.load_model(trained)
+    probabilities = model.predict(data.images)
+    assert isinstance(probabilities, np.ndarray) and probabilities.dtype == np.float32
+    assert probabilities.shape == (16, len(model.class_names))
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    channels_last = np.ascontiguousarray(data.images.numpy().transpose(0, 2, 3, 1))
+    assert np.allclose(model.predict(channels_last.transpose(0, 3, 1, 2)), probabilities, atol=1e-6)  # a view
+    for bad, needle in ((data.images.float() / 255, "images must be uint8 pixels 0-255, got float32 (floats in "
+                                                    "[0, 1]: pass (images * 255).round() as uint8)"),
+                        (data.images[:, 0], "add the channel axis: images[:, None]"),
+                        (channels_last, "they look channels-last: images.permute(0, 3, 1, 2)"),
+                        (data.images[0, 0, 0], "pass a batch shaped (N, C, H, W)")):
+        with pytest.raises(UsageError) as raised:
+            model.predict(bad)
+        assert needle in str(raised.value)
+    with pytest.raises(UsageError, match="limit must be at least 1"):
+        harness.load_images("synthetic", limit=0)
+
+
+def test_the_deprecated_load_split_form_warns_and_still_loads(builtin_plugins, tmp_path):
+    """A plugin's code written against the guide before Context: load_split(catalogue, ..., data_dir=)."""
+    from helpers import data_ctx
+
+    from harness.data import load_split
+
+    with pytest.warns(DeprecationWarning, match=r"load_split\(catalogue, dataset, split, data_dir=.*removed in "
+                                                r"harness 0\.2; pass a Context"):
+        old = load_split(builtin_plugins.catalogue, "synthetic", "test", data_dir=str(tmp_path), download=False)
+    new = load_split(data_ctx(builtin_plugins, tmp_path), "synthetic", "test")
+    assert old.images.equal(new.images) and old.labels.equal(new.labels)
+    with pytest.warns(DeprecationWarning):  # a Context with the old keywords: they win, and warn
+        load_split(data_ctx(builtin_plugins), "synthetic", "test", data_dir=str(tmp_path))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the current form never warns
+        load_split(data_ctx(builtin_plugins, tmp_path), "synthetic", "test")
+
+
+@pytest.mark.slow
+def test_torch_and_onnx_predict_give_the_same_probabilities_and_bad_metadata_is_named(trained, tmp_path, run_cli):
+    import numpy as np
+    import onnx
+
+    import harness
+    from registry import DataError, UsageError
+
+    exported = harness.export(trained, str(tmp_path))
+    images = harness.load_images("synthetic", limit=8).images
+    from_torch = harness.load_model(trained).predict(images)
+    from_onnx = harness.load_onnx(str(exported.info.path))
+    assert from_onnx.predict(images.numpy()).dtype == np.float32
+    assert np.allclose(from_onnx.predict(images), from_torch, atol=1e-4)
+    with pytest.raises(UsageError, match="must be uint8"):
+        from_onnx.predict(images.float())
+    proto = onnx.load(str(exported.info.path))
+    for entry in proto.metadata_props:
+        if entry.key == "mean":
+            entry.value = "[0.5, 0.5"  # cut off: not JSON, so it reads as a string
+    bad = tmp_path / "bad-mean.onnx"
+    onnx.save(proto, str(bad))
+    with pytest.raises(DataError, match="malformed preprocessing metadata: mean is '\\[0.5, 0.5', not a list of 3"):
+        harness.load_onnx(str(bad))
+    checked = run_cli("check-onnx", str(bad), "--task", "synthetic")
+    assert checked.exit_code == 2 and "malformed preprocessing metadata: mean" in checked.stderr
+    assert "differs from the model" not in checked.stderr

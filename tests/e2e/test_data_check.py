@@ -18,7 +18,8 @@ def planted(root: Path) -> Path:
     write_photos(root, split=True, per_class=16)
     shutil.copy(root / "train/cat/1.jpg", root / "test/cat/copy-of-1.jpg")                   # exact leakage
     # a near copy, relabelled
-    Image.open(root / "train/dog/2.png").convert("RGB").save(root / "test/emu/again.jpg", quality=85)
+    # q95: at q85 this noisy synthetic photo sits at 0.026, just past NEAR_LIMIT, with Pillow 13's encoder
+    Image.open(root / "train/dog/2.png").convert("RGB").save(root / "test/emu/again.jpg", quality=95)
     (root / "train/cat/empty.png").write_bytes(b"")                                           # zero bytes
     (root / "train/dog/cut.jpg").write_bytes((root / "train/dog/3.jpg").read_bytes()[:300])  # truncated
     shutil.copy(root / "train/emu/6.png", root / "train/emu/really-png.jpg")                 # extension; exact dup

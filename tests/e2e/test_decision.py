@@ -98,7 +98,8 @@ def test_paired_differences_are_read_back_from_the_stored_predictions(two_seeds)
 def test_leaderboard_shows_the_same_comparison_and_names_the_images(two_seeds, run_cli, monkeypatch):
     home, report = two_seeds
     monkeypatch.setenv("HARNESS_HOME", str(home))
-    board = {r["candidate"]: r for r in _json(run_cli("leaderboard", "--task", "synthetic", "--format", "json"))}
+    listed = _json(run_cli("leaderboard", "--task", "synthetic", "--format", "json"))
+    board = {r["candidate"]: r for r in listed["rows"]}
     for r in report["rows"]:
         assert board[r["candidate"]]["vs_best"] == r["vs_best"] and board[r["candidate"]]["val"] == r["val"]
     text = run_cli("leaderboard", "--task", "synthetic").stdout
@@ -168,7 +169,7 @@ def test_damaged_predictions_are_never_read_and_the_row_says_it_was_not_compared
                 np.savez(f, val_logits=np.zeros((50, 10)), val_labels=np.zeros(50), val_ids=np.arange(50))
     board = run_cli("leaderboard", "--task", "synthetic", "--format", "json")
     assert board.exit_code == 0, board.output
-    row = next(r for r in json.loads(board.stdout) if r["candidate"] == other["candidate"])
+    row = next(r for r in json.loads(board.stdout)["rows"] if r["candidate"] == other["candidate"])
     assert row["vs_best"] is None and row["tied"] is None and row["compared"] is False
     text = run_cli("leaderboard", "--task", "synthetic").stdout
     assert f"{other['candidate']}: not compared with the best" in text and "harness registry check" in text

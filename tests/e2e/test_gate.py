@@ -26,6 +26,7 @@ def _verdict(result, code: int) -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_first_promotion_then_a_worse_candidate_is_refused_and_rollback(two, run_cli):
     good, weak = two
     first = _verdict(run_cli("gate", good, "--against", "synthetic:production", "--apply", "--format", "json"), 0)
@@ -90,7 +91,7 @@ def test_model_card_from_the_store(two, run_cli, tmp_path):
     assert "Temperature scaling fitted on validation" in text and "| ECE (15 bins) |" in text
     assert "`synthetic:production` unset -> " + good in text  # the promotion, with its evidence
     assert "harness finetune cifar_convnet_s --task synthetic" in text
-    assert_clean_failure(run_cli("card", "synthetic@99"), 2, "unknown version of synthetic")
+    assert_clean_failure(run_cli("card", "synthetic@99"), 2, "no version 99 of synthetic")
 
 
 def test_removing_the_holder_is_refused_or_recorded_and_rollback_steps_back(two, run_cli):

@@ -29,6 +29,7 @@ COMMANDS: list[tuple[str, tuple[str, ...]]] = [
     ("evaluate", ("{model}", "--test-limit", "64")),
     ("export", ("{model}", "--out", "{tmp}/export")),
     ("check-onnx", ("{model}", "--samples", "32")),
+    ("robustness", ("{model}", "--samples", "32", "--corruptions", "jpeg,contrast")),
     ("bench", ("{model}", "--rounds", "1", "--iters", "2", "--runtimes", "onnxruntime", "--batch-sizes", "1")),
     ("finetune", ("cifar_convnet_xs", "--task", "synthetic", "--epochs", "1", "--train-limit", "128",
                   "--test-limit", "64")),
@@ -41,7 +42,7 @@ COMMANDS: list[tuple[str, tuple[str, ...]]] = [
     ("zoo build", ("--spec", "{zoospec}", "--quiet")),
     ("zoo list", ("json",)),
     ("study transfer", ("--task", "synthetic:classes=0-2", "--starts", "cifar_convnet_xs", "--labels", "4",
-                        "--seeds", "1", "--epochs", "1")),
+                        "--seeds", "1", "--epochs", "1", "--max-epochs", "2")),
 ]
 
 

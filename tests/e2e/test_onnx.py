@@ -209,5 +209,9 @@ def test_bench_json_has_every_runtime_and_batch(run_cli, tuned):
     assert set(report["speedups"]) == {"ort_vs_eager_b1", "int8_vs_fp32_b1", "ort_vs_eager_b4", "int8_vs_fp32_b4"}
     assert report["flops_unit"].startswith("FLOPs, 2 per multiply-add") and report["params"] > 0
     assert abs(report["accuracy"]["int8_change_points"]) <= 100
+    verdict = report["int8"]  # one round cannot tell a speed-up from noise: never offered
+    assert verdict["offered"] is False and "1 round(s); 3 are needed" in verdict["reason"]
+    assert [a["split"] for a in verdict["accuracy"]] == ["val", "test"] and verdict["policy"]["max_drop_points"] == 1.0
+    assert {s["batch"] for s in verdict["speed"]} == {1, 4} and verdict["per_channel"] is True
     bad = run_cli("bench", tuned, "--runtimes", "tensorrt")
     assert bad.exit_code == 2 and "unknown runtime" in bad.output

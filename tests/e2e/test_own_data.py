@@ -37,7 +37,7 @@ def test_flat_folder_select_leaderboard_and_content_keyed_cache(own, tmp_path):
     (row,) = first["rows"]
     assert row["status"] == "ok" and row["parity"] == "passed"
     board = _json(own("leaderboard", "--data", str(photos), "--format", "json"))
-    assert [r["model"] for r in board] == ["photos@1"]
+    assert [r["model"] for r in board["rows"]] == ["photos@1"]
     cached = own("select", "--data", str(photos), *FAST, "--format", "json")
     again = _json(cached)
     assert again["rows"][0]["status"] == "cached" and "(1 already in the store)" in cached.stderr

@@ -47,6 +47,7 @@ def _clean_error(result, *needles: str) -> None:
         assert needle in last, last
 
 
+@pytest.mark.slow
 def test_secondary_metric_is_in_every_leaderboard_format_and_sort_is_checked(cli):
     # point 1
     select = cli("select", "--task", "sloppy-second", "--budget", "quick")
@@ -57,7 +58,7 @@ def test_secondary_metric_is_in_every_leaderboard_format_and_sort_is_checked(cli
     for fmt in ("table", "github", "csv", "latex", "html"):
         out = cli("leaderboard", "--task", "sloppy-second", "--format", fmt).stdout
         assert "sloppy_half" in out.replace("\\_", "_"), fmt  # latex escapes the underscore
-    rows = strict_json(cli("leaderboard", "--task", "sloppy-second", "--format", "json").stdout)
+    rows = strict_json(cli("leaderboard", "--task", "sloppy-second", "--format", "json").stdout)["rows"]
     assert rows[0]["sloppy_half"] == 0.5
     assert cli("leaderboard", "--task", "sloppy-second", "--sort", "sloppy_half").exit_code == 0
     _clean_error(cli("leaderboard", "--task", "sloppy-second", "--sort", "top5_accuracy"),
@@ -76,7 +77,7 @@ def test_nan_primary_is_never_ranked_the_model_is_kept_and_json_is_strict(cli):
         assert "sloppy_nan" in version.metrics[keys.TEST_FAILED]
         assert "sloppy-nan:best" not in [f"{version.name}:{a}" for a in version.aliases]
     board = strict_json(cli("leaderboard", "--task", "sloppy-nan", "--format", "json").stdout)
-    assert board[0]["status"] == "failed" and board[0]["chosen"] is False
+    assert board["rows"][0]["status"] == "failed" and board["rows"][0]["chosen"] is False
 
 
 def test_duplicate_name_leaves_other_plugins_working_and_is_fatal_when_strict(cli):
@@ -149,3 +150,63 @@ def test_wrong_head_and_unknown_metric_name_the_entry_and_plugin(cli):
     assert show.stderr.strip().splitlines()[-1] == finetune.stderr.strip().splitlines()[-1]
     _clean_error(cli("finetune", "cifar_convnet_xs", "--task", "sloppy-typo"),
                  "task 'sloppy-typo' (plugin 'Sloppy')", "metric 'acuracy'", "did you mean 'accuracy'")
+
+
+def test_plugins_check_fails_naming_a_command_hook_that_raises_or_clashes():
+    # issue 27: `plugins --check` said `loaded` and exited 0 for both
+    from harness.cli.app import RootGroup, cli
+
+    plugins = make_plugins([sloppy_plugin.BadCommands(), sloppy_plugin.CommandClash()])
+    group = RootGroup(name="harness", params=cli.params, callback=cli.callback)
+    result = CliRunner().invoke(group, ["plugins", "--check", "--format", "json"], obj=plugins)
+    assert result.exit_code == 1, result.output
+    records = {r["name"]: r for r in strict_json(result.stdout)}
+    assert records["BadCommands"]["status"] == "partial"
+    assert "register_commands raised RuntimeError: my command is broken" in records["BadCommands"]["problems"]
+    assert records["CommandClash"]["status"] == "partial"
+    assert "command 'select' is already taken" in records["CommandClash"]["problems"]
+    assert "2 plugin(s) with problems: BadCommands, CommandClash" in result.stderr
+    again = CliRunner().invoke(group, ["plugins", "--format", "json"], obj=plugins)  # reported once, not twice
+    assert strict_json(again.stdout)[0]["problems"] == records["BadCommands"]["problems"]
+
+
+def test_a_candidate_typo_in_a_plugins_task_is_the_plugins_error():
+    plugins = make_plugins([sloppy_plugin.CandidateTypo()])
+    from harness.cli import cli as root
+
+    select = CliRunner().invoke(root, ["select", "--task", "typo-candidates"], obj=plugins)
+    _clean_error(select, "task 'typo-candidates' (plugin 'CandidateTypo')", "candidate 'cifar_convnet_xss'",
+                 "did you mean 'cifar_convnet_xs'", "fix the task's protocol candidates")
+    listed = CliRunner().invoke(root, ["plugins", "--check", "--format", "json"], obj=plugins)
+    assert listed.exit_code == 1
+    record = {r["name"]: r for r in strict_json(listed.stdout)}["CandidateTypo"]
+    assert record["status"] == "partial" and "candidate 'cifar_convnet_xss'" in " ".join(record["problems"])
+    fine = CliRunner().invoke(root, ["select", "--task", "typo-candidates", "--candidates", "nonet"], obj=plugins)
+    _clean_error(fine, "nonet")  # the user's own --candidates typo stays the user's
+    assert "plugin" not in fine.stderr
+
+
+def test_show_of_a_metric_says_what_it_measures(cli):
+    shown = cli("show", "accuracy")
+    assert shown.exit_code == 0
+    lines = dict(line.split(None, 1) for line in shown.stdout.splitlines() if " " in line.strip())
+    assert lines["kind"].strip() == "metric"
+    assert "quality: computed over a split" in lines["measures"] and lines["better"].strip() == "higher is better"
+    assert "synthetic" in lines["primary_of"]
+    [record] = strict_json(cli("show", "sloppy_half", "--format", "json").stdout)
+    assert record["kind"] == "metric" and record["metric_kind"] == "quality"
+    assert record["reported_by"] == ["sloppy-second"] and record["plugin"]["name"] == "Sloppy"
+
+
+def test_an_unavailable_family_gives_its_install_hint_in_show_finetune_and_evaluate():
+    plugins = make_plugins([sloppy_plugin.MissingZoo()])
+    from harness.cli import cli as root
+
+    hint = "backbone 'zoo_net' is one of zoo_*, which needs the zoo extra: pip install 'harness-zoo[all]'"
+    for args in (("show", "zoo_net"), ("show", "zoo_net.some_tag"), ("finetune", "zoo_net", "--task", "synthetic"),
+                 ("evaluate", "zoo_net", "--task", "synthetic"),
+                 ("select", "--task", "synthetic", "--candidates", "zoo_net")):
+        _clean_error(CliRunner().invoke(root, list(args), obj=plugins), hint)
+    _clean_error(CliRunner().invoke(root, ["show", "zoo_nett_other"], obj=plugins), "is one of zoo_*")
+    unknown = CliRunner().invoke(root, ["show", "zzz_nothing"], obj=plugins)
+    _clean_error(unknown, "unknown name 'zzz_nothing'")

@@ -56,6 +56,7 @@ def _look(driver, path: Path) -> dict:
         "confusion_cells": len(driver.find_elements(By.CSS_SELECTOR, "table.cm td")),
         "errors": [e for e in driver.get_log("browser") if e["level"] == "SEVERE"],
         "verdict": driver.find_element(By.ID, "verdict").text,
+        "curves": len(driver.find_elements(By.CSS_SELECTOR, "img.curves")),
     }
 
 
@@ -69,6 +70,7 @@ def test_select_report_opens_in_chromium_with_rows_images_and_no_errors(run_cli,
     assert result.exit_code == 0, result.output
     rows = {r["candidate"]: r for r in json.loads(result.stdout)["rows"]}
     names = sorted(rows)
+    assert f"wrote {out}: 2 candidates, chosen " in result.stderr  # as harness report says it
     for row in rows.values():
         assert row["status"] == "ok" and row["exporter"] == "dynamo" and row["parity"] == "passed", row
         assert row["accuracy"] > 0.2  # 10 generated classes: above chance after one epoch
@@ -80,7 +82,8 @@ def test_select_report_opens_in_chromium_with_rows_images_and_no_errors(run_cli,
     try:
         seen = _look(driver, out)
         assert sorted(seen["rows"]) == names
-        assert len(seen["images"]) == 3 and all(w and w > 100 for w in seen["images"])  # Pareto + 2 curves
+        assert all(w and w > 100 for w in seen["images"])
+        assert seen["curves"] == 2 * 2  # loss and accuracy, each on its own axes, per candidate
         assert seen["sections"] == 2 and seen["confusion_cells"] == 2 * 10 * 10
         assert seen["errors"] == []
         assert "Chosen on validation:" in seen["verdict"] and "on test" in seen["verdict"]
@@ -124,6 +127,53 @@ def test_render_escapes_what_users_named_and_survives_missing_parts():
     assert hostile not in html and "&lt;img src=x onerror=" in html
     assert html.count('<tr class="row') == 2 and "No candidate met every constraint" in html
     assert "data check not run" in html
+
+
+def test_busy_machine_warning_is_seen_at_1400px_and_curves_have_their_own_axes(tmp_path):
+    """A wide leaderboard (every column filled) pushes the note column off-screen: the warning
+    about untrustworthy latencies must be above it. Loss and accuracy get a chart each, ticked on
+    whole epochs."""
+    import base64
+
+    busy = "machine busy: other processes used 1.9 of 2 cores"
+    rows = [LeaderboardRow(name, "accuracy", model=f"pets@{i}", metrics={"accuracy": 0.5, "macro_f1": 0.5},
+                           val=0.5, ort_b1_ms=0.2, ort_b32_img_s=1000.0, params_m=11.2, gflops=1.8, size_mb=44.7,
+                           parity="passed", exporter="dynamo", pareto=True, rung="1/3 (2 ep)", train_s=12.0,
+                           timing=busy, chosen=i == 1)
+            for i, name in enumerate(("resnet18.tv_in1k_with_a_long_name", "cifar_resnet8"), 1)]
+    history = [{"epoch": e, "train_loss": 2.3 / e, "train_accuracy": 0.3 * e, "val_metric": 0.25 * e}
+               for e in (1, 2)]  # two epochs: a plain axis would tick 1, 1.5, 2
+    from registry.records import ModelVersion
+
+    version = ModelVersion(id=1, name="pets", version=1, backbone="resnet18", kind="finetune", parent_id=None,
+                           parent_ref=None, task="pets", dataset="pets", num_classes=2, class_names=None, recipe={},
+                           metrics={}, environment={}, seed=0, device="cpu", created_at=0.0)
+    out = tmp_path / "busy.html"
+    out.write_text(render(_data(rows, [CandidateDetail(r, version, history=history) for r in rows])))
+    driver = _browser()
+    from selenium.webdriver.common.by import By
+
+    try:
+        driver.set_window_size(1400, 900)
+        driver.get(out.resolve().as_uri())
+        warning = driver.find_element(By.ID, "timing-warning")
+        box = driver.execute_script("const r = arguments[0].getBoundingClientRect(); "
+                                    "return [r.left, r.right, window.innerWidth];", warning)
+        assert warning.is_displayed() and busy in warning.text and "cifar_resnet8" in warning.text
+        assert box[0] >= 0 and box[1] <= box[2] <= 1400, box  # fully inside the window, no scrolling
+        curves = driver.find_elements(By.CSS_SELECTOR, "img.curves")
+        assert len(curves) == 2 * 2
+        assert all(driver.execute_script("return arguments[0].naturalWidth", c) > 100 for c in curves)
+    finally:
+        driver.quit()
+    svgs = [base64.b64decode(src.split(",", 1)[1]).decode()
+            for src in re.findall(r'class="curves [a-z]+" alt="[^"]*" src="([^"]+)"', out.read_text())]
+    loss, scores = svgs[0], svgs[1]
+    assert "train loss" in loss and "train accuracy" not in loss  # separate axes
+    assert "train accuracy" in scores and "validation accuracy" in scores and "train loss" not in scores
+    ticks = re.findall(r'text-anchor="middle">([^<]+)</text>', loss)
+    epochs = [t for t in ticks if t not in ("epoch", "training loss")]  # less the axis labels
+    assert epochs == ["1", "2"], epochs  # whole epochs, no 1.5
 
 
 def test_reproduce_command_writes_every_recipe_flag():

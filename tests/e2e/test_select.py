@@ -60,8 +60,13 @@ def test_select_with_prescreen_cache_leaderboard_and_plot(run_cli, tmp_path):
         assert len(store.list()) == count  # nothing retrained
     assert {r["model"] for r in again["rows"]} == {r["model"] for r in first["rows"]}
 
-    board = _json(run_cli("leaderboard", "--task", "synthetic", "--format", "json"))
+    listed = _json(run_cli("leaderboard", "--task", "synthetic", "--format", "json"))
+    # the same object as select's: the keys both have agree
+    assert {k: listed[k] for k in ("task", "primary_metric", "chosen_on", "eval_sets", "winner", "units")} == \
+        {k: first[k] for k in ("task", "primary_metric", "chosen_on", "eval_sets", "winner", "units")}
+    board = listed["rows"]
     assert {r["candidate"]: r["prescreen"] for r in board} == {r["candidate"]: r["prescreen"] for r in first["rows"]}
+    assert {r["prescreen_method"] for r in board} == {"logme"}  # the score is named
     assert [r["candidate"] for r in board] == [r["candidate"] for r in  # ordered on validation, like the choice
                                               sorted(first["rows"], key=lambda r: -r["val"])]
     assert board[0]["chosen"] is True or any(r["chosen"] for r in board)
@@ -78,7 +83,7 @@ def test_select_with_prescreen_cache_leaderboard_and_plot(run_cli, tmp_path):
     for fmt in ("github", "pipe", "html"):
         out = run_cli("leaderboard", "--task", "synthetic", "--format", fmt, "--sort", "ort_b1_ms")
         assert out.exit_code == 0 and "cifar_resnet20" in out.output
-    by_latency = _json(run_cli("leaderboard", "--task", "synthetic", "--format", "json", "--sort", "ort_b1_ms"))
+    by_latency = _json(run_cli("leaderboard", "--task", "synthetic", "--format", "json", "--sort", "ort_b1_ms"))["rows"]
     assert [r["ort_b1_ms"] for r in by_latency] == sorted(r["ort_b1_ms"] for r in by_latency)
     assert run_cli("leaderboard", "--task", "synthetic", "--plot", str(tmp_path / "b.png")).exit_code == 0
 

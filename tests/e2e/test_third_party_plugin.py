@@ -100,6 +100,7 @@ def test_plugin_command_runs(site):
     assert proc.returncode == 0 and proc.stdout.strip() == "hello from harness-tiny, plugin-author"
 
 
+@pytest.mark.slow
 def test_plugin_backbone_dataset_metric_task_work_together(site):
     script = textwrap.dedent("""
         import json, torch
@@ -125,6 +126,7 @@ def test_plugin_backbone_dataset_metric_task_work_together(site):
     assert out["values"]["accuracy"] + out["values"]["error_rate"] == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_conformance_kit_from_the_cli_and_as_the_example_packages_own_test(site, tmp_path):
     proc = _run(site, "plugins", "check", "harness-tiny", "--data-dir", str(tmp_path), "--format", "json")
     assert proc.returncode == 0, proc.stderr
@@ -141,3 +143,69 @@ def test_conformance_kit_from_the_cli_and_as_the_example_packages_own_test(site,
                           "--rootdir", str(tests), str(tests)], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 passed" in run.stdout
+
+
+def _write_clumsy_package(folder: Path) -> Path:
+    """An installed plugin with the contract's loose ends of issue 27: a command hook that raises, a
+    command named like a built-in, a task whose candidate is a typo."""
+    (folder / "harness_clumsy").mkdir(parents=True)
+    (folder / "pyproject.toml").write_text(textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools>=68"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "harness-clumsy"
+        version = "0.0.2"
+        [project.entry-points.harness]
+        clumsy = "harness_clumsy"
+        clumsy_commands = "harness_clumsy.commands"
+        [tool.setuptools]
+        packages = ["harness_clumsy"]
+    """))
+    (folder / "harness_clumsy" / "__init__.py").write_text(textwrap.dedent("""
+        import harness
+        from registry import Budget, Protocol, Task
+
+        @harness.hookimpl
+        def register_tasks(register):
+            budgets = {b: Budget(epochs=1) for b in ("quick", "standard", "full")}
+            register(Task(name="clumsy", dataset="synthetic", metrics=("accuracy",),
+                          protocol=Protocol(input_size=32, budgets=budgets, candidates=("cifar_resnet_20",))))
+
+        @harness.hookimpl
+        def register_commands(cli):
+            raise RuntimeError("clumsy commands are broken")
+    """))
+    (folder / "harness_clumsy" / "commands.py").write_text(textwrap.dedent("""
+        import harness
+
+        @harness.hookimpl
+        def register_commands(cli):
+            @cli.command(name="export")
+            def export():
+                print("not harness's export")
+    """))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def clumsy_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("clumsy-site")
+    _pip_install(_write_clumsy_package(tmp_path_factory.mktemp("clumsy")), target)
+    return target
+
+
+def test_plugins_check_names_an_installed_plugins_command_and_candidate_mistakes(clumsy_site):
+    checked = _run(clumsy_site, "plugins", "--check", "--format", "json")
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    rows = {r["name"]: r for r in json.loads(checked.stdout)}
+    problems = " | ".join(rows["clumsy"]["problems"])
+    assert rows["clumsy"]["status"] == "partial" and "register_commands raised RuntimeError" in problems
+    assert "task 'clumsy' (plugin 'clumsy' (harness-clumsy 0.0.2)) names candidate 'cifar_resnet_20'" in problems
+    assert "did you mean 'cifar_resnet20'" in problems
+    assert rows["clumsy_commands"]["problems"] == ["command 'export' is already taken"]
+    assert "plugin(s) with problems: clumsy, clumsy_commands" in checked.stderr
+    select = _run(clumsy_site, "select", "--task", "clumsy")
+    assert select.returncode == 2 and "Traceback" not in select.stderr
+    said = "Error: task 'clumsy' (plugin 'clumsy' (harness-clumsy 0.0.2)) names candidate 'cifar_resnet_20'"
+    assert said in select.stderr

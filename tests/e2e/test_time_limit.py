@@ -39,6 +39,18 @@ def test_halving_promotes_the_best_by_validation_and_chains_the_rungs(run_cli):
     assert all(r["fingerprint"].endswith(f"-rung{r['rung'][0]}of3") for r in rows.values())
 
 
+def test_halving_without_a_limit_reruns_from_the_store(run_cli):
+    args = ("select", "--task", "synthetic", "--candidates", "cifar_convnet_xs,cifar_resnet8", "--epochs", "3",
+            "--train-limit", "200", "--format", "json", "--halving")
+    first = _rows(run_cli(*args))
+    assert sorted(r["rung"] for r in first.values()) == ["1/2 (1 ep)", "2/2 (3 ep)"]
+    again = run_cli(*args)
+    rows = _rows(again)
+    assert {r["model"] for r in rows.values()} == {r["model"] for r in first.values()}  # no rung trained again
+    assert all(r["status"] == "cached" for r in rows.values())
+    assert "rung 1/2 cached as" in again.stderr
+
+
 def test_a_limit_spent_by_the_first_rung_stops_there(run_cli):
     rows = _rows(run_cli(*ARGS, "--time-limit", "0.001s"))
     trained = [r for r in rows.values() if r["status"] == "ok"]
@@ -53,6 +65,10 @@ def test_bad_time_limits_are_refused_before_work(run_cli):
         assert result.exit_code == 2 and needle in result.output
     result = run_cli("select", "--task", "synthetic", "--time-limit", "1m", "--seeds", "2")
     assert result.exit_code == 2 and "one seed" in result.output
+    result = run_cli("select", "--task", "synthetic", "--halving", "--seeds", "2")
+    assert result.exit_code == 2 and "--halving works with one seed" in result.output
+    result = run_cli("select", "--task", "synthetic", "--no-halving", "--time-limit", "1m")
+    assert result.exit_code == 2 and "cannot go with halving off" in result.output
 
 
 def test_time_limit_on_ray(run_cli):

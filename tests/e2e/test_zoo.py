@@ -24,6 +24,7 @@ source = "synthetic"
 """
 
 
+@pytest.mark.slow
 def test_build_resume_and_select_from_the_zoo(own, tmp_path):
     spec = tmp_path / "zoo.toml"
     spec.write_text(SPEC)

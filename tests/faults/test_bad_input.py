@@ -55,7 +55,7 @@ BAD_OPTIONS = [
     (("select", "--task", "synthetic", "--budget", "huge"), "--budget"),
     (("leaderboard", "--task", "synthetic", "--sort", "speed"), "speed"),
     (("registry", "import", "cifar_convnet_xs", "/nonexistent.safetensors"), "does not exist"),
-    (("registry", "tag", M, "--alias", "1"), "bad alias"),
+    (("registry", "tag", M, "--alias", "1"), "bad --alias"),  # the flag, though tag keeps it as aliases
     (("registry", "show", "nothing@1"), "unknown model"),
     (("show", "resnet18.nosuchtag"), "nosuchtag"),
 ]

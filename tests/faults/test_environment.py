@@ -9,6 +9,7 @@ Mounting needs root (as in CI's container); elsewhere these tests skip with that
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,9 @@ from pathlib import Path
 import pytest
 from faultlib import assert_clean_failure, can_mount, fill, read_only, small_disk, store_refs
 from helpers import harness_exe
+
+import harness
+from registry import Backbone, Budget, Dataset, Protocol, Task
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not can_mount(), reason="needs permission to mount a tmpfs (root, as in CI)")]
@@ -116,3 +120,106 @@ def test_remove_during_a_slow_import_never_deletes_its_file(trained_home, tmp_pa
     check = _run("registry", "check", env=env)
     assert check.returncode == 0, check.stderr
     assert "b@1" in _run("registry", "list", env=env).stdout
+
+
+def test_read_only_home_refuses_every_writer_before_its_work(disk, trained_home, tmp_path):
+    """Issue 27: evaluate (saving), export, check-onnx, bench, gate --apply and registry import did the
+    work (a minute) and then refused; each must refuse first, as finetune does."""
+    home = disk / "home"
+    shutil.copytree(trained_home, home)
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(_weights(trained_home).read_bytes())
+    env = _env(home)
+    read_only(disk)
+    out = tmp_path / "exports"
+    for args in (("evaluate", "synthetic@1"), ("export", "synthetic@1", "--out", str(out)),
+                 ("check-onnx", "synthetic@1"), ("bench", "synthetic@1", "--iters", "1", "--rounds", "1"),
+                 ("gate", "synthetic@1", "--against", "synthetic:production", "--apply"),
+                 ("registry", "import", "cifar_convnet_s", str(weights))):
+        started = time.perf_counter()
+        refused = _run(*args, env=env)
+        assert_clean_failure(refused, 1, "read-only")
+        assert refused.stdout == "" and "%" not in refused.stderr, args  # no result, no progress bar
+        assert time.perf_counter() - started < 30, args
+    assert not out.exists()  # export wrote nothing before refusing
+
+
+class Watched:
+    """A backbone and a dataset that record every build and load: a refusal that comes first leaves
+    ``calls`` empty; one that comes after the work does not."""
+
+    calls: list[str] = []
+
+    @staticmethod
+    def build(num_classes, weights):
+        from torch import nn
+
+        Watched.calls.append("build")
+        return nn.Sequential(nn.Conv2d(3, 4, 3, stride=4), nn.Flatten(), nn.Linear(4 * 8 * 8, num_classes))
+
+    @staticmethod
+    def load(split, root, download=False, image_size=None):
+        from plugins.synthetic import load_synthetic
+
+        Watched.calls.append(f"load {split}")
+        return load_synthetic(split, root, download, image_size)
+
+    @harness.hookimpl
+    def register_backbones(self, register):
+        register(Backbone(name="watched_net", builder=Watched.build, head="2", input_size=32))
+
+    @harness.hookimpl
+    def register_datasets(self, register):
+        register(Dataset(name="watched", loader=Watched.load, num_classes=10))
+
+    @harness.hookimpl
+    def register_tasks(self, register):
+        budgets = {b: Budget(epochs=1) for b in ("quick", "standard", "full")}
+        register(Task(name="watched", dataset="watched", metrics=("accuracy",),
+                      protocol=Protocol(input_size=32, budgets=budgets, candidates=("watched_net",))))
+
+
+def test_read_only_home_refuses_before_loading_data_or_building_the_model(disk, run_cli, tmp_path, monkeypatch):
+    from helpers import make_plugins
+    from safetensors.torch import save_file
+
+    plugins = make_plugins([Watched()])
+    home = disk / "home"
+    monkeypatch.setenv("HARNESS_HOME", str(home))
+    weights = tmp_path / "watched.safetensors"
+    save_file(dict(Watched.build(10, None).state_dict()), str(weights))
+    assert run_cli("registry", "import", "watched_net", str(weights), "--name", "watched",
+                   plugins=plugins).exit_code == 0
+    read_only(disk)
+    for args in (("evaluate", "watched@1", "--task", "watched"), ("export", "watched@1", "--out", str(tmp_path / "x")),
+                 ("check-onnx", "watched@1", "--task", "watched"), ("bench", "watched@1", "--iters", "1"),
+                 ("registry", "import", "watched_net", str(weights))):
+        Watched.calls.clear()
+        assert_clean_failure(run_cli(*args, plugins=plugins), 1, "read-only")
+        assert Watched.calls == [], args
+    Watched.calls.clear()
+    assert run_cli("evaluate", "watched@1", "--task", "watched", "--no-save", plugins=plugins).exit_code == 0
+    assert "build" in Watched.calls and any(c.startswith("load") for c in Watched.calls)  # reading still works
+
+
+def test_read_only_home_refuses_robustness_before_its_work_unless_no_record(disk, run_cli, tmp_path, monkeypatch):
+    """``harness robustness`` records its result with the version: on a read-only home it refused only
+    after 41 passes; now it refuses first, and ``--no-record`` (which writes nothing) still works."""
+    from helpers import make_plugins
+    from safetensors.torch import save_file
+
+    plugins = make_plugins([Watched()])
+    monkeypatch.setenv("HARNESS_HOME", str(disk / "home"))
+    weights = tmp_path / "watched.safetensors"
+    save_file(dict(Watched.build(10, None).state_dict()), str(weights))
+    assert run_cli("registry", "import", "watched_net", str(weights), "--name", "watched",
+                   plugins=plugins).exit_code == 0
+    read_only(disk)
+    Watched.calls.clear()
+    args = ("robustness", "watched@1", "--task", "watched", "--samples", "8", "--corruptions", "contrast")
+    assert_clean_failure(run_cli(*args, plugins=plugins), 1, "read-only")
+    assert Watched.calls == []
+    done = run_cli(*args, "--no-record", "--format", "json", plugins=plugins)
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)
+    assert report["model"] == "watched@1" and len(report["scores"]) == 5 and "load test" in Watched.calls

@@ -32,3 +32,15 @@ def test_rows_keep_samples_and_setup_through_the_store_format():
     old = {k: v for k, v in report.stored().items()}
     old["rows"] = [{k: v for k, v in r.items() if k not in ("samples", "setup")} for r in old["rows"]]
     assert BenchReport.from_dict(old).rows[0].samples == 0  # stores written before these fields
+
+
+def test_to_rows_gives_one_dict_per_runtime_and_batch_matching_the_json():
+    rows = (BenchRow("torch", 1, 2.0, 2.4, 500.0, 300.0, 40, "eager"),
+            BenchRow("onnxruntime", 1, 1.0, 1.1, 1000.0, 250.0, 40, "ort"),
+            BenchRow("onnxruntime", 8, 4.0, 4.4, 2000.0, 260.0, 40, "ort"))
+    report = BenchReport("m", 2, (3, 8, 8), 10, 20, 1, 20, rows=rows)
+    table = report.to_rows()
+    assert [(r["runtime"], r["batch"], r["median_ms"]) for r in table] == [
+        ("torch", 1, 2.0), ("onnxruntime", 1, 1.0), ("onnxruntime", 8, 4.0)]
+    assert table == report.to_dict()["rows"]  # the rows --format json prints
+    assert report.speedups == {"ort_vs_eager_b1": 2.0}

@@ -35,3 +35,20 @@ def test_temperature_scaling_repairs_overconfidence_on_held_out_images():
     result = calibrate(val, val_labels, test, test_labels)
     assert result.ece_after < result.ece_before / 3 and result.nll_after < result.nll_before
     assert ((test / t).argmax(1) == test.argmax(1)).all()  # accuracy unchanged
+
+
+def test_reliability_bins_cover_every_image_and_move_to_the_diagonal_after_scaling():
+    from harness.evaluate.calibration import reliability
+
+    logits, labels = _overconfident(seed=3)
+    raw = reliability(logits, labels)
+    assert sum(b.count for b in raw) == len(labels)
+    assert all(b.low <= b.confidence <= b.high for b in raw)
+    t = fit_temperature(*_overconfident(seed=4))
+    scaled = reliability(logits, labels, t)
+
+    def gap(bins: list) -> float:  # the ECE read off the diagram
+        return sum(b.count * abs(b.confidence - b.accuracy) for b in bins) / len(labels)
+
+    assert abs(gap(raw) - ece(logits, labels)) < 0.01
+    assert gap(scaled) < gap(raw) / 3

@@ -3,6 +3,7 @@ fails, naming entry, plugin and fix, on a deliberately broken plugin."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -113,7 +114,7 @@ def test_a_broken_plugin_fails_with_what_to_fix(tmp_path):
     results = check_plugin(plugins, name, data_dir=tmp_path, export=False)
     failed = {(r.name, r.check): r.detail for r in results if not r.ok}
     assert "no gradient reaches the head 'unused'" in failed[("bad_net", "head and feature_dim")]
-    assert "head of 8 classes when asked for 7" in failed[("bad_head", "build")]
+    assert "declares head '0', a Conv2d of 8 outputs" in failed[("bad_head", "build")]
     assert "uint8" in failed[("bad_data", "split 'train'")]
     assert "FileNotFoundError" in failed[("bad_data", "missing data is a DataError")]
     assert "returned nan" in failed[("nan_metric", "finite float")]
@@ -137,3 +138,71 @@ def test_an_unknown_augmentation_is_refused_when_the_task_is_made():
     budgets["quick"] = Budget(epochs=1, augmentation=("hflip", "blur"))
     with pytest.raises(EntryError, match="'blur'"):
         Task(name="spin", dataset="d", metrics=("accuracy",), protocol=Protocol(input_size=8, budgets=budgets))
+
+
+class Sneaky:
+    """Mistakes the kit used to let through or misname (issue 27): a loader that ignores its split, and
+    a head= naming a hidden Linear layer instead of the classifier."""
+
+    @staticmethod
+    def build(num_classes, weights):
+        from torch import nn
+
+        return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 16), nn.ReLU(), nn.Linear(16, num_classes))
+
+    @staticmethod
+    def load(split, root, download=False, image_size=None):
+        import torch
+
+        gen = torch.Generator().manual_seed(0)  # the same images whatever the split: the bug
+        n = 40 if split == "train" else 20
+        images = torch.randint(0, 256, (40, 3, 8, 8), generator=gen, dtype=torch.uint8)[:n]
+        return ImageSplit(images, torch.arange(n) % 2, ("a", "b"))
+
+    @harness.hookimpl
+    def register_backbones(self, register):
+        register(Backbone(name="hidden_head", builder=Sneaky.build, head="1", input_size=8))
+
+    @harness.hookimpl
+    def register_datasets(self, register):
+        register(Dataset(name="same_split", loader=Sneaky.load, num_classes=2))
+
+
+def test_a_loader_that_returns_the_train_images_for_test_fails(tmp_path):
+    catalogue = make_plugins([Sneaky()]).catalogue
+    results = {r.check: r for r in check_dataset(catalogue, "same_split", tmp_path)}
+    same = results["splits hold different images"]
+    assert not same.ok and "100% of the 'test' images are also in 'train'" in same.detail
+    assert all(r.ok for check, r in results.items() if check != "splits hold different images")
+
+
+def test_real_splits_pass_the_split_check(catalogue, tmp_path):
+    from fileformats import write_mnist_raw
+
+    write_mnist_raw(tmp_path, "MNIST")
+    results = {r.check: r for r in check_dataset(catalogue, "mnist", tmp_path)}
+    assert results["splits hold different images"].ok, results["splits hold different images"].detail
+
+
+def test_a_head_on_the_wrong_linear_blames_the_head_not_the_builder():
+    catalogue = make_plugins([Sneaky()]).catalogue
+    results = {r.check: r for r in check_backbone(catalogue, "hidden_head", export=False)}
+    detail = results["build"].detail
+    assert not results["build"].ok and "declares head '1', a Linear of 16 outputs" in detail
+    assert "set head='3'" in detail and "builder" not in detail
+
+
+def test_datasets_without_a_data_folder_are_skipped_not_passed(tiny, run_cli):
+    results = check_plugin(tiny, "harness_tiny", export=False)
+    (skipped,) = [r for r in results if r.kind == "dataset"]
+    assert skipped.skipped and skipped.status == "skipped" and skipped.as_dict()["status"] == "skipped"
+    from harness.testing import summary
+
+    assert summary(results) == f"{len(results) - 1} of {len(results) - 1} checks passed, 1 skipped"
+    assert_conforms(results)  # a skip is not a failure
+    shown = run_cli("plugins", "check", "harness_tiny", "--no-export", "--format", "json", plugins=tiny)
+    assert shown.exit_code == 0, shown.output
+    assert f"{len(results) - 1} of {len(results) - 1} checks passed, 1 skipped" in shown.stderr
+    assert "skipped" in {row["status"] for row in json.loads(shown.stdout)}
+    with pytest.raises(ConformanceError, match="every check was skipped"):
+        assert_conforms([skipped])

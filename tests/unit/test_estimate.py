@@ -33,3 +33,13 @@ def test_quick_epochs_keep_the_work_per_candidate_about_constant():
     assert quick_epochs(100) == 30 and quick_epochs(60_000) == 2  # bounded; train_limit caps big folders
     passes = [quick_epochs(n) * min(n * 0.9, 12_000) for n in (2_000, 5_000, 20_000)]
     assert max(passes) / min(passes) < 1.5
+
+
+def test_halving_rungs_and_the_plan_line():
+    from harness.select.estimate import halving_rungs
+
+    assert halving_rungs(4, 9) == ((4, 1), (2, 3), (1, 9))  # the best third (at least one) go on
+    assert halving_rungs(6, 3) == ((6, 1), (2, 3))
+    plan = _estimate(rungs=((3, 1), (1, 3), (1, 9)), halving_extra_s=10.0)
+    assert plan.seconds == 160.0
+    assert "3 candidates by successive halving to 15 epochs (rungs of 3 x 1 ep, 1 x 3 ep, 1 x 9 ep)" in plan.lines()[0]

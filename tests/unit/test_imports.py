@@ -25,7 +25,7 @@ print(json.dumps(sorted(m for m in {heavy} if m in sys.modules)), file=sys.stder
 """
 
 
-# 'harness plugins' is not here: it runs every registration hook (torchvision's lists its models)
+# 'harness plugins', 'list backbones' and 'show': tests/e2e/test_fast_listing.py (they read library indexes)
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["list", "tasks"], ["list", "metrics"],
                                   ["plugins", "--help"], ["registry", "list"]])
 def test_light_commands_import_no_heavy_library(args):

@@ -132,3 +132,15 @@ def test_readme_examples_use_real_commands_and_flags(run_cli, command):
     assert result.exit_code == 0, result.output
     missing = [f for f in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", command) if f not in result.output]
     assert not missing, f"{command!r}: no {missing} in 'harness {' '.join(words)} --help'"
+
+
+def test_ci_runs_the_readme_lint_and_test_commands_exactly():
+    """CI checks what a contributor is told to run, in the same words."""
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    at = []
+    for command in (".venv/bin/ruff check . && .venv/bin/mypy", ".venv/bin/python -m pytest -n 2 --dist worksteal"):
+        assert f"```bash\n{command}\n```" in README, f"README lacks the command {command!r}"
+        lines = [i for i, line in enumerate(ci) if line == command or line.startswith(command + " || exit")]
+        assert lines, f".ci/run does not run {command!r}"
+        at.append(lines[0])
+    assert at == sorted(at)  # lint first

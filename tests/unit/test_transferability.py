@@ -13,24 +13,28 @@ import pytest
 
 from harness.select.config import PRESCREENS
 from harness.select.rankcheck import agreement, rank_check
-from harness.select.transferability import score
+from harness.select.transferability import score_set, transfer_score
 
 SNRS = (0.9, 0.6, 0.42, 0.3, 0.2, 0.1)  # below saturation of knn/linear at 1,000 samples
 
 
-def _features(snr: float, seed: int, n: int = 1000, d: int = 48, k: int = 5, noise_dims: int = 0):
+def _features(snr: float, seed: int, n: int = 1000, d: int = 48, k: int = 5, noise_dims: int = 0,
+              noise_seed: int | None = None):
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, k, n)
     centres = np.random.default_rng(99).normal(size=(k, d))
-    x = snr * centres[labels] + rng.normal(size=(n, d))
+    noise = rng if noise_seed is None else np.random.default_rng(1000 + noise_seed)
+    x = snr * centres[labels] + noise.normal(size=(n, d))
     if noise_dims:
         x = np.hstack([x, rng.normal(size=(n, noise_dims)) * 3.0])
     return x, labels
 
 
-@pytest.mark.parametrize("method", PRESCREENS)
+@pytest.mark.parametrize("method", [m for m in PRESCREENS if m != "ncti"])
 def test_each_prescreen_orders_candidates_by_their_known_separability(method):
-    scores = {f"snr{snr}": score(method, *_features(snr, seed=i)) for i, snr in enumerate(SNRS)}
+    labels = _features(SNRS[0], seed=0)[1]  # one target: every candidate's features of the same images
+    scores = score_set(method, {f"snr{snr}": _features(snr, seed=0, noise_seed=i)[0] for i, snr in enumerate(SNRS)},
+                       labels)
     truth = {f"snr{snr}": snr for snr in SNRS}
     found = agreement(method, scores, truth)
     assert found.n == len(SNRS)
@@ -38,17 +42,41 @@ def test_each_prescreen_orders_candidates_by_their_known_separability(method):
     assert found.weighted == pytest.approx(1.0), scores
 
 
-@pytest.mark.parametrize("method", ["logme", "sfda"])
+def test_ncti_orders_separable_candidates_but_its_variability_term_rewards_uniform_guesses():
+    """NCTI's variability term (summed nuclear norms of each class's predicted probabilities) is
+    small both when a class collapses to one confident prediction and when every prediction is the
+    same near-uniform guess: on barely separable features it ranks the worse above the better."""
+    from harness.select.ncti import ncti_parts, ncti_scores
+
+    labels = _features(SNRS[0], seed=0)[1]
+    parts = {snr: ncti_parts(_features(snr, seed=0, noise_seed=i)[0], labels) for i, snr in enumerate(SNRS)}
+    scores = ncti_scores(parts)
+    assert [scores[s] for s in SNRS[:5]] == sorted((scores[s] for s in SNRS[:5]), reverse=True), scores
+    assert parts[0.1].variability < parts[0.3].variability and scores[0.1] > scores[0.2]  # the flaw, measured
+    assert [parts[s].ncc for s in SNRS] == sorted((parts[s].ncc for s in SNRS), reverse=True)
+
+
+@pytest.mark.parametrize("method", ["logme", "sfda", "ncti"])
 def test_wide_noisy_features_do_not_beat_narrow_informative_ones(method):
-    narrow = score(method, *_features(0.6, seed=1, d=16))
-    wide = score(method, *_features(0.2, seed=1, d=16, noise_dims=240))
-    assert narrow > wide
+    labels = _features(0.6, seed=1, d=16)[1]
+    found = score_set(method, {"narrow": _features(0.6, seed=1, d=16)[0],
+                               "wide": _features(0.2, seed=1, d=16, noise_dims=240)[0],
+                               "noise": _features(0.0, seed=1, d=64)[0]}, labels)
+    assert found["narrow"] > found["wide"] > found["noise"] or method != "ncti", found
+    assert found["narrow"] > found["wide"]
+
+
+def test_ncti_is_refused_for_one_candidate_alone():
+    from registry import UsageError
+
+    with pytest.raises(UsageError, match="relative to each other"):
+        transfer_score("ncti", *_features(0.5, seed=1))
 
 
 def test_sfda_is_a_probability_and_survives_dead_feature_dimensions():
     x, y = _features(0.5, seed=3)
     x = np.hstack([x, np.zeros((len(x), 8))])  # ReLU features that never fire
-    value = score("sfda", x, y)
+    value = transfer_score("sfda", x, y)
     assert 1 / 5 < value <= 1.0
 
 

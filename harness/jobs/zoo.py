@@ -42,6 +42,8 @@ DEFAULT: dict[str, Any] = {
     ],
 }
 SETTINGS = ("epochs", "batch_size", "lr", "train_limit", "input_size", "seed")
+QUALITY_KEYS = ("val_accuracy", "val_pair_accuracy", "val_reconstruction_mse")
+"""A zoo model's pretraining quality, by method: supervised, contrastive, autoencoder (lower is better)."""
 TAG_ZOO, TAG_KEY = "zoo", "zoo_key"
 
 
@@ -145,7 +147,7 @@ def build(ctx: Context, spec: dict[str, Any], executor: Any = None) -> list[dict
 def _build_elsewhere(ctx: Context, todo: list[ZooEntry], done: dict[str, Any], executor: Any) -> list[dict[str, Any]]:
     """The entries not yet built pretrained by ``executor.pretrain_jobs``; rows in spec order."""
     from harness.data.views import register_view, split_view
-    from harness.select.trial import PretrainSpec
+    from harness.jobs.trial import PretrainSpec
     from harness.train.recipe import Recipe
 
     jobs, waiting = [], []
@@ -180,8 +182,7 @@ def _build_elsewhere(ctx: Context, todo: list[ZooEntry], done: dict[str, Any], e
 
 def _row(entry: ZooEntry, version: Any, status: str, seconds: float) -> dict[str, Any]:
     summary = version.metrics.get("pretrain", {})
-    quality = next((summary[k] for k in ("val_accuracy", "val_pair_accuracy", "val_reconstruction_mse")
-                    if summary.get(k) is not None), None)
+    quality = next((summary[k] for k in QUALITY_KEYS if summary.get(k) is not None), None)
     return {"model": version.ref, "backbone": entry.backbone, "method": entry.method, "source": entry.source,
             "status": status, "pretrain_quality": None if quality is None else round(float(quality), 4),
             "seconds": round(seconds, 1)}

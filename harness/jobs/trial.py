@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from harness.context import Context
+    from harness.models.sources import ModelSource
     from registry.store import ModelVersion
 
 PASSED_ENV = ("HARNESS_DATA", "HARNESS_CACHE", "HARNESS_DATA_TASKS", "TORCH_HOME", "HF_HOME", "PYTHONPATH",
@@ -53,13 +54,15 @@ class TrialResult:
     artifacts: dict[str, bytes] = field(default_factory=dict)  # other roles' files (per-image predictions)
 
 
-def make_spec(ctx: Context, task: str, ref: str, recipe: dict[str, Any]) -> tuple[TrialSpec, bytes | None]:
-    """The spec of fine-tuning ``ref`` on ``task``, and the start's weights when they must travel."""
+def make_spec(ctx: Context, task: str, ref: str, recipe: dict[str, Any], source: ModelSource | None = None
+              ) -> tuple[TrialSpec, bytes | None]:
+    """The spec of fine-tuning ``ref`` on ``task``, and the start's weights when they must travel
+    (``source``: ``ref`` resolved already)."""
     from harness.data.views import view_chain
     from harness.models.sources import resolve_model
 
     base, views = view_chain(ctx, task)
-    source = resolve_model(ctx, ref)
+    source = source or resolve_model(ctx, ref)
     weights = source.weights_file.read_bytes() if source.weights_file is not None else None
     spec = ctx.spec()
     return TrialSpec(spec.to_json(), base, tuple(views), ref, None if weights is not None else ref,
@@ -131,13 +134,14 @@ def _record(version: ModelVersion) -> dict[str, Any]:
             "seed": version.seed, "device": version.device}
 
 
-def register_result(ctx: Context, ref: str, result: TrialResult, name: str, tags: dict[str, str]) -> ModelVersion:
+def register_result(ctx: Context, ref: str, result: TrialResult, name: str, tags: dict[str, str],
+                    source: ModelSource | None = None) -> ModelVersion:
     """Register a worker's model (kind ``finetune`` or ``pretrain``, from its record) in the driver's
-    store, with the same lineage a local run records."""
+    store, with the same lineage a local run records (``source``: ``ref`` resolved already)."""
     from harness.models.sources import pretrained_version, resolve_model
     from registry import keys
 
-    source = resolve_model(ctx, ref)
+    source = source or resolve_model(ctx, ref)
     parent = source.version or pretrained_version(ctx, source)
     r = result.record
     recipe = {**r["recipe"], "source": ref, "trained_on": result.host}
