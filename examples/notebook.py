@@ -11,13 +11,13 @@ import numpy as np
 import harness
 
 # 1. Which small model should I ship for this task?
-result = harness.select(task="synthetic", candidates=["cifar_convnet_xs", "cifar_resnet8"], epochs=1)
+result = harness.select_models(task="synthetic", candidates=["cifar_convnet_xs", "cifar_resnet8"], epochs=1)
 for row in result.rows:
     print(row.candidate, row.metrics.get("accuracy"), row.ort_b1_ms, "ms")
 print("chosen:", result.winner.model if result.winner else None)
 
 # 2. Its scores, per class.
-report = harness.evaluate(result.winner.model)
+report = harness.evaluate_model(result.winner.model)
 print({k: round(v, 3) for k, v in report.metrics.items()})
 print(report.to_rows()[:3])
 
@@ -41,5 +41,5 @@ print("onnx probabilities:", onnx.predict(images).shape, "same as torch:",
 print([r.to_dict()["candidate"] for r in harness.leaderboard("synthetic")])
 
 # 6. A report to share: one HTML file that opens offline.
-shared = harness.report("synthetic", "report.html")
+shared = harness.write_report("synthetic", "report.html")
 print("report:", len(shared.to_rows()), "rows, chosen", shared.chosen)

@@ -1,12 +1,13 @@
 """harness: a plugin-based model registry and evaluation harness for image classification.
 
 Plugin authors need only :data:`hookimpl` from here and the entry types from ``registry``.
-Library users call the Python API (:mod:`harness.api`: ``harness.select(task=...)``,
-``harness.finetune``, ``harness.evaluate``, ``harness.export``, ``harness.check_onnx``,
-``harness.bench``, ``harness.leaderboard``, ``harness.report``, ``harness.load_model``,
+Library users call the Python API (:mod:`harness.api`: ``harness.select_models(task=...)``,
+``harness.finetune``, ``harness.evaluate_model``, ``harness.export``, ``harness.check_onnx``,
+``harness.bench``, ``harness.leaderboard``, ``harness.write_report``, ``harness.load_model``,
 ``harness.load_onnx``, ``harness.load_images``) or start
 from :class:`harness.Context`; everything is imported on first use, so ``import harness`` stays as
-cheap as the CLI's ``--version``.
+cheap as the CLI's ``--version``. ``harness.select``, ``harness.evaluate`` and ``harness.report`` are
+subpackages, plain modules: the API's functions of those commands are the three named above.
 """
 
 from __future__ import annotations
@@ -36,19 +37,17 @@ except importlib.metadata.PackageNotFoundError:  # running from a source tree wi
     __version__ = "0+unknown"
 
 _LAZY = {"Context": "harness.context", "DataOptions": "harness.context", "load_plugins": "harness.plugins",
-         **{name: "harness.api" for name in ("finetune", "export", "check_onnx", "bench", "leaderboard",
-                                             "load_model", "load_onnx", "load_images")}}
-_CALLABLE_PACKAGES = ("select", "evaluate", "report")  # subpackages that are also the API's functions
+         **{name: "harness.api" for name in ("select_models", "finetune", "evaluate_model", "export", "check_onnx",
+                                             "bench", "leaderboard", "write_report", "load_model", "load_onnx",
+                                             "load_images")}}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in _CALLABLE_PACKAGES:
-        return importlib.import_module(f"harness.{name}")
     raise AttributeError(f"module 'harness' has no attribute {name!r}")
 
 
-__all__ = ["DISTRIBUTION", "Context", "DataOptions", "__version__", "bench", "check_onnx", "evaluate", "export",
-           "finetune", "hookimpl", "leaderboard", "load_images", "load_model", "load_onnx", "load_plugins", "report",
-           "select"]
+__all__ = ["DISTRIBUTION", "Context", "DataOptions", "__version__", "bench", "check_onnx", "evaluate_model", "export",
+           "finetune", "hookimpl", "leaderboard", "load_images", "load_model", "load_onnx", "load_plugins",
+           "select_models", "write_report"]

@@ -1,5 +1,10 @@
 """The Python API: what the commands do, as functions with keyword arguments, for notebooks and
-scripts (``import harness; harness.select(task="fashion-mnist")``).
+scripts (``import harness; harness.select_models(task="fashion-mnist")``).
+
+At the top level the three functions whose command names are also subpackages' names are
+``harness.select_models``, ``harness.evaluate_model`` and ``harness.write_report`` (``harness.select``,
+``harness.evaluate`` and ``harness.report`` are the subpackages); here they are also
+:func:`select`, :func:`evaluate` and :func:`report`, the same functions.
 
 Each function takes an optional ``ctx`` (:class:`harness.Context`); without one it opens a context
 with the installed plugins, ``$HARNESS_HOME``'s store and ``$HARNESS_DATA``'s data, and closes it
@@ -53,15 +58,15 @@ def _task(ctx: Context, task: str | None, data: str | None, required: bool = Tru
     return resolve(ctx, task, DataSpec(data) if data else None, required=required)
 
 
-def select(task: str | None = None, *, data: str | None = None, budget: str = "quick",
-           candidates: Sequence[str] | str | None = None, prescreen: str | None = None, top_k: int | None = None,
-           seeds: int = 1, max_latency_ms: float | None = None, max_params: float | None = None,
-           max_size_mb: float | None = None, use_cache: bool = True, offline: bool = False,
-           time_limit: str | float | None = None, halving: bool | None = None, executor: str = "serial",
-           prefer: str = "best", then: str | None = None, then_epochs: int | None = None,
-           robustness: bool | None = None, int8: bool = False, int8_max_drop: float | None = None,
-           int8_min_speedup: float | None = None, threads: int | None = None, ignore_data_errors: bool = False,
-           ctx: Context | None = None, **recipe: Any) -> SelectResult:
+def select_models(task: str | None = None, *, data: str | None = None, budget: str = "quick",
+                  candidates: Sequence[str] | str | None = None, prescreen: str | None = None, top_k: int | None = None,
+                  seeds: int = 1, max_latency_ms: float | None = None, max_params: float | None = None,
+                  max_size_mb: float | None = None, use_cache: bool = True, offline: bool = False,
+                  time_limit: str | float | None = None, halving: bool | None = None, executor: str = "serial",
+                  prefer: str = "best", then: str | None = None, then_epochs: int | None = None,
+                  robustness: bool | None = None, int8: bool = False, int8_max_drop: float | None = None,
+                  int8_min_speedup: float | None = None, threads: int | None = None, ignore_data_errors: bool = False,
+                  ctx: Context | None = None, **recipe: Any) -> SelectResult:
     """Run the selection protocol (``harness select``); ``recipe`` overrides the budget (``epochs=2``).
     The keywords are the command's flags, turned into a config by the constructor the command uses
     (:meth:`SelectConfig.from_options <harness.select.config.SelectConfig.from_options>`).
@@ -113,13 +118,13 @@ def finetune(model: str, task: str | None = None, *, data: str | None = None, bu
         return run(c, model, entry, recipe_for(entry, budget, **recipe), name=name)
 
 
-def evaluate(model: str, task: str | None = None, *, data: str | None = None, tta: bool = False,
-             test_limit: int | None = None, ctx: Context | None = None) -> EvaluationReport:
+def evaluate_model(model: str, task: str | None = None, *, data: str | None = None, tta: bool = False,
+                   test_limit: int | None = None, ctx: Context | None = None) -> EvaluationReport:
     """Every metric of the task on its test split, per class, and the confusion matrix."""
-    from harness.evaluate.model import evaluate_model
+    from harness.evaluate.model import evaluate_model as run
 
     with _context(ctx) as c:
-        return evaluate_model(c, model, _task(c, task, data, required=False), tta_flip=tta, test_limit=test_limit)
+        return run(c, model, _task(c, task, data, required=False), tta_flip=tta, test_limit=test_limit)
 
 
 def export(model: str, out_dir: str | None = None, *, opset: int | None = None,
@@ -161,13 +166,13 @@ def leaderboard(task: str | None = None, *, data: str | None = None,
         return rows_from_store(c, str(_task(c, task, data)))
 
 
-def report(task: str | None = None, out: str = "report.html", *, data: str | None = None, data_check: bool = True,
-           ctx: Context | None = None) -> ReportData:
+def write_report(task: str | None = None, out: str = "report.html", *, data: str | None = None,
+                 data_check: bool = True, ctx: Context | None = None) -> ReportData:
     """Write the self-contained HTML report of a task's selection to ``out``; returns what it shows."""
-    from harness.report import write_report
+    from harness.report import write_report as run
 
     with _context(ctx) as c:
-        return write_report(c, str(_task(c, task, data)), out, data_check=data_check)
+        return run(c, str(_task(c, task, data)), out, data_check=data_check)
 
 
 def load_images(task: str | None = None, *, data: str | None = None, split: str = "test",
@@ -193,6 +198,22 @@ def as_image_batch(images: Any) -> torch.Tensor:
     import numpy as np
     import torch
 
+    accepted = ("pass one numpy array or torch tensor of uint8 pixels shaped (N, C, H, W), e.g. "
+                "harness.load_images(...).images")
+    if isinstance(images, (list, tuple)):  # images of one size, each (C, H, W): stacked into the batch
+        arrays = all(isinstance(i, np.ndarray) for i in images)
+        tensors = all(isinstance(i, torch.Tensor) for i in images)
+        shapes = {tuple(i.shape) for i in images if isinstance(i, (np.ndarray, torch.Tensor))}
+        if not images or not (arrays or tensors) or len(shapes) != 1:
+            kinds = sorted({type(i).__name__ for i in images})
+            what = ("an empty list" if not images else f"a {type(images).__name__} of {' and '.join(kinds)}"
+                    + (f" of {len(shapes)} different shapes" if len(shapes) > 1 else ""))
+            raise UsageError(f"images must be an array, got {what}: {accepted}; a list of same-sized "
+                             "(C, H, W) arrays or tensors is stacked for you")
+        images = np.stack(images) if arrays else torch.stack(list(images))
+    if not isinstance(images, (np.ndarray, torch.Tensor)):
+        raise UsageError(f"images must be an array, got {type(images).__name__}: {accepted} (image files: "
+                         "numpy.asarray(PIL.Image.open(path)), then arrange the axes)")
     if isinstance(images, np.ndarray):
         images = np.ascontiguousarray(images)  # a flipped or transposed view has strides torch refuses
     batch = torch.as_tensor(images)
@@ -283,3 +304,10 @@ def load_onnx(ref_or_path: str, *, ctx: Context | None = None) -> LoadedOnnx:
                 export_model(c, ref_or_path).info.path
         meta = harness_metadata(path)
         return LoadedOnnx(ort_session(path), onnx_preprocess(path, meta), tuple(meta.get("class_names") or ()))
+
+
+# The commands' own names, kept in this module: ``from harness.api import select`` (at the top level
+# ``harness.select`` is the subpackage, so there the functions are the names above).
+select = select_models
+evaluate = evaluate_model
+report = write_report

@@ -112,13 +112,39 @@ def safe_extract(archive: Path, destination: Path) -> None:
 
 
 def _download_archive(dataset: str, url: str, root: Path, md5: str) -> None:
-    from harness.data.download import RemoteFile, fetch, sources
+    from harness.data.download import RemoteFile, fetch, missing_folders, remove_if_empty, sources
 
     base, _, filename = url.rpartition("/")
+    made = missing_folders(root)
     archive = fetch(RemoteFile(filename, sources(dataset, filename, [base]), md5=md5, dataset=dataset),
                     root / filename)
-    safe_extract(archive, root)
-    archive.unlink()
+    try:
+        extract_atomically(archive, root)
+    finally:
+        archive.unlink(missing_ok=True)
+        remove_if_empty(made)
+
+
+def extract_atomically(archive: Path, root: Path) -> None:
+    """Extract ``archive`` into a temporary folder in ``root``, then move what it holds into place:
+    a folder that is not there yet is renamed in whole, into one that is only its missing files; an
+    extraction that fails (a full disk, an unsafe member) leaves no half folder to be taken for data."""
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{archive.name}.", suffix=".extract"))
+    try:
+        safe_extract(archive, staging)
+        _move_missing(staging, root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_missing(source: Path, target: Path) -> None:
+    """Rename each entry of ``source`` into ``target`` where it is absent (folders merged)."""
+    for entry in sorted(source.iterdir()):
+        there = target / entry.name
+        if entry.is_dir() and not entry.is_symlink() and there.is_dir():
+            _move_missing(entry, there)
+        elif not os.path.lexists(there):
+            os.replace(entry, there)
 
 
 def downloads_off(name: str, where: Path, files: str, also: str = "") -> DataError:
@@ -268,14 +294,33 @@ def _get_idx(name: str, raw: Path, download: bool) -> None:
     """Make ``raw`` hold the four idx files: decompress the ``.gz`` files placed there, download
     the others (each checked, then decompressed in place, atomically), or say what to install or
     place when downloading is off or fails."""
-    from harness.data.download import RemoteFile, fetch, gunzip, sources
+    from harness.data.download import missing_folders, remove_if_empty
 
-    debian = (f"install Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist; harness "
-              f"reads {DEBIAN_FASHION_MNIST}), or " if name == "fashion-mnist" else "")
+    debian = ""
+    if name == "fashion-mnist":  # a local copy of the .gz files: Debian's folder, or HARNESS_FASHION_MNIST_DIR's
+        chosen = os.environ.get("HARNESS_FASHION_MNIST_DIR")
+        debian = (f"put its four .gz files in HARNESS_FASHION_MNIST_DIR ({chosen!r} does not hold them) or unset "
+                  "it and install Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist; "
+                  f"harness then reads {DEBIAN_FASHION_MNIST}), or "
+                  if chosen else
+                  f"install Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist; harness "
+                  f"reads {DEBIAN_FASHION_MNIST}), or set HARNESS_FASHION_MNIST_DIR to a folder holding its four .gz "
+                  "files, or ")
     absent = [n for n in IDX_NAMES if not (raw / n).is_file() and not (raw / f"{n}.gz").is_file()]
     if absent and not download:
         raise downloads_off(name, raw, ", ".join(f"{n}.gz" for n in IDX_NAMES), also=debian)
+    made = missing_folders(raw)
     raw.mkdir(parents=True, exist_ok=True)
+    try:
+        _fetch_idx(name, raw, debian)
+    finally:  # each file is whole or absent; a folder left empty by a failure is removed
+        remove_if_empty(made)
+
+
+def _fetch_idx(name: str, raw: Path, debian: str) -> None:
+    """:func:`_get_idx`'s downloads and decompressions, one file at a time."""
+    from harness.data.download import RemoteFile, fetch, gunzip, sources
+
     for n in IDX_NAMES:
         if (raw / n).is_file():
             continue

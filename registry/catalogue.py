@@ -20,6 +20,25 @@ T = TypeVar("T", Backbone, Dataset, Metric, Task)
 KINDS: dict[str, type] = {"backbone": Backbone, "dataset": Dataset, "metric": Metric, "task": Task}
 
 
+def check_wildcard(pattern: str, param: str = "pattern") -> str:
+    """``pattern`` when it is a well-formed shell-style wildcard; a ``[`` that no ``]`` closes
+    (``'nope['``, which fnmatch would take as a literal ``[`` and match nothing) is refused."""
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "[":
+            j = i + 1 + (pattern[i + 1:i + 2] == "!")
+            j += pattern[j:j + 1] == "]"  # a ']' first in the set is one of its characters
+            end = pattern.find("]", j)
+            if end < 0:
+                raise UsageError(f"{{param}} {pattern!r} is a malformed wildcard: the '[' at character {i + 1} is "
+                                 "never closed by ']'; close the set ('resnet[15]*') or leave the '[' out "
+                                 "(wildcards: * any text, ? one character, [abc] one of a, b, c)", param=param)
+            i = end + 1
+        else:
+            i += 1
+    return pattern
+
+
 class Table(Generic[T]):
     """Entries of one kind, by name.
 
@@ -122,7 +141,7 @@ class Table(Generic[T]):
              plugin: Callable[[PluginInfo | None], bool] | None = None) -> list[T]:
         """Entries whose name matches the shell-style ``pattern`` (all when ``None``) and, given
         ``plugin``, whose plugin it accepts (so checking one plugin never fills another's family)."""
-        pattern = self.spelled(pattern) if pattern is not None else None
+        pattern = self.spelled(check_wildcard(pattern)) if pattern is not None else None
         self._ensure(pattern, plugin)
         return [self._entries[n] for n in sorted(self._entries)
                 if (pattern is None or fnmatch.fnmatchcase(n, pattern))
@@ -219,7 +238,7 @@ class Catalogue:
 
     def list_weights(self, pattern: str) -> list[tuple[Backbone, WeightTag]]:
         """``(backbone, tag)`` pairs whose ``name.tag`` matches ``pattern`` (e.g. ``*.tv_in1k``)."""
-        pattern = self.backbones.spelled(pattern)
+        pattern = self.backbones.spelled(check_wildcard(pattern))
         return [
             (b, w)
             for b in self.backbones.list(pattern.partition(".")[0] or "*")

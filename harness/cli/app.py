@@ -121,6 +121,30 @@ def environment_error(exc: BaseException) -> CliError | None:
     return None
 
 
+class OneLineUsageError(click.UsageError):
+    """A click usage error (missing argument, unknown option or command, bad value) as one line,
+    ``Error: <what>; see 'harness <command> --help'``, exit 2: not click's usage and hint lines."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"Error: {self.format_message()}", file=file, err=file is None)
+
+
+def one_line(exc: click.UsageError) -> click.UsageError:
+    """``exc`` as a :class:`OneLineUsageError` naming the command's ``--help``; a bare group's help
+    (``harness registry``: click's NoArgsIsHelpError) is shown as it is."""
+    no_args = getattr(click.exceptions, "NoArgsIsHelpError", None)
+    if isinstance(exc, OneLineUsageError) or (no_args is not None and isinstance(exc, no_args)):
+        return exc
+    text = " ".join(exc.format_message().split()).replace(". (Did you mean", " (did you mean").rstrip(".")
+    names: list[str] = []
+    at = exc.ctx
+    while at is not None and at.parent is not None:  # the root is 'harness' however it was started
+        names.insert(0, at.info_name or "")
+        at = at.parent
+    where = " ".join(["harness", *names])
+    return OneLineUsageError(f"{text}; see '{where} --help'", exc.ctx)
+
+
 class HarnessCommand(click.Command):
     """A command whose HarnessErrors (and full disks, read-only folders, damaged databases) become
     one clean line with the right exit code."""
@@ -145,6 +169,8 @@ class HarnessGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # parsing a subcommand's arguments, or no such subcommand
+            raise one_line(exc) from None
         except HarnessError as exc:  # a plugin's own command that raised one
             raise cli_error(exc, None) from None
         except Exception as exc:
@@ -162,7 +188,10 @@ class RootGroup(HarnessGroup):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["harness.argv"] = list(args)  # the command as typed, for records that say how a thing was made
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:  # harness --bogus
+            raise one_line(exc) from None
 
     def _load_plugin_commands(self, ctx: click.Context) -> None:
         if not self._plugin_commands_loaded:

@@ -48,6 +48,10 @@ def plugins_command(ctx: click.Context, check: bool, fmt: str) -> None:
     click.echo(render(rows, fmt))
     bad = [r for r in records if r.status in ("failed", "partial")]
     if bad:
+        if check:  # what fails the check, on stderr: stdout stays the table or JSON
+            for record in bad:
+                for problem in [*record.problems, *([record.error] if record.error else [])]:
+                    click.echo(f"plugin {record.who} ({record.status}): {problem}", err=True)
         click.echo(f"{len(bad)} plugin(s) with problems: {', '.join(r.name for r in bad)}", err=True)
         if check:
             fail()

@@ -125,7 +125,7 @@ def select_command(ctx: click.Context, task_name: str | None, fmt: str, plot_pat
     for line in summary_lines(result, data_flags(source) if source is not None else None):
         click.echo(line, err=fmt != "table")
     if report_path:
-        write_select_report(ctx, context, result.task, report_path, fmt)
+        write_select_report(ctx, context, result.task, report_path, fmt, selected(result))
 
 
 EXECUTOR_FLAGS = ("executor", "ray_address", "cpus_per_trial", "gpus_per_trial")
@@ -156,12 +156,26 @@ def show_selection(result: Any, fmt: str, wide: bool, columns: list[str] | None,
         plot(result.rows, result.primary, result.higher_is_better, plot_path, f"{result.task}: select")
 
 
-def write_select_report(ctx: click.Context, context: dict[str, Any], task: str, path: str, fmt: str) -> None:
-    """``select --report``: the task's HTML report once the selection is stored (untracked)."""
-    from harness.report import write_report
+def selected(result: Any) -> set[str]:
+    """The candidates of this selection (with ``--then``, of both budgets)."""
+    found: set[str] = set()
+    while result is not None:
+        found.update(r.candidate for r in [*result.rows, *result.skipped])
+        result = result.earlier
+    return found
 
+
+def write_select_report(ctx: click.Context, context: dict[str, Any], task: str, path: str, fmt: str,
+                        candidates: set[str] | None = None) -> None:
+    """``select --report``: the HTML report of this selection's ``candidates`` once it is stored
+    (untracked): not the rows earlier selections of the task left for candidates this one did not run."""
+    from harness.report import check_out_path, collect, render
+    from registry.files import atomic_write_bytes
+
+    out = check_out_path(path, "report_path")
     with make_context(ctx, **{**context, "track": None}) as hctx:
-        written = write_report(hctx, task, path)
+        written = collect(hctx, task, candidates=candidates)
+        atomic_write_bytes(out, render(written).encode())
     click.echo(wrote_line(path, written), err=fmt != "table")  # stdout stays JSON/CSV only
 
 

@@ -4,7 +4,7 @@ Plain ``python -c`` child processes talking pickle over their stdin/stdout, rath
 ``multiprocessing`` pool, because each of its start methods costs users something:
 
 - ``spawn`` and ``forkserver`` import the parent's ``__main__`` in every worker, so a user's script
-  that calls ``harness.select(...)`` without an ``if __name__ == "__main__":`` guard would run
+  that calls ``harness.select_models(...)`` without an ``if __name__ == "__main__":`` guard would run
   itself again in each worker;
 - ``fork`` copies a process that holds torch's and tqdm's threads, whose locks may be mid-use
   (Python 3.12+ warns about it; 3.14 stopped using it by default).

@@ -3,8 +3,8 @@
 A file is streamed into a temporary file beside its destination, then checked: its length against
 the server's ``Content-Length`` (an interrupted transfer is never taken for the file), then its
 checksum. Only then is it fsynced and renamed into place, so the destination is whole or absent and
-a failed download leaves nothing behind. The bar is :func:`harness.progress.current`'s (silent
-with ``--quiet``; plain lines off a terminal).
+a failed download leaves nothing behind (nor the folders it made for it). The bar is
+:func:`harness.progress.current`'s (silent with ``--quiet``; plain lines off a terminal).
 
 A checksum is the published file's md5 or the sha256 of its decompressed content: a mirror that
 recompressed the same data (Debian's ``dataset-fashion-mnist`` did) still matches.
@@ -75,6 +75,25 @@ def fetch(file: RemoteFile, dest: Path) -> Path:
                     f"or download it elsewhere and place it at {dest}")
 
 
+def missing_folders(folder: Path) -> list[Path]:
+    """The folders ``folder.mkdir(parents=True)`` would create, outermost first (to undo it)."""
+    missing: list[Path] = []
+    while not folder.exists() and folder != folder.parent:
+        missing.insert(0, folder)
+        folder = folder.parent
+    return missing
+
+
+def remove_if_empty(folders: Sequence[Path]) -> None:
+    """Remove ``folders`` (outermost first, as :func:`missing_folders` lists them) that are still
+    empty, innermost first: a failed download leaves no empty folder that looks like a dataset's."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (something was kept), or gone already
+            return
+
+
 def _fetch_one(url: str, dest: Path, file: RemoteFile) -> Path:
     import http.client
     import urllib.error
@@ -82,9 +101,11 @@ def _fetch_one(url: str, dest: Path, file: RemoteFile) -> Path:
 
     from harness.progress import current
 
+    made = missing_folders(dest.parent)
     dest.parent.mkdir(parents=True, exist_ok=True)
     current().info(f"downloading {url} -> {dest}")
     tmp = Path(tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")[1])
+    done = False
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(tmp, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
@@ -95,6 +116,7 @@ def _fetch_one(url: str, dest: Path, file: RemoteFile) -> Path:
         if problem:
             raise _Failed(problem)
         os.replace(tmp, dest)
+        done = True
         return dest
     except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as exc:
         if isinstance(exc, http.client.IncompleteRead):
@@ -106,6 +128,8 @@ def _fetch_one(url: str, dest: Path, file: RemoteFile) -> Path:
         raise _Failed(f"{type(exc).__name__}: {exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
+        if not done:
+            remove_if_empty(made)
 
 
 def _stream(response: Any, out: BinaryIO, total: int, label: str) -> str:

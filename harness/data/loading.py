@@ -13,6 +13,7 @@ from registry import Catalogue, DataError, Dataset, HarnessError, ImageSplit, Pl
 
 if TYPE_CHECKING:
     from harness.context import Context, DataOptions
+    from harness.plugins import Plugins
 
 
 def data_root(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -47,21 +48,35 @@ _OLD = object()
 """Marks ``data_dir=``/``download=`` as not given (the keywords of the deprecated form)."""
 
 
-def load_split(ctx: Context | Catalogue, dataset: str, split: str, *, image_size: int | None = None,
+def load_split(ctx: Context | Catalogue | Plugins, dataset: str, split: str, *, image_size: int | None = None,
                data_dir: Any = _OLD, download: Any = _OLD) -> ImageSplit:
     """Load ``split`` of ``dataset`` (from ``ctx.data``) and check it: uint8 NCHW images, labels
     within the classes. ``image_size`` is a hint for loaders of varying-size images.
 
     Deprecated, kept for one release: ``load_split(catalogue, dataset, split, data_dir=, download=)``
-    (the form before :class:`~harness.context.Context`) still works and warns."""
+    (the form before :class:`~harness.context.Context`; a :class:`~harness.plugins.Plugins` in
+    place of the catalogue too) still works and warns."""
     from contextlib import AbstractContextManager, nullcontext
 
-    from harness.context import DataOptions
+    from harness.context import Context, DataOptions
+    from harness.plugins import Plugins
 
-    if isinstance(ctx, Catalogue) or data_dir is not _OLD or download is not _OLD:
+    if isinstance(ctx, Plugins):
+        warnings.warn("load_split(plugins, dataset, split, ...) is deprecated and will be removed in harness 0.2; "
+                      "pass a Context: load_split(Context(plugins, data=DataOptions(data_dir, download)), dataset, "
+                      "split)", DeprecationWarning, stacklevel=2)
+        ctx = ctx.catalogue
+    elif not isinstance(ctx, (Context, Catalogue)):
+        raise TypeError(f"load_split() takes a harness.Context as its first argument, not {type(ctx).__name__}: "
+                        "load_split(harness.Context(harness.load_plugins()), dataset, split)")
+    elif isinstance(ctx, Catalogue):
         warnings.warn("load_split(catalogue, dataset, split, data_dir=..., download=...) is deprecated and will be "
                       "removed in harness 0.2; pass a Context: load_split(Context(plugins, data=DataOptions("
                       "data_dir, download)), dataset, split)", DeprecationWarning, stacklevel=2)
+    elif data_dir is not _OLD or download is not _OLD:  # a Context already: only the keywords are old
+        warnings.warn("load_split(ctx, dataset, split, data_dir=..., download=...) is deprecated and will be removed "
+                      "in harness 0.2; put them in the context: load_split(ctx.replace(data=DataOptions(data_dir, "
+                      "download)), dataset, split)", DeprecationWarning, stacklevel=2)
     using: AbstractContextManager[object]
     if isinstance(ctx, Catalogue):
         catalogue, data, using = ctx, DataOptions(), nullcontext()

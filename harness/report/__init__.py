@@ -1,15 +1,14 @@
 """``harness report``: a selection decision as one self-contained HTML file to look at and share.
 
 ``collect`` reads what ``select`` stored (rows, per-class scores, training history, parity, the
-environment) and checks the task's data; ``html`` renders it with charts from ``svg``.
+environment) and checks the task's data; ``html`` renders it with charts from ``svg``. The Python
+API's entry point is :func:`harness.write_report` (:func:`harness.api.report`; it takes a task name
+and opens a context), not this package's :func:`write_report` (which takes a ``Context``).
 """
 
 from __future__ import annotations
 
-import sys as _sys
-import types as _types
 from pathlib import Path
-from typing import Any
 
 from harness.context import Context
 from harness.report.collect import CandidateDetail, ReportData, collect, reproduce_command
@@ -35,18 +34,6 @@ def write_report(ctx: Context, task: str, path: str | Path, *, data_check: bool 
     atomic_write_bytes(out, render(data).encode())
     return data
 
-
-class _CallableModule(_types.ModuleType):
-    """``harness.report(...)`` is the Python API's :func:`harness.api.report`, while ``harness.report``
-    stays this subpackage (as ``harness.select`` does)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> ReportData:
-        from harness.api import report
-
-        return report(*args, **kwargs)
-
-
-_sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["CandidateDetail", "ReportData", "check_out_path", "collect", "render", "reproduce_command",
            "write_report"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import platform
 import shlex
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -169,11 +170,13 @@ def environment(versions: list[ModelVersion]) -> dict[str, Any]:
                                     "platform": platform.platform()}}
 
 
-def collect(ctx: Context, task_name: str, *, data_check: bool = True) -> ReportData:
-    """The report of ``task_name`` from the store; refuses a task ``select`` has not run here."""
+def collect(ctx: Context, task_name: str, *, data_check: bool = True,
+            candidates: Collection[str] | None = None) -> ReportData:
+    """The report of ``task_name`` from the store; refuses a task ``select`` has not run here.
+    ``candidates``: only their rows (``select --report``: the selection just run, not earlier ones)."""
     task = ctx.catalogue.task(task_name)
     primary = ctx.catalogue.metrics.get(task.primary_metric)
-    rows = rows_from_store(ctx, task.name)
+    rows = rows_from_store(ctx, task.name, candidates)
     if not rows:
         raise UsageError(f"no select results for task {task.name!r} in {ctx.store.home}; run 'harness select "
                          f"--task {task.name}' first (or point HARNESS_HOME at the store that has them)")

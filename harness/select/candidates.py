@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from harness.models.availability import check_weights
 from registry import UnknownNameError, UsageError, keys
+from registry.catalogue import check_wildcard
 
 if TYPE_CHECKING:
     from harness.context import Context
@@ -42,6 +43,7 @@ def expand(ctx: Context, patterns: Sequence[str]) -> list[str]:
             refs.extend(members(ctx, pattern[4:]))
             continue
         if any(c in pattern for c in "*?["):
+            check_wildcard(pattern, "candidates")
             if "." in pattern:
                 found = [f"{b.name}.{w.tag}" for b, w in catalogue.list_weights(pattern)]
             else:

@@ -135,7 +135,7 @@ class SelectConfig:
                      int8_max_drop: float | None = None, int8_min_speedup: float | None = None,
                      recipe: dict[str, Any] | None = None, **settings: Any) -> SelectConfig:
         """The one constructor of a selection from what a user types, shared by ``harness select``
-        and :func:`harness.select` so that a flag and a keyword cannot drift apart.
+        and :func:`harness.select_models` so that a flag and a keyword cannot drift apart.
 
         ``candidates``: a list, or names separated by commas; ``time_limit``: seconds, or text
         (``90s``, ``10m``, ``1.5h``); the ``max_*`` values are the :class:`Constraints`; ``int8``

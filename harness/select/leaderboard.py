@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,11 +45,14 @@ def latest_groups(versions: Sequence[ModelVersion]) -> dict[str, list[ModelVersi
     return latest
 
 
-def rows_from_store(ctx: Context, task_name: str) -> list[LeaderboardRow]:
-    """One row per candidate that ``select`` ran for ``task_name``, best first."""
+def rows_from_store(ctx: Context, task_name: str, candidates: Collection[str] | None = None) -> list[LeaderboardRow]:
+    """One row per candidate that ``select`` ran for ``task_name``, best first; only those of
+    ``candidates`` when given (one selection's, not every earlier selection's)."""
     task = ctx.catalogue.task(task_name)
     primary = ctx.catalogue.metrics.get(task.primary_metric)
     groups = latest_groups(ctx.store.list(task=task.name))
+    if candidates is not None:
+        groups = {candidate: found for candidate, found in groups.items() if candidate in candidates}
     rows = [row_from_versions(candidate, versions, primary.name, primary.higher_is_better)
             for candidate, versions in groups.items()]
     return sort_rows(compare_rows(ctx, primary, rows), "val", primary.higher_is_better)

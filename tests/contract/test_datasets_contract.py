@@ -173,3 +173,37 @@ def test_safe_extract_refuses_traversal(tmp_path):
     with pytest.raises((tarfile.TarError, DataError)):
         safe_extract(archive, tmp_path / "out")
     assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_an_archive_that_fails_to_extract_leaves_no_half_folder(tmp_path):
+    """CIFAR's archive is extracted beside its place and moved in whole: an extraction that stops
+    half way (here an unsafe member after a good one) leaves no folder to be taken for the data."""
+    import io
+    import tarfile
+
+    from plugins.dataset_files import extract_atomically
+
+    def archive(name: str, members: list[str]) -> Path:
+        path = tmp_path / name
+        with tarfile.open(path, "w:gz") as tar:
+            for member in members:
+                info = tarfile.TarInfo(member)
+                info.size = 1
+                tar.addfile(info, io.BytesIO(b"x"))
+        return path
+
+    root = tmp_path / "data"
+    root.mkdir()
+    with pytest.raises((tarfile.TarError, DataError)):
+        extract_atomically(archive("bad.tar.gz", ["cifar-10-batches-py/data_batch_1", "../escaped.txt"]), root)
+    assert list(root.iterdir()) == [] and not (tmp_path / "escaped.txt").exists()
+    extract_atomically(archive("good.tar.gz", ["cifar-10-batches-py/data_batch_1", "cifar-10-batches-py/test_batch"]),
+                       root)
+    assert sorted(p.name for p in (root / "cifar-10-batches-py").iterdir()) == ["data_batch_1", "test_batch"]
+    (root / "cifar-10-batches-py" / "test_batch").write_text("mine")  # a file there already is kept
+    (root / "cifar-10-batches-py" / "data_batch_1").unlink()
+    extract_atomically(archive("good.tar.gz", ["cifar-10-batches-py/data_batch_1", "cifar-10-batches-py/test_batch"]),
+                       root)
+    assert (root / "cifar-10-batches-py" / "test_batch").read_text() == "mine"
+    assert (root / "cifar-10-batches-py" / "data_batch_1").is_file() and [p.name for p in root.iterdir()] == [
+        "cifar-10-batches-py"]

@@ -1,5 +1,6 @@
-"""The Python API: the example notebook-style script runs from start to end, and ``harness.select``
-/ ``harness.evaluate`` are callable while staying the subpackages they also are."""
+"""The Python API: the example notebook-style script runs from start to end, and its functions
+(``harness.select_models``, ``harness.evaluate_model``...) sit beside the subpackages ``harness.select``,
+``harness.evaluate`` and ``harness.report`` without touching them."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ def test_api_names_are_callable_and_subpackages_still_import():
     import harness.select.run  # the subpackage, imported first
     from harness.api import LoadedModel
 
-    assert callable(harness.select) and callable(harness.evaluate) and callable(harness.load_model)
+    assert callable(harness.select_models) and callable(harness.evaluate_model) and callable(harness.load_model)
+    assert callable(harness.write_report) and not callable(harness.select)
     assert harness.select.run.select is not None and LoadedModel.__name__ == "LoadedModel"
-    assert set(harness.__all__) >= {"select", "finetune", "evaluate", "export", "check_onnx", "bench", "leaderboard",
-                                    "load_model", "load_onnx", "report"}
+    assert set(harness.__all__) >= {"select_models", "finetune", "evaluate_model", "export", "check_onnx", "bench",
+                                    "leaderboard", "load_model", "load_onnx", "write_report"}
 
 
 @pytest.mark.slow
@@ -57,6 +59,15 @@ def test_load_images_and_predict_check_their_input(trained):
         with pytest.raises(UsageError) as raised:
             model.predict(bad)
         assert needle in str(raised.value)
+    # a list of same-sized images is stacked; other lists and types are told what is accepted
+    assert np.allclose(model.predict(list(data.images.numpy())), probabilities, atol=1e-6)
+    accepted = "pass one numpy array or torch tensor of uint8 pixels shaped (N, C, H, W)"
+    for bad, needle in (([data.images[0], data.images[1, :, :8]], "got a list of Tensor of 2 different shapes"),
+                        ([[0, 1], [2, 3]], "got a list of list"), ([], "got an empty list"),
+                        ("photo.png", "got str"), (None, "got NoneType")):
+        with pytest.raises(UsageError) as raised:
+            model.predict(bad)
+        assert f"images must be an array, {needle}: {accepted}" in str(raised.value), raised.value
     with pytest.raises(UsageError, match="limit must be at least 1"):
         harness.load_images("synthetic", limit=0)
 
@@ -72,8 +83,17 @@ def test_the_deprecated_load_split_form_warns_and_still_loads(builtin_plugins, t
         old = load_split(builtin_plugins.catalogue, "synthetic", "test", data_dir=str(tmp_path), download=False)
     new = load_split(data_ctx(builtin_plugins, tmp_path), "synthetic", "test")
     assert old.images.equal(new.images) and old.labels.equal(new.labels)
-    with pytest.warns(DeprecationWarning):  # a Context with the old keywords: they win, and warn
+    # a Context with the old keywords: they win, and the warning names the replacement for a Context
+    with pytest.warns(DeprecationWarning, match=r"put them in the context: load_split\(ctx\.replace\(data="
+                                                r"DataOptions\(data_dir, download\)\), dataset, split\)") as told:
         load_split(data_ctx(builtin_plugins), "synthetic", "test", data_dir=str(tmp_path))
+    assert "Context(plugins" not in str(told[0].message)
+    with pytest.warns(DeprecationWarning, match=r"load_split\(plugins, dataset, split, \.\.\.\) is deprecated") as told:
+        from_plugins = load_split(builtin_plugins, "synthetic", "test")  # the plugin set itself: works too
+    assert from_plugins.labels.equal(new.labels) and len(told) == 1
+    with pytest.raises(TypeError, match=r"takes a harness\.Context as its first argument, not str: "
+                                        r"load_split\(harness\.Context\(harness\.load_plugins\(\)\)"):
+        load_split("synthetic", "synthetic", "test")
     import warnings
 
     with warnings.catch_warnings():

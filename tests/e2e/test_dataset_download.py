@@ -125,6 +125,19 @@ def test_an_interrupted_transfer_is_refused_and_a_rerun_completes(server, nowher
     assert len(_load(nowhere)) == 10_000
 
 
+def test_a_failed_download_leaves_no_empty_folder_behind(server, nowhere, monkeypatch):
+    """Nothing came (the mirror lacks the files): the folders made for the download are gone again,
+    so a later run does not find an empty FashionMNIST/raw (or data root) where the data should be."""
+    monkeypatch.setenv("HARNESS_DATA_MIRROR", f"{server}/absent")
+    with pytest.raises(DataError, match=r"could not download train-images-idx3-ubyte\.gz.*nothing was kept"):
+        _load(nowhere)
+    assert not nowhere.exists()
+    nowhere.mkdir()  # a data root that was there already is kept, and stays as it was
+    with pytest.raises(DataError, match="could not download"):
+        _load(nowhere)
+    assert nowhere.is_dir() and list(nowhere.iterdir()) == []
+
+
 @pytest.mark.parametrize("switch", ["--no-download", "HARNESS_OFFLINE", "HF_HUB_OFFLINE"])
 def test_offline_the_error_names_the_debian_package_and_the_folder(run_cli, server, nowhere, monkeypatch, switch):
     monkeypatch.setenv("HARNESS_DATA_MIRROR", f"{server}/good")  # reachable: only the switch stops it
@@ -139,6 +152,13 @@ def test_offline_the_error_names_the_debian_package_and_the_folder(run_cli, serv
     assert "dataset-fashion-mnist" in message and str(nowhere / "FashionMNIST" / "raw") in message
     assert (f"{switch}=1" if not switch.startswith("--") else "--no-download") in message
     assert "Traceback" not in message and not (nowhere / "FashionMNIST" / "raw").exists()
+    # the environment variable that points harness at a copy of the .gz files is one fix
+    assert f"put its four .gz files in HARNESS_FASHION_MNIST_DIR ('{nowhere.parent / 'no-debian'}'" in message
+    monkeypatch.delenv("HARNESS_FASHION_MNIST_DIR")  # unset: Debian's package, or setting it
+    monkeypatch.setattr("plugins.dataset_files.DEBIAN_FASHION_MNIST", nowhere.parent / "no-package")
+    unset = run_cli(*args).output
+    assert "apt-get install dataset-fashion-mnist" in unset, unset
+    assert "or set HARNESS_FASHION_MNIST_DIR to a folder holding its four .gz files" in unset
 
 
 def test_gz_files_placed_by_hand_are_used_offline(nowhere):

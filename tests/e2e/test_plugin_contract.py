@@ -166,6 +166,9 @@ def test_plugins_check_fails_naming_a_command_hook_that_raises_or_clashes():
     assert records["CommandClash"]["status"] == "partial"
     assert "command 'select' is already taken" in records["CommandClash"]["problems"]
     assert "2 plugin(s) with problems: BadCommands, CommandClash" in result.stderr
+    # each problem on stderr too: a CI log shows why without parsing stdout's JSON
+    assert "plugin BadCommands (partial): register_commands raised RuntimeError: my command is broken" in result.stderr
+    assert "plugin CommandClash (partial): " in result.stderr and "command 'select' is already taken" in result.stderr
     again = CliRunner().invoke(group, ["plugins", "--format", "json"], obj=plugins)  # reported once, not twice
     assert strict_json(again.stdout)[0]["problems"] == records["BadCommands"]["problems"]
 

@@ -100,6 +100,22 @@ def test_select_report_opens_in_chromium_with_rows_images_and_no_errors(run_cli,
     assert "data check not run" in (tmp_path / "again.html").read_text()
 
 
+@pytest.mark.slow
+def test_select_report_holds_only_this_selections_rows(run_cli, tmp_path):
+    """An earlier selection of the task left a row for a candidate this one did not run: ``select
+    --report`` reports this selection (as its table shows it); ``harness report`` still shows the task."""
+    quick = ("--task", "synthetic", "--epochs", "1", "--train-limit", "128", "--format", "json")
+    assert run_cli("select", "--candidates", "cifar_convnet_xs", *quick).exit_code == 0
+    out = tmp_path / "report.html"
+    result = run_cli("select", "--candidates", "cifar_resnet8", *quick, "--report", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}: 1 candidates, chosen " in result.stderr
+    html = out.read_text()
+    assert 'data-candidate="cifar_resnet8"' in html and 'data-candidate="cifar_convnet_xs"' not in html
+    whole = run_cli("report", "--task", "synthetic", "--out", str(tmp_path / "task.html"), "--no-data-check")
+    assert whole.exit_code == 0 and "2 candidates" in whole.stdout
+
+
 def test_report_refuses_before_work(run_cli, tmp_path):
     missing = run_cli("report", "--task", "synthetic", "--out", str(tmp_path / "no" / "r.html"))
     assert missing.exit_code == 2 and "does not exist" in missing.output

@@ -20,7 +20,7 @@ import harness
 from registry.store import ModelStore
 rows = []
 for _ in range({times}):
-    result = harness.select("checkers", candidates=["tinynet_xs"])
+    result = harness.select_models("checkers", candidates=["tinynet_xs"])
     with ModelStore() as store:
         version = store.get(result.rows[0].model)
     rows.append({{"status": result.rows[0].status, "model": result.rows[0].model, "env": version.environment}})

@@ -69,6 +69,8 @@ def test_check_names_a_stored_file_that_is_not_regular_and_repair_makes_remove_w
     said = {"folder": "is a folder", "fifo": "is a device or other special file"}.get(what, "is a symbolic link")
     assert checked.exit_code == 1 and said in checked.stderr and "not a regular file" in checked.stderr
     assert "--repair" in checked.stderr and "missing" not in checked.stderr
+    # the advice says what to do after the repair, not only to run the check again
+    assert f"put the right file back or 'harness registry remove {trained}'" in checked.stderr
     repaired = run_cli("registry", "check", "--repair")
     assert "repaired: " in repaired.stderr, repaired.output
     if what == "matching-symlink":  # the link became a copy of the right file: nothing is lost

@@ -16,6 +16,7 @@ from registry import (
     Protocol,
     Task,
     UnknownNameError,
+    UsageError,
     WeightTag,
 )
 
@@ -58,6 +59,24 @@ def test_wildcards_and_weight_tags_without_building():
     assert (backbone.name, tag.tag) == ("resnet50", "tv2_in1k")
     with pytest.raises(UnknownNameError, match="tv3_in1k"):
         cat.backbone("resnet50.tv3_in1k")
+
+
+@pytest.mark.parametrize("pattern", ["nope[", "res[n*", "[!x", "[]", "*.tv[_in1k"])
+def test_a_malformed_wildcard_is_refused_not_matched_as_text(pattern):
+    """fnmatch takes an unclosed '[' as a literal one: 'nope[' listed nothing, silently."""
+    cat = _filled([_backbone("resnet18", ["tv_in1k"])])
+    with pytest.raises(UsageError, match=r"is a malformed wildcard: the '\[' at character \d+ is never closed"):
+        cat.backbones.list(pattern) if "." not in pattern else cat.list_weights(pattern)
+    assert [b.name for b in cat.backbones.list("res[mn]et*")] == ["resnet18"]  # a closed set still works
+    assert [b.name for b in cat.backbones.list("[]r]esnet18")] == ["resnet18"]  # ']' first is a member
+
+
+def test_list_refuses_a_malformed_wildcard_in_one_line(run_cli):
+    result = run_cli("list", "backbones", "nope[")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("Error: PATTERN 'nope[' is a malformed wildcard") and result.stderr.count("\n") == 1
+    picked = run_cli("select", "--task", "synthetic", "--candidates", "cifar_[", "--epochs", "1")
+    assert picked.exit_code == 2 and "Error: --candidates 'cifar_[' is a malformed wildcard" in picked.stderr
 
 
 def test_fill_is_lazy_and_once():

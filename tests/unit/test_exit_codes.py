@@ -43,3 +43,19 @@ def test_fail_says_why_on_stderr_and_exits_1():
 @pytest.mark.parametrize("args", [("plugins", "--check", "--format", "json")])
 def test_a_check_that_passes_exits_0(run_cli, args):
     assert run_cli(*args).exit_code == EXIT_OK
+
+
+@pytest.mark.parametrize("args,line", [
+    (("evaluate",), "Error: Missing argument 'MODEL'; see 'harness evaluate --help'"),
+    (("evaluate", "m", "--bogus"), "Error: No such option '--bogus'; see 'harness evaluate --help'"),
+    (("--bogus",), "Error: No such option '--bogus'; see 'harness --help'"),
+    (("nosuch",), "Error: No such command 'nosuch'; see 'harness --help'"),
+    (("registry", "nosuch"), "Error: No such command 'nosuch'; see 'harness registry --help'"),
+    (("finetune", "m", "--epochs", "abc"), "Error: Invalid value for '--epochs': 'abc' is not a valid integer "
+                                           "range; see 'harness finetune --help'"),
+])
+def test_a_usage_error_is_one_error_line_that_names_the_help(run_cli, args, line):
+    """click's own three lines (Usage:, Try ..., Error:) are one ``Error:`` line here, exit 2."""
+    result = run_cli(*args)
+    assert result.exit_code == EXIT_USAGE
+    assert result.stderr == line + "\n" and result.stdout == ""

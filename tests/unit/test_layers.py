@@ -34,13 +34,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 # Our plugins use the library's lower layers only, like a third-party plugin would.
 PLUGINS_MAY_IMPORT = frozenset(("registry", *LAYERS[1], *LAYERS[2]))
 
-# Edges that break the layers today, each with the module that makes it. Issue 26 asks for their
-# removal (no callable-module patch). When one disappears, delete it here: the last test fails until then.
+# Edges that break the layers today, each with the module that makes it (issue 26 asks for their
+# removal). When one disappears, delete it here: the last test fails until then.
 KNOWN_EXCEPTIONS = {
-    # select/, evaluate/ and report/ are also the API's functions: their __init__ calls harness.api (issue 26)
-    ("harness.select", "harness.api"): {"harness/select/__init__.py"},
-    ("harness.evaluate", "harness.api"): {"harness/evaluate/__init__.py"},
-    ("harness.report", "harness.api"): {"harness/report/__init__.py"},
     # onnx/export.py writes the temperature that evaluate/calibration.py fits into the file's metadata, while
     # evaluate/ (gate, int8, robustness) exports and times ONNX files: a cycle between peers (issue 26). The
     # caller could hand export the temperature, or calibration could live below both.

@@ -6,13 +6,16 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import subprocess
+import sys
+import types
 
 from helpers import ROOT
 
 PUBLIC = {
-    "harness": ("hookimpl", "Context", "DataOptions", "load_plugins", "__version__", "select", "finetune",
-                "evaluate", "export", "check_onnx", "bench", "leaderboard", "report", "load_model", "load_onnx",
-                "load_images"),
+    "harness": ("hookimpl", "Context", "DataOptions", "load_plugins", "__version__", "select_models", "finetune",
+                "evaluate_model", "export", "check_onnx", "bench", "leaderboard", "write_report", "load_model",
+                "load_onnx", "load_images"),
     "registry": ("Backbone", "WeightTag", "Family", "Dataset", "ImageSplit", "Metric", "Task", "Protocol", "Budget",
                  "PluginInfo", "HarnessError", "UsageError", "UnknownNameError", "DataError", "PluginError",
                  "EntryError", "TrainingError", "ExportError", "BenchmarkError", "StoreError", "Catalogue"),
@@ -51,3 +54,30 @@ def test_public_signatures_keep_their_parameters():
 
     assert all(callable(getattr(Catalogue, m)) for m in catalogue_methods)
     assert all(callable(getattr(Table, m)) for m in table_methods)
+
+
+def test_the_api_names_are_functions_and_the_subpackages_plain_modules():
+    """Issue 26: no callable-module patch. ``harness.select``/``evaluate``/``report`` are only the
+    subpackages; the API's functions of those commands have their own top-level names."""
+    import harness
+    import harness.api
+    import harness.evaluate
+    import harness.report
+    import harness.select
+
+    for package in (harness.select, harness.evaluate, harness.report):
+        assert type(package) is types.ModuleType, f"{package.__name__} is a {type(package)}, not a plain module"
+        assert not callable(package)
+    assert harness.select_models is harness.api.select_models is harness.api.select
+    assert harness.evaluate_model is harness.api.evaluate_model is harness.api.evaluate
+    assert harness.write_report is harness.api.write_report is harness.api.report
+    assert {"select_models", "evaluate_model", "write_report"} <= set(harness.__all__)
+    assert not {"select", "evaluate", "report"} & set(harness.__all__)
+
+
+def test_import_harness_loads_neither_the_api_nor_torch():
+    code = ("import sys, harness; harness.__all__; "
+            "print(sorted(m for m in ('torch', 'harness.api', 'harness.select') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -1,4 +1,4 @@
-"""One constructor for a selection's config: ``harness select`` and ``harness.select`` both build it
+"""One constructor for a selection's config: ``harness select`` and ``harness.select_models`` both build it
 with ``SelectConfig.from_options``, so a flag and a keyword cannot drift apart (issue 26)."""
 
 from __future__ import annotations
