@@ -149,7 +149,8 @@ def setup_lines(report: Any) -> list[str]:
 @click.command("bench", cls=HarnessCommand)
 @click.argument("model")
 @click.option("--batch-sizes", default="1,32", show_default=True)
-@click.option("--runtimes", default="torch,onnxruntime,onnxruntime-int8", show_default=True)
+@click.option("--runtimes", help="Comma-separated, of torch, onnxruntime, onnxruntime-int8 (default: all three; "
+              "INT8 only where the model has a task or --task names one).")
 @positive_int("--threads", help="Threads for every runtime (default: all cores).")
 @positive_int("--rounds", default=3, show_default=True, help="Interleaved rounds, one process each.")
 @positive_int("--iters", default=10, show_default=True, help="Timed iterations per round.")
@@ -160,8 +161,8 @@ def setup_lines(report: Any) -> list[str]:
 @click.option("--data-dir", type=click.Path(file_okay=False))
 @format_option
 @click.pass_context
-def bench_command(ctx: click.Context, model: str, batch_sizes: str, runtimes: str, data_dir: str | None, fmt: str,
-                  int8_max_drop: float | None, int8_min_speedup: float | None, **options: Any) -> None:
+def bench_command(ctx: click.Context, model: str, batch_sizes: str, runtimes: str | None, data_dir: str | None,
+                  fmt: str, int8_max_drop: float | None, int8_min_speedup: float | None, **options: Any) -> None:
     """Latency (median, p90) and throughput per runtime and batch size, with ORT/eager and INT8/FP32 ratios,
     and whether INT8 is offered (faster than FP32 in every round and within --int8-max-drop on validation).
 
@@ -178,7 +179,8 @@ def bench_command(ctx: click.Context, model: str, batch_sizes: str, runtimes: st
     source = data_spec(options)
     with make_context(ctx, data_dir=data_dir) as hctx:
         options["task_name"] = resolve(hctx, options.get("task_name"), source, required=False)
-        report, verdict = bench_int8(hctx, model, batch_sizes=sizes, runtimes=tuple(runtimes.split(",")),
+        chosen = tuple(runtimes.split(",")) if runtimes else None
+        report, verdict = bench_int8(hctx, model, batch_sizes=sizes, runtimes=chosen,
                                      policy=int8_policy(int8_max_drop, int8_min_speedup), **options)
     data = report.as_dict()
     machine = render_report(data, data["rows"], fmt)

@@ -191,12 +191,19 @@ def bench_int8(ctx: Context, model_ref: str, *, batch_sizes: tuple[int, ...] = (
     from harness.onnx.export import export_model
     from harness.onnx.report import RUNTIMES, Int8Accuracy
 
-    runtimes = runtimes or RUNTIMES
+    source = resolve_model(ctx, model_ref) if runtimes is None or "onnxruntime-int8" in runtimes else None
+    if runtimes is None:  # the default: INT8 where the model has a task to calibrate on, else said and skipped
+        runtimes = RUNTIMES
+        if source is not None and not (task_name or (source.version.task if source.version else None)):
+            ctx.progress.warn(f"INT8 not measured: {source.label} has no task whose training images could "
+                              "calibrate it; pass --task to measure it")
+            runtimes = tuple(r for r in RUNTIMES if r != "onnxruntime-int8")
     options: dict[str, Any] = {"batch_sizes": batch_sizes, "runtimes": runtimes, "rounds": rounds, "iters": iters,
                "record": record, "input_size": input_size}
-    if "onnxruntime-int8" not in runtimes:
+    if source is None or "onnxruntime-int8" not in runtimes:
         return bench(ctx, model_ref, threads=threads, **options), None
-    source = resolve_model(ctx, model_ref)
+    if record and source.version is not None:
+        ctx.store.require_writable()  # the verdict is recorded with the version: refuse before quantising
     task = int8_task(ctx, source, task_name)  # before any work
     pre = resolve_preprocess(source, input_size, channels_last=False)
     threads = threads or use_threads()

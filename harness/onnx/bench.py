@@ -74,6 +74,8 @@ def bench(ctx: Context, model_ref: str, *, batch_sizes: tuple[int, ...] = (1, 32
                          "int8_check.bench_int8 quantises, scores and decides)", param="int8_file")
     threads = threads or torch.get_num_threads()
     source = resolve_model(ctx, model_ref)
+    if record and source.version is not None:
+        ctx.store.require_writable()  # the figures are recorded with the version: refuse before measuring
     pre = resolve_preprocess(source, input_size, channels_last=False)
     shape = (pre.channels, pre.input_size, pre.input_size)
     model = source.build().eval()

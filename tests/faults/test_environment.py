@@ -51,7 +51,9 @@ def disk(tmp_path):
 
 
 def _weights(trained_home: Path) -> Path:
-    return next(p for p in (trained_home / "artifacts").rglob("*") if p.is_file() and len(p.name) == 64)
+    """The stored weights: a content-addressed blob that is a .safetensors file (8-byte header size, then JSON)."""
+    return next(p for p in (trained_home / "artifacts").rglob("*")
+                if p.is_file() and len(p.name) == 64 and p.read_bytes()[8:9] == b"{")
 
 
 def test_full_disk_import_export_finetune_and_check_onnx(disk, trained_home, tmp_path):
