@@ -157,11 +157,7 @@ def estimate(ctx: Context, plan: Plan, refs: list[str], time_limit_s: float | No
 
 def halving_rungs(candidates: int, epochs: int) -> tuple[tuple[int, int], ...]:
     """(candidates trained, cumulative epochs) of each rung when nothing fails and no time limit
-    stops it: the best third go on (at least one, which then trains to the last rung)."""
-    from harness.select.halving import ETA, rung_epochs
+    stops it: the best third go on (rounded down, at least one; a lone one goes to the last rung)."""
+    from harness.select.halving import schedule
 
-    out, alive = [], candidates
-    for e in rung_epochs(epochs):
-        out.append((alive, e))
-        alive = max(1, -(-alive // ETA))
-    return tuple(out)
+    return schedule(candidates, epochs)

@@ -124,8 +124,8 @@ def train(ctx: Context, plan: Plan, run: CandidateRun) -> None:
         if version is not None:
             cached_all = cached_all and run.prepared_cached
             halving = version.metrics.get(keys.HALVING)
-            if halving:  # a time-limited rung model is never a full run's cache entry
-                fp = f"{fp}-rung{halving['rung']}of{halving['rungs']}"
+            if halving:  # a rung model is never a full run's cache entry: its own key, as halving set it
+                fp = halving.get("fingerprint") or f"{fp}-rung{halving['rung']}of{halving['rungs']}"
             version = _tag(ctx, plan, run, version, fp)
         else:  # claimed: a concurrent select on this store waits here, then reuses this row
             with claim(ctx.store.home, fp, ctx.progress, run.label) if plan.config.use_cache else nullcontext():

@@ -36,6 +36,7 @@ class FitState:
     best_state: dict[str, torch.Tensor] | None = None
     bad_epochs: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    best_val_logits: torch.Tensor | None = None  # the kept epoch's validation logits, when the caller kept them
 
     def best_weights(self) -> dict[str, torch.Tensor]:
         """The best epoch's weights; :func:`fit` always keeps some (the last epoch's if none was better)."""

@@ -156,10 +156,12 @@ def train(ctx: Context, run: Run, *, resume: bool = False, compile: bool = False
         forward = wrap(forward, dist)
     val = run.data.val
     warned: list[str] = []
+    last: list[torch.Tensor] = []  # the latest epoch's validation logits
 
     def validate(m: torch.nn.Module) -> float:
         assert val is not None
         logits = predict(forward, val.images, val.labels, run.pre, run.device, amp_dtype=run.amp)
+        last[:] = [logits]
         try:
             return compute(run.primary, logits, val.labels, run.data.num_classes)
         except PluginError as exc:  # the epoch counts as no improvement; training goes on
@@ -183,6 +185,8 @@ def train(ctx: Context, run: Run, *, resume: bool = False, compile: bool = False
     run.run_dir.mkdir(parents=True, exist_ok=True)
     state = fit(forward, batches, optimizer, scheduler, config, validate if val is not None else None, frozen, state)
     model.load_state_dict(state.best_weights())
+    if last and state.best_epoch == state.epoch and not compile and dist is None:
+        state.best_val_logits = last[0]  # the kept weights are the last epoch's: _score need not predict again
     return model, state
 
 
@@ -271,7 +275,7 @@ def finetune(ctx: Context, model_ref: str, task: str | Task, recipe: Recipe, *, 
         if run.dist is not None:
             return _finish_distributed(ctx, run, model, state, name=name, alias=alias, tta_flip=tta_flip,
                                        tracked=tracked)
-        scored = _score(ctx, run, model, tta_flip)
+        scored = _score(ctx, run, model, tta_flip, None if tta_flip else state.best_val_logits)
         test = scored.test
         version = register(ctx, run, model, state, scored, name=name, alias=alias)
         ctx.progress.info(f"registered {version.ref}")
@@ -283,13 +287,16 @@ def finetune(ctx: Context, model_ref: str, task: str | Task, recipe: Recipe, *, 
     return FinetuneResult(version, test, state.history)
 
 
-def _score(ctx: Context, run: Run, model: torch.nn.Module, tta_flip: bool) -> Scored:
+def _score(ctx: Context, run: Run, model: torch.nn.Module, tta_flip: bool,
+           val_logits: torch.Tensor | None = None) -> Scored:
     """The best model on validation (what choices between models use) and, once, on test (what is
-    reported); both logits are kept for paired comparisons."""
-    val, val_logits = None, None
+    reported); both logits are kept for paired comparisons. ``val_logits``: the kept epoch's, from
+    training (the same weights, the same images), so validation is not predicted twice."""
+    val = None
     if run.data.val is not None:
-        val_logits = predict(model, run.data.val.images, run.data.val.labels, run.pre, run.device, tta_flip=tta_flip,
-                             amp_dtype=run.amp)
+        if val_logits is None:
+            val_logits = predict(model, run.data.val.images, run.data.val.labels, run.pre, run.device,
+                                 tta_flip=tta_flip, amp_dtype=run.amp)
         val = score_logits(ctx.catalogue, run.task, val_logits, run.data.val.labels, run.data.class_names)
     logits = predict(model, run.data.test.images, run.data.test.labels, run.pre, run.device, tta_flip=tta_flip,
                      amp_dtype=run.amp)

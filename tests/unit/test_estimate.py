@@ -38,8 +38,26 @@ def test_quick_epochs_keep_the_work_per_candidate_about_constant():
 def test_halving_rungs_and_the_plan_line():
     from harness.select.estimate import halving_rungs
 
-    assert halving_rungs(4, 9) == ((4, 1), (2, 3), (1, 9))  # the best third (at least one) go on
+    assert halving_rungs(4, 9) == ((4, 1), (1, 9))  # the best third, rounded down; a lone one skips to the last
+    assert halving_rungs(9, 9) == ((9, 1), (3, 3), (1, 9))
+    assert halving_rungs(1, 9) == ((1, 9),)  # nothing to compare: straight to the last rung
     assert halving_rungs(6, 3) == ((6, 1), (2, 3))
     plan = _estimate(rungs=((3, 1), (1, 3), (1, 9)), halving_extra_s=10.0)
     assert plan.seconds == 160.0
     assert "3 candidates by successive halving to 15 epochs (rungs of 3 x 1 ep, 1 x 3 ep, 1 x 9 ep)" in plan.lines()[0]
+
+
+def test_a_lone_survivor_skips_to_the_last_rung_that_fits_the_time_left():
+    from types import SimpleNamespace
+
+    from harness.select.halving import _next_rung, survivors
+
+    assert [survivors(n) for n in (1, 2, 3, 4, 8, 9)] == [1, 1, 1, 1, 2, 3]  # Hyperband's floor, at least one
+    epochs, lone, pair = [1, 3, 9], [SimpleNamespace(ref="a")], [SimpleNamespace(ref="a"), SimpleNamespace(ref="b")]
+    reached = {"a": (None, 10.0), "b": (None, 10.0)}  # 10 s per epoch
+    assert _next_rung(0, epochs, pair, reached, None) == 1  # two go on: the next rung compares them
+    assert _next_rung(0, epochs, lone, reached, None) == 2  # no limit: straight to the last
+    assert _next_rung(0, epochs, lone, reached, 100.0) == 2  # 8 more epochs, 80 s: fits
+    assert _next_rung(0, epochs, lone, reached, 50.0) == 1  # only 2 more fit
+    assert _next_rung(0, epochs, lone, reached, 5.0) == 1  # nothing fits: the next, which the loop then stops
+    assert _next_rung(2, epochs, lone, reached, None) is None
