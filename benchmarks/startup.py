@@ -6,8 +6,8 @@ Each command runs once unmeasured (it writes the torchvision and timm indexes an
 caches, as a user's first command does), then ``--rounds`` times. Prints the median wall time, its
 ratio to ``python -c pass`` measured in the same run, and the largest peak RSS of the command's
 process (``wait4``'s ``ru_maxrss``). Targets: ``harness --version`` in 0.3 s or less; the listing
-commands (``plugins``, ``list backbones PATTERN``, ``show NAME --no-measure``) in 0.5 s and 100 MB
-or less, which they meet by never importing torch, torchvision or timm (asserted by
+commands (``plugins``, ``list backbones PATTERN``, ``show NAME``, which measures only when asked)
+in 0.5 s and 100 MB or less, which they meet by never importing torch, torchvision or timm (asserted by
 ``tests/e2e/test_fast_listing.py``). The load average before and after says whether the machine was
 quiet. To measure another checkout with the same script: ``PYTHONPATH=/that/checkout python
 benchmarks/startup.py`` (its ``harness`` and ``plugins`` packages are then imported first).
@@ -26,7 +26,7 @@ from pathlib import Path
 
 COMMANDS = (["--version"], ["--help"], ["list", "tasks"], ["registry", "list"], ["plugins"],
             ["list", "backbones", "cifar*"], ["list", "backbones", "timm_*"], ["list", "backbones", "*"],
-            ["show", "resnet18.tv_in1k", "--no-measure"])
+            ["show", "resnet18.tv_in1k"])
 LISTING = ("plugins", "list backbones", "show")
 """Commands held to the listing targets."""
 TARGET_S, TARGET_MB = 0.5, 100

@@ -131,6 +131,8 @@ def describe(catalogue: Catalogue, name: str, kind: str | None = None,
                 record["selected_tag"] = tag.tag
             if measure:
                 record["measured"] = measure_backbone(entry, tag)
+            else:  # published figures (the weights' metadata) are above; building is asked for
+                record["measured"] = f"not measured: harness show {name} --measure builds it to count params and FLOPs"
         records.append(record)
     return records
 

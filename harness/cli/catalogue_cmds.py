@@ -42,8 +42,9 @@ def list_command(ctx: click.Context, kind: str, pattern: str | None, tags: bool,
 @click.argument("name")
 @click.option("--kind", type=click.Choice(list(KINDS)), help="Only look among this kind (cifar10 is both a dataset "
                                                                "and a task).")
-@click.option("--measure/--no-measure", default=True, show_default=True,
-              help="Backbones: build once (randomly initialised) to count params and FLOPs.")
+@click.option("--measure/--no-measure", default=False, show_default=True,
+              help="Backbones: build once (randomly initialised) to count params, feature width and FLOPs "
+                   "(imports torch; without it, published figures only and no model library is imported).")
 @format_option
 @click.pass_context
 def show_command(ctx: click.Context, name: str, kind: str | None, measure: bool, fmt: str) -> None:
@@ -54,8 +55,9 @@ def show_command(ctx: click.Context, name: str, kind: str | None, measure: bool,
     \b
     Examples:
       harness show resnet18.tv_in1k
+      harness show cifar_resnet20 --measure
       harness show fashion-mnist --kind task
-      harness show timm_resnet18 --no-measure --format json
+      harness show timm_resnet18 --format json
     """
     from harness.data.views import split_view
     from harness.describe import describe

@@ -11,10 +11,11 @@ budget. A lone survivor has nothing left to be compared with, so it skips the ru
 trains straight to the last one (under a time limit: the last one that fits). For the quick
 budget's four candidates and nine epochs: 4 x 1 epoch, then the best 1 x 8 more epochs. The
 ceiling rule (two of four go on, rungs of 1, 3 and 9 epochs) took 302 s for the same winner
-(test 0.9099 against 0.9115) where this takes 233 s: the main job, 2 quiet cores, 2026-12-06. A candidate keeps the model of the last
-rung it reached; the leaderboard's ``rung`` column says which (e.g. ``2/3 (3 ep)``), and the
-versions' lineage chains a candidate's rungs. The budget bounds the training rungs; export, parity
-and the latency benchmark of the rows follow it.
+(test 0.9099 against 0.9115) where this takes 233 s: the main job, 2 quiet cores, 2026-12-06.
+
+A candidate keeps the model of the last rung it reached; the leaderboard's ``rung`` column says
+which (e.g. ``2/3 (3 ep)``), and the versions' lineage chains a candidate's rungs. The budget
+bounds the training rungs; export, parity and the latency benchmark of the rows follow it.
 
 Models trained at a rung below the last are tagged with their own fingerprint (the row's plus the
 rung), so a selection without halving never mistakes them for full runs; a selection with halving

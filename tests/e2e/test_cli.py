@@ -53,7 +53,7 @@ def test_list_tasks_includes_required_tasks(run_cli):
 
 
 def test_show_backbone_measures_params_and_flops(run_cli):
-    [record] = json.loads(run_cli("show", "cifar_resnet20", "--format", "json").output)
+    [record] = json.loads(run_cli("show", "cifar_resnet20", "--measure", "--format", "json").output)
     assert record["kind"] == "backbone" and record["measured"]["feature_dim"] == 64
     head = 64 * 1000 + 1000  # measured with a 1000-class head
     assert 260_000 < record["measured"]["params"] - head < 290_000  # ResNet-20's body is 0.27M

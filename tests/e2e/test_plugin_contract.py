@@ -143,7 +143,7 @@ def test_plugins_reports_real_status_per_hook_and_check_exits_1(cli):
 
 def test_wrong_head_and_unknown_metric_name_the_entry_and_plugin(cli):
     # point 9: show and finetune say the same thing about a wrong head
-    show = cli("show", "sloppy_badhead")
+    show = cli("show", "sloppy_badhead", "--measure")
     finetune = cli("finetune", "sloppy_badhead", "--task", "synthetic", "--epochs", "1")
     for result in (show, finetune):
         _clean_error(result, "backbone 'sloppy_badhead' (plugin 'Sloppy') declares head 'classifier'", "set head=")

@@ -80,7 +80,7 @@ def test_timm_names_and_tags_in_the_cli(run_cli):
     assert {"timm_resnet18.a1_in1k", "timm_resnet18.tv_in1k", "timm_resnet18d.ra2_in1k"} <= names
     a1 = next(r for r in rows if r["name"] == "timm_resnet18.a1_in1k")
     assert a1["license"] == "apache-2.0" and a1["dataset"] == "in1k" and a1["cached"] is False
-    shown = json.loads(run_cli("show", "timm_test_resnet", "--format", "json").stdout)[0]
+    shown = json.loads(run_cli("show", "timm_test_resnet", "--measure", "--format", "json").stdout)[0]
     assert shown["source"].startswith("timm ") and shown["head"] == "fc"
     assert shown["measured"]["params"] > 0 and shown["measured"]["flops"] > 0
     assert shown["weights"][0]["hub_id"] == "timm/test_resnet.r160_in1k"
