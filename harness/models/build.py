@@ -165,8 +165,9 @@ def unreadable_weights(path: Path, exc: BaseException, safetensors: bool) -> Dat
         lines = [line.strip() for line in tail.splitlines() if line.strip()]
         detail = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), lines[0] if lines else "")
         return DataError(f"{str(path)!r} is not a checkpoint of plain tensors (torch's safe loader: {detail[:120]}): "
-                         "harness loads only plain tensors and never runs pickled code; save only the tensors "
-                         "(torch.save(model.state_dict(), ...) or safetensors.torch.save_file)")
+                         "it holds pickled objects, which harness never loads (only plain tensors: a pickle can run "
+                         "code); save only the tensors (torch.save(model.state_dict(), ...) or "
+                         "safetensors.torch.save_file)")
     reason = f"{type(exc).__name__}: {text.splitlines()[0][:120]}" if text else type(exc).__name__
     return DataError(f"{str(path)!r} is not a readable PyTorch checkpoint ({reason}): it is truncated, damaged or "
                      "another format; save the weights again")

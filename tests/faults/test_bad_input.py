@@ -57,6 +57,7 @@ BAD_OPTIONS = [
     (("registry", "import", "cifar_convnet_xs", "/nonexistent.safetensors"), "does not exist"),
     (("registry", "tag", M, "--alias", "1"), "bad --alias"),  # the flag, though tag keeps it as aliases
     (("registry", "show", "nothing@1"), "unknown model"),
+    (("evaluate", "fashion-mnist@999"), "unknown model 'fashion-mnist'"),  # a task's name, not a backbone
     (("show", "resnet18.nosuchtag"), "nosuchtag"),
 ]
 
