@@ -66,7 +66,7 @@ def budget_record(t: Task, budget: str) -> dict[str, Any]:
     return {"epochs": b.epochs, "batch_size": b.batch_size, "lr": b.lr,
             "input_size": b.input_size or t.protocol.input_size,
             "augmentation": list(b.augmentation if b.augmentation is not None else t.protocol.augmentation),
-            "train_limit": b.train_limit, "test_limit": b.test_limit,
+            "train_limit": b.train_limit, "test_limit": b.test_limit, "halving_epochs": b.halving_epochs,
             "candidates": list(t.protocol.candidates_for(budget))}
 
 
@@ -74,8 +74,11 @@ def budget_line(record: dict[str, Any]) -> str:
     """One budget in words: ``4 candidates x 3 epochs at 28px, batch 64, at most 12,000 training images``."""
     limits = "".join([f", at most {record['train_limit']:,} training images" if record["train_limit"] else "",
                       f", at most {record['test_limit']:,} test images" if record["test_limit"] else ""])
-    return (f"{len(record['candidates'])} candidates x {record['epochs']} epochs at {record['input_size']}px, "
-            f"batch {record['batch_size']}{limits}: {', '.join(record['candidates'])}")
+    n, halving = len(record["candidates"]), record.get("halving_epochs")
+    how = (f"{n} candidates by successive halving to {halving} epochs (finetune: {record['epochs']})" if halving
+           else f"{n} candidates x {record['epochs']} epochs")
+    return (f"{how} at {record['input_size']}px, batch {record['batch_size']}{limits}: "
+            f"{', '.join(record['candidates'])}")
 
 
 def task_row(t: Task) -> dict[str, Any]:
@@ -83,7 +86,10 @@ def task_row(t: Task) -> dict[str, Any]:
 
     def short(name: str) -> str | None:
         b = budgets.get(name)
-        return f"{len(b['candidates'])} nets x {b['epochs']} ep at {b['input_size']}px" if b else None
+        if not b:
+            return None
+        epochs = f"halving to {b['halving_epochs']} ep" if b.get("halving_epochs") else f"{b['epochs']} ep"
+        return f"{len(b['candidates'])} nets x {epochs} at {b['input_size']}px"
 
     return {"name": t.name, "dataset": t.dataset, "primary_metric": t.primary_metric,
             "metrics": list(t.metrics), "input_size": t.protocol.input_size, "quick": short("quick"),

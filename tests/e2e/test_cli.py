@@ -97,3 +97,9 @@ def test_real_console_script_json_on_stdout_logs_on_stderr():
     bad = subprocess.run([*harness_exe(), "show", "nope-not-here"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.startswith("Error: unknown name")
     assert "Traceback" not in bad.stderr
+
+
+def test_a_task_shows_that_its_quick_budget_selects_by_successive_halving(run_cli):
+    shown = run_cli("show", "fashion-mnist", "--kind", "task").stdout
+    assert "by successive halving to 9 epochs (finetune: 3)" in shown and "x 30 epochs" in shown
+    assert "halving to 9 ep" in run_cli("list", "tasks").stdout
