@@ -45,6 +45,12 @@ _LAZY = {"Context": "harness.context", "DataOptions": "harness.context", "load_p
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if not name.startswith("__"):  # a submodule (harness.errors after a plain import harness), imported on use
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
     raise AttributeError(f"module 'harness' has no attribute {name!r}")
 
 

@@ -170,7 +170,9 @@ def write_report(task: str | None = None, out: str = "report.html", *, data: str
                  data_check: bool = True, ctx: Context | None = None) -> ReportData:
     """Write the self-contained HTML report of a task's selection to ``out``; returns what it shows."""
     from harness.report import write_report as run
+    from registry.files import check_out_path
 
+    check_out_path(out)  # a path that cannot be written is refused before the store and the data are read
     with _context(ctx) as c:
         return run(c, str(_task(c, task, data)), out, data_check=data_check)
 

@@ -10,8 +10,10 @@ told of ends, so that it can close that run. With no tracker chosen, nothing is 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry import UnknownNameError, first_line, keys
+from registry import UnknownNameError, keys
 
 if TYPE_CHECKING:
     from harness.plugins import Plugins
@@ -80,9 +82,15 @@ def chosen(plugins: Plugins, text: str | None) -> tuple[str, ...]:
     known = available(plugins) if names else []
     for name in names:
         if name not in known:
-            raise UnknownNameError("tracker", name, known,
-                                   hint="install its extra (pip install 'imgcls-harness[mlflow]') or its plugin")
+            hint = (f"install its extra: pip install 'imgcls-harness[{name}]'" if name in BUILTIN_EXTRAS else
+                    "a tracker comes from a plugin: install the package that provides it ('harness plugins' lists "
+                    "what loaded)")
+            raise UnknownNameError("tracker", name, known, hint=hint)
     return names
+
+
+BUILTIN_EXTRAS = ("mlflow", "tensorboard")
+"""Our own trackers, each behind the extra of its name."""
 
 
 class Tracking:
@@ -114,12 +122,15 @@ class Tracking:
             if hook == "track_run_started" and run is not None:
                 self._told.setdefault(key, set()).add(run.id)
             try:
-                impl.function(*(kwargs[name] for name in impl.argnames))
+                # stdout is for --format json/csv: a tracker's own prints (MLflow's "View run at ...") go to stderr
+                with contextlib.redirect_stdout(sys.stderr):
+                    impl.function(*(kwargs[name] for name in impl.argnames))
             except Exception as exc:  # tracking must never fail the run it tracks
                 if key not in self._broken:
                     self._broken.add(key)
+                    why = " ".join(str(exc).split())[:400] or type(exc).__name__  # all of it: fixes are often last
                     self.progress.warn(f"tracker {self._tracker_name(impl)} failed in {hook} and is off for "
-                                       f"this run: {first_line(exc)}")
+                                       f"this run: {why}")
             if ending and run is not None:
                 self._told[key].discard(run.id)
 

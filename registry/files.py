@@ -63,6 +63,37 @@ def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
         f.write(data)
 
 
+def check_out_path(path: str | os.PathLike[str], param: str = "out", *, folder: bool = False,
+                   example: str = "report.html") -> Path:
+    """Refuse, before any work, an output path that cannot be written: a file path that is a folder
+    (``folder=True``: a folder path that is a file), or one whose folder neither exists nor can be
+    created, or does not take new files (read-only, ``/proc``). The nearest existing folder is probed
+    by creating and deleting a temporary file there: permission bits alone say yes to root. Raises a
+    :class:`~registry.errors.UsageError` naming ``{param}`` and the path; returns the path."""
+    from registry.errors import UsageError
+
+    out = Path(path)
+    fix = "give a path in a folder you can write to"
+    if folder and out.exists() and not out.is_dir():
+        raise UsageError(f"{{param}} {str(out)!r} is a file, not a folder; give a folder to write into", param=param)
+    if not folder and out.is_dir():
+        raise UsageError(f"{{param}} {str(out)!r} is a folder; give a file name such as {example}", param=param)
+    existing = out if folder else out.parent
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{{param}} {str(out)!r} cannot be written: {str(existing)!r} is a file, not a folder; "
+                         f"{fix}", param=param)
+    probe = _tmp_name(existing)
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError as exc:
+        raise UsageError(f"{{param}} {str(out)!r} cannot be written: the folder {str(existing)!r} does not take new "
+                         f"files ({exc.strerror}); {fix}", param=param) from None
+    probe.unlink(missing_ok=True)
+    return out
+
+
 def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)

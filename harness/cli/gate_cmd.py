@@ -98,8 +98,10 @@ def card_command(ctx: click.Context, model: str, out: str | None, data_check: bo
 
     from harness.data.datatask import resolve
     from harness.report.card import card
-    from registry.files import atomic_write_bytes
+    from registry.files import atomic_write_bytes, check_out_path
 
+    if out:
+        check_out_path(out, example="MODEL_CARD.md")  # before the data check reads every image
     data = data_spec(source)
     with make_context(ctx) as hctx:
         if data is not None:

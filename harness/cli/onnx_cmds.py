@@ -57,6 +57,7 @@ def export_command(ctx: click.Context, model: str, opset: int, out_dir: str, int
       harness export fashion-mnist:best --out exports/ --int8
     """
     from harness.onnx.export import export_model
+    from registry.files import check_out_path
 
     int8 = int8 or force_int8
     flags = {"task_name": task_name, "int8_max_drop": int8_max_drop, "int8_min_speedup": int8_min_speedup,
@@ -65,6 +66,7 @@ def export_command(ctx: click.Context, model: str, opset: int, out_dir: str, int
     if not int8 and given:
         raise UsageError("{param} only applies to INT8: add --int8", param=given[0])
     policy = int8_policy(int8_max_drop, int8_min_speedup)
+    check_out_path(out_dir, "out_dir", folder=True)
     with make_context(ctx) as hctx:
         if int8:
             from harness.evaluate.int8_check import export_int8, int8_task

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from harness.cli.app import HarnessCommand, make_context
+from harness.cli.app import HarnessCommand, fail, make_context
 from harness.cli.onnx_cmds import int8_options
 from harness.cli.options import (
     budget_option,
@@ -126,6 +126,8 @@ def select_command(ctx: click.Context, task_name: str | None, fmt: str, plot_pat
         click.echo(line, err=fmt != "table")
     if report_path:
         write_select_report(ctx, context, result.task, report_path, fmt, selected(result))
+    if result.rows and not any(r.status in ("ok", "cached") for r in result.rows):
+        fail("every candidate failed (the notes say why): nothing was chosen")
 
 
 EXECUTOR_FLAGS = ("executor", "ray_address", "cpus_per_trial", "gpus_per_trial")

@@ -8,6 +8,7 @@ downloaded when online), a local file (``.safetensors`` preferred, ``.pth`` read
 from __future__ import annotations
 
 import os
+import re
 import urllib.error
 import warnings
 from pathlib import Path
@@ -163,7 +164,9 @@ def unreadable_weights(path: Path, exc: BaseException, safetensors: bool) -> Dat
     if "WeightsUnpickler error:" in text or "Weights only load failed" in text:  # more than tensors inside
         tail = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in text else text
         lines = [line.strip() for line in tail.splitlines() if line.strip()]
-        detail = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), lines[0] if lines else "")
+        named = re.search(r"GLOBAL ([\w.]+)", tail)  # what the pickle would have called; never torch's advice
+        detail = (f"it calls {named.group(1)}" if named else
+                  next((line.split(". ")[0] for line in lines if "Unsupported" in line), "not plain tensors"))
         return DataError(f"{str(path)!r} is not a checkpoint of plain tensors (torch's safe loader: {detail[:120]}): "
                          "it holds pickled objects, which harness never loads (only plain tensors: a pickle can run "
                          "code); save only the tensors (torch.save(model.state_dict(), ...) or "

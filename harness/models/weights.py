@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from registry import DataError
 from registry.files import atomic_writer
 
 FORMAT = "harness-weights-1"
@@ -45,8 +44,10 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = f.metadata() or {}
-    except Exception as exc:
-        raise DataError(f"cannot read {str(path)!r} as safetensors ({exc})") from None
+    except Exception as exc:  # truncated, damaged or not safetensors: in the words every weights reader uses
+        from harness.models.build import unreadable_weights
+
+        raise unreadable_weights(Path(path), exc, safetensors=True) from None
     result: dict[str, Any] = {}
     for key, value in raw.items():
         try:

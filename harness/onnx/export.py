@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from harness.data.preprocess import resolve_preprocess
 from harness.models.sources import resolve_model
 from registry import ExportError, UsageError, keys
-from registry.files import TMP_PREFIX, atomic_write_bytes, sha256_file
+from registry.files import TMP_PREFIX, atomic_write_bytes, check_out_path, sha256_file
 from registry.store import ModelVersion
 
 if TYPE_CHECKING:
@@ -188,6 +188,8 @@ def export_model(ctx: Context, model_ref: str, out_dir: str | os.PathLike[str] |
                  opset: int = DEFAULT_OPSET, register: bool = True, input_size: int | None = None) -> ExportResult:
     """Export MODEL to ONNX (``out_dir``, or a new temporary folder) and attach the file to its
     registry version (at the model's own input size only)."""
+    if out_dir:
+        check_out_path(out_dir, "out_dir", folder=True)  # before the model is built and exported
     source = resolve_model(ctx, model_ref)
     if register and input_size is None and source.version is not None:
         ctx.store.require_writable()  # before the export, not after it

@@ -13,22 +13,12 @@ from pathlib import Path
 from harness.context import Context
 from harness.report.collect import CandidateDetail, ReportData, collect, reproduce_command
 from harness.report.html import render
-from registry import UsageError
-from registry.files import atomic_write_bytes
-
-
-def check_out_path(path: str | Path, param: str = "out") -> Path:
-    """Refuse, before any work, a report path whose folder does not exist or that is a folder."""
-    out = Path(path)
-    if out.is_dir():
-        raise UsageError(f"{{param}} {str(out)!r} is a folder; give a file name such as report.html", param=param)
-    if not out.parent.is_dir():
-        raise UsageError(f"{{param}}: the folder {str(out.parent)!r} does not exist; create it first", param=param)
-    return out
+from registry.files import atomic_write_bytes, check_out_path
 
 
 def write_report(ctx: Context, task: str, path: str | Path, *, data_check: bool = True) -> ReportData:
-    """Gather the report of ``task`` and write it to ``path`` (atomically: never half a file)."""
+    """Gather the report of ``task`` and write it to ``path`` (atomically: never half a file); a path
+    that cannot be written is refused before any work (:func:`check_out_path`)."""
     out = check_out_path(path)
     data = collect(ctx, task, data_check=data_check)
     atomic_write_bytes(out, render(data).encode())

@@ -56,15 +56,18 @@ def _metrics_table(version: ModelVersion) -> list[str]:
     from harness.evaluate.predictions import stored_sets
 
     val, test = version.metrics.get(keys.VAL, {}), version.metrics.get(keys.TEST, {})
+    failed = version.metrics.get(keys.TEST_FAILED, {})  # raised or returned NaN: shown empty, with why
     sets = stored_sets(version)
     lines = ["| metric | validation | test |", "| --- | --- | --- |"]
-    for name in sorted(set(val) | set(test)):
-        cell = f"{test[name]:.4f}" if name in test else ""
+    for name in sorted(set(val) | set(test) | set(failed)):
+        why = str(failed.get(name, "")).replace("|", "/")  # a table cell: no column separator inside
+        cell = f"{test[name]:.4f}" if name in test else f"failed: {why}" if name in failed else ""
         if name == "accuracy" and name in test and "test" in sets:
             cell += f" ± {binomial_halfwidth(test[name], sets['test'].n):.4f}"
         lines.append(f"| {name} | {val.get(name, ''):{'.4f' if name in val else ''}} | {cell} |")
     lines.append("")
-    lines += [f"- {s.text()}" for s in sets.values()]
+    # the images of the two columns (evaluate's own results, stored beside them, are not in the table)
+    lines += list(dict.fromkeys(f"- {sets[k].text()}" for k in (keys.VAL, keys.TEST) if k in sets))
     if "accuracy" in test and "test" in sets:
         lines.append("- ± on test accuracy: a 95% interval over the test images (normal approximation).")
     return lines
@@ -141,6 +144,13 @@ def _history(ctx: Context, version: ModelVersion) -> list[str]:
     return lines
 
 
+def _image_counts(images: Any) -> str:
+    """``train 60,000, test 10,000`` (the data check's images per split), or one count."""
+    if isinstance(images, dict):
+        return ", ".join(f"{split} {count:,}" for split, count in images.items())
+    return f"{images:,}" if isinstance(images, int) else str(images)
+
+
 def _data(ctx: Context, version: ModelVersion, data_check: bool) -> list[str]:
     recipe = version.recipe
     lines = [f"Task `{version.task}` (dataset `{version.dataset}`), {version.num_classes} classes: "
@@ -155,8 +165,8 @@ def _data(ctx: Context, version: ModelVersion, data_check: bool) -> list[str]:
     found, why = _data_check(ctx, version.task)
     if found is None:
         return [*lines, "", f"Data check: {why}"]
-    lines += ["", f"Data check ({found['images']} images; near duplicates not searched, see `harness data check`): "
-                  f"{found['errors']} error(s)."]
+    lines += ["", f"Data check ({_image_counts(found['images'])} images; near duplicates not searched, see "
+                  f"`harness data check`): {found['errors']} error(s)."]
     lines += [f"- {f['severity']}: {f['check']}: {f['detail']} ({f['count']})" for f in found["findings"]]
     return lines
 

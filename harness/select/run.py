@@ -8,6 +8,7 @@ export, parity, bench; see :mod:`harness.select.stages`), then choose (pure rule
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -252,6 +253,7 @@ def select_once(ctx: Context, config: SelectConfig, executor: Executor | None = 
     task = task or ctx.catalogue.task(config.task)  # looked up once; the stages get the object
     runnable, missing = resolve_candidates(ctx, config, task)
     plan = make_plan(ctx, config, task)
+    plan = _fit_batch(ctx, plan)
     setup = {"data": time.perf_counter() - started}
     ctx.progress.info(f"select on {plan.task.name} ({config.budget}): {len(runnable)} candidates"
                       + (f", {len(missing)} skipped" if missing else ""))
@@ -288,6 +290,27 @@ def select_once(ctx: Context, config: SelectConfig, executor: Executor | None = 
                         {SETUP: {k: round(v, 2) for k, v in setup.items()},
                          **{r.ref: {k: round(v, 2) for k, v in r.seconds.items()} for r in runs}}, checked,
                         config.budget, config.prefer, estimate_seconds=estimated, robustness=config.robustness)
+
+
+def _fit_batch(ctx: Context, plan: Plan) -> Plan:
+    """A batch larger than the training split would fail every candidate: the user's
+    ``--batch-size`` is refused before any trains; the budget's own is lowered, as the study does
+    (a quarter of the images, at least 4), and said."""
+    from harness.data.splits import split_sizes
+
+    recipe, task = plan.recipe, plan.task
+    n_train = split_sizes(ctx, task, image_size=recipe.input_size or task.protocol.input_size,
+                          train_limit=recipe.train_limit, test_limit=recipe.test_limit,
+                          val_fraction=recipe.val_fraction, seed=recipe.seed, val_limit=recipe.val_limit)[0]
+    if n_train >= recipe.batch_size:
+        return plan
+    if plan.config.recipe.get("batch_size") is not None:
+        raise UsageError(f"only {n_train} training images for batch size {recipe.batch_size}; lower {{param}}",
+                         param="batch_size")
+    smaller = min(n_train, max(4, n_train // 4))
+    ctx.progress.info(f"only {n_train} training images: batch {smaller} instead of the budget's "
+                      f"{recipe.batch_size} (--batch-size sets it)")
+    return dataclasses.replace(plan, recipe=recipe.replace(batch_size=smaller))
 
 
 def announce(ctx: Context, plan: Plan, refs: list[str]) -> float | None:

@@ -5,6 +5,7 @@ history and rollback are recorded moves."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from faultlib import assert_clean_failure
@@ -92,6 +93,28 @@ def test_model_card_from_the_store(two, run_cli, tmp_path):
     assert "`synthetic:production` unset -> " + good in text  # the promotion, with its evidence
     assert "harness finetune cifar_convnet_s --task synthetic" in text
     assert_clean_failure(run_cli("card", "synthetic@99"), 2, "no version 99 of synthetic")
+
+
+def test_card_words_the_data_check_names_each_image_set_once_and_shows_a_failed_metric(trained, run_cli):
+    """The data check's images per split in words (not a Python dict); test's image set once though
+    'harness evaluate' stored its own beside it; a metric that failed (NaN) shown as failed, with why."""
+    from registry import keys
+
+    assert run_cli("evaluate", trained).exit_code == 0  # stores eval:synthetic's set: the same images as test
+    why = "metric 'macro_f1' returned nan (not a finite number)"
+    with ModelStore() as store:
+        test = dict(store.get(trained).metrics[keys.TEST])
+        del test["macro_f1"]  # what finetune stores when a metric returns NaN on test
+        store.update_metrics(trained, {keys.TEST: test, keys.TEST_FAILED: {"macro_f1": why}})
+    result = run_cli("card", trained)
+    assert result.exit_code == 0, result.output[-2000:]
+    text = result.stdout
+    check = next(line for line in text.splitlines() if line.startswith("Data check ("))
+    assert re.match(r"Data check \(train [\d,]+, test [\d,]+ images;", check), check
+    assert "{" not in check
+    test_set = [line for line in text.splitlines() if line.startswith("- test: ")]
+    assert len(test_set) == 1, test_set
+    assert re.search(rf"\| macro_f1 \| [\d.]* \| failed: {re.escape(why)} \|", text), text
 
 
 def test_removing_the_holder_is_refused_or_recorded_and_rollback_steps_back(two, run_cli):

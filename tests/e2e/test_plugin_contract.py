@@ -70,6 +70,7 @@ def test_nan_primary_is_never_ranked_the_model_is_kept_and_json_is_strict(cli):
     result = cli("select", "--task", "sloppy-nan", "--budget", "quick", "--format", "json")
     report = strict_json(result.stdout)
     assert report["winner"] is None
+    assert result.exit_code == 1 and "every candidate failed" in result.stderr  # a failed run, its JSON printed first
     (row,) = report["rows"]
     assert row["status"] == "failed" and "returned nan" in row["reason"] and "Sloppy" in row["reason"]
     with ModelStore() as store:

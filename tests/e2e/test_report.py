@@ -117,15 +117,19 @@ def test_select_report_holds_only_this_selections_rows(run_cli, tmp_path):
 
 
 def test_report_refuses_before_work(run_cli, tmp_path):
-    missing = run_cli("report", "--task", "synthetic", "--out", str(tmp_path / "no" / "r.html"))
-    assert missing.exit_code == 2 and "does not exist" in missing.output
+    afile = tmp_path / "a-file"  # a folder that cannot be created: a file is in its place
+    afile.write_text("x")
+    missing = run_cli("report", "--task", "synthetic", "--out", str(afile / "no" / "r.html"))
+    assert missing.exit_code == 2 and f"{str(afile)!r} is a file, not a folder" in missing.output
     empty = run_cli("report", "--task", "synthetic", "--out", str(tmp_path / "r.html"))
     assert empty.exit_code == 2 and "no select results for task 'synthetic'" in empty.output
     assert not (tmp_path / "r.html").exists()
+    later = run_cli("report", "--task", "synthetic", "--out", str(tmp_path / "new" / "r.html"))
+    assert "no select results" in later.output  # a folder that can be created is accepted (the write makes it)
     folder = run_cli("select", "--task", "synthetic", "--report", str(tmp_path), "--epochs", "1")
     assert folder.exit_code == 2 and "--report" in folder.output and "is a directory" in folder.output
-    nowhere = run_cli("select", "--task", "synthetic", "--report", str(tmp_path / "no" / "r.html"), "--epochs", "1")
-    assert nowhere.exit_code == 2 and "--report: the folder" in nowhere.output
+    nowhere = run_cli("select", "--task", "synthetic", "--report", str(afile / "r.html"), "--epochs", "1")
+    assert nowhere.exit_code == 2 and f"--report {str(afile / 'r.html')!r} cannot be written" in nowhere.output
     assert "registered" not in nowhere.output  # refused before any training
 
 

@@ -276,3 +276,29 @@ def test_a_pretraining_is_an_mlflow_run_named_like_a_finetune(run_cli, monkeypat
     assert run.data.tags["harness.method"] == "supervised"
     assert run.data.tags["harness.version"] == json.loads(done.stdout)["model"]
     assert [a.path for a in client.list_artifacts(run.info.run_id, "weights")] == ["weights/model.safetensors"]
+
+
+class Chatty:
+    """A tracker that prints, as MLflow's client does with a tracking server ("View run ... at: URL")."""
+
+    @harness.hookimpl
+    def track_names(self) -> list[str]:
+        return ["chatty"]
+
+    @harness.hookimpl
+    def track_run_finished(self, run, status, metrics, version):
+        if "chatty" in run.trackers:
+            print("View run at: http://example.invalid/run")
+
+
+def test_a_trackers_prints_never_reach_the_json_on_stdout(run_cli):
+    result = run_cli(*FINETUNE, "--track", "chatty", plugins=make_plugins([Chatty()]))
+    assert result.exit_code == 0, result.output
+    json.loads(result.stdout)  # strict JSON: the tracker's line went to stderr
+    assert "View run at" in result.stderr
+
+
+def test_an_unknown_tracker_names_the_extra_only_for_our_own(run_cli, monkeypatch):
+    monkeypatch.setenv("HARNESS_TRACK", "bogus")
+    result = run_cli(*FINETUNE)
+    assert result.exit_code == 2 and "imgcls-harness[" not in result.output and "harness plugins" in result.output

@@ -51,6 +51,7 @@ BAD_OPTIONS = [
     (("bench", M, "--batch-sizes", "0"), "--batch-sizes"),
     (("bench", M, "--runtimes", "tensorrt"), "tensorrt"),
     (("select", "--task", "synthetic", "--seeds", "0"), "--seeds"),
+    (("select", "--task", "synthetic", "--batch-size", "5000", "--epochs", "1"), "lower --batch-size"),
     (("select", "--task", "synthetic", "--candidates", "nonet"), "nonet"),
     (("select", "--task", "synthetic", "--budget", "huge"), "--budget"),
     (("leaderboard", "--task", "synthetic", "--sort", "speed"), "speed"),
@@ -68,6 +69,48 @@ def test_bad_options_are_refused_before_any_work(run_cli, trained, args, needle)
     result = run_cli(*[a.format(model=trained) for a in args])
     assert_clean_failure(result, 2, needle)
     assert store_refs() == before
+
+
+UNWRITABLE_OUT = [
+    # (args, the path the error names): refused before the context opens (no model built, no image read)
+    (("export", M, "--out", "/proc/nope"), "/proc/nope"),
+    (("card", M, "--out", "/proc/nope/card.md"), "/proc/nope/card.md"),
+    (("report", "--task", "synthetic", "--out", "/proc/x.html"), "/proc/x.html"),
+    (("export", M, "--out", "{file}/exports"), "{file}/exports"),
+    (("card", M, "--out", "{file}/card.md"), "{file}/card.md"),
+    (("report", "--task", "synthetic", "--out", "{file}/sub/r.html"), "{file}/sub/r.html"),
+]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="/proc is Linux's")
+@pytest.mark.parametrize("args,path", UNWRITABLE_OUT, ids=[" ".join(a)[:60] for a, _ in UNWRITABLE_OUT])
+def test_an_out_path_that_cannot_be_written_is_refused_before_any_work(run_cli, trained, tmp_path, monkeypatch,
+                                                                      args, path):
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+
+    def no_work(*_args, **_kwargs):
+        raise AssertionError("work started before --out was checked")
+
+    monkeypatch.setattr("harness.context.Context.__init__", no_work)
+    before = store_refs()
+    result = run_cli(*[a.format(model=trained, file=afile) for a in args])
+    assert_clean_failure(result, 2, f"--out {path.format(file=afile)!r} cannot be written")
+    assert "folder you can write to" in result.stderr
+    assert store_refs() == before
+
+
+def test_the_api_refuses_a_report_path_that_cannot_be_written(trained, tmp_path):
+    import harness
+    from registry import UsageError
+
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    with pytest.raises(UsageError, match="out .*a-file/r.html' cannot be written: .* is a file, not a folder"):
+        harness.write_report("synthetic", str(afile / "r.html"))
+    if Path("/proc/self").is_dir():
+        with pytest.raises(UsageError, match="out '/proc/x.html' cannot be written: the folder '/proc'"):
+            harness.write_report("synthetic", "/proc/x.html")
 
 
 def _weights_file(trained: str) -> Path:

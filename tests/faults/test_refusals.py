@@ -108,6 +108,19 @@ def test_registry_import_of_a_malformed_safetensors_file_says_so(run_cli, traine
     assert store_refs() == before
 
 
+@pytest.mark.parametrize("how", ["garbage", "truncated"])
+def test_a_malformed_safetensors_file_given_as_model_is_told_in_the_same_words(run_cli, trained, tmp_path, how):
+    """A damaged .safetensors file as MODEL (its metadata read to find the backbone) gets the message
+    'registry import' gives, with the fix, not safetensors' bare deserializing error."""
+    bad = damage(_weights_blob(trained), tmp_path / f"{how}.safetensors", how)
+    evaluated = run_cli("evaluate", str(bad))
+    imported = run_cli("registry", "import", "cifar_convnet_s", str(bad))
+    for result in (evaluated, imported):
+        assert_clean_failure(result, 2, f"{str(bad)!r} is a malformed .safetensors file (")
+        assert "save the weights again" in result.stderr and "as safetensors" not in result.stderr
+    assert evaluated.stderr == imported.stderr
+
+
 def test_a_pickle_is_refused_without_torchs_advice_to_unpickle_it(run_cli, trained, tmp_path):
     bad = damage(None, tmp_path / "payload.pth", "pickle-payload")
     for args in (("registry", "import", "cifar_convnet_s", str(bad)),

@@ -81,3 +81,14 @@ def test_import_harness_loads_neither_the_api_nor_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_submodules_are_reachable_after_a_plain_import():
+    import subprocess
+    import sys
+
+    code = ("import harness\n"
+            "assert harness.errors.UsageError.__name__ == 'UsageError'\n"
+            "try:\n    harness.no_such_thing\nexcept AttributeError:\n    print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "ok"
