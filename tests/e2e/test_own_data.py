@@ -24,6 +24,7 @@ def _json(result):
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow  # 11 s: a whole select, twice
 def test_flat_folder_select_leaderboard_and_content_keyed_cache(own, tmp_path):
     photos = write_photos(tmp_path / "photos")
     result = own("select", "--data", str(photos), *FAST, "--format", "json")

@@ -187,6 +187,7 @@ def test_damaged_or_foreign_onnx_files_are_refused(run_cli, trained, tmp_path, h
     assert store_refs(with_metrics=True) == before  # checking an outside file never changes a record
 
 
+@pytest.mark.slow  # 7 s: an export again
 def test_damaged_stored_onnx_is_exported_again(run_cli, trained, tmp_path):
     assert run_cli("export", trained, "--out", str(tmp_path / "x")).exit_code == 0
     with ModelStore() as store:
