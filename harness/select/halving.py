@@ -147,7 +147,8 @@ def run_halving(ctx: Context, plan: Plan, runs: Sequence[CandidateRun], limit_s:
                 parallel: int = 1) -> None:
     """Train ``runs`` by successive halving (within ``limit_s`` seconds when given); each run's model
     lands in ``run.prepared[0]``. A rung model already in the store (same row fingerprint and rung)
-    is reused: the rungs are deterministic, so a rerun costs nothing, with or without a limit."""
+    is reused: the rungs are deterministic, so a rerun costs nothing, with or without a limit. The
+    first chunk trains whatever the limit, so a limit smaller than one rung still yields a model."""
     began = time.perf_counter()
     epochs = rung_epochs(plan.recipe.epochs)
     reached: dict[str, tuple[ModelVersion, float]] = {}  # ref -> (version at its last rung, s/epoch)
@@ -165,8 +166,9 @@ def run_halving(ctx: Context, plan: Plan, runs: Sequence[CandidateRun], limit_s:
         trained = len(jobs) - len(todo)
         for chunk in (todo[i:i + parallel] for i in range(0, len(todo), parallel)):
             need = max((reached[j.run.ref][1] * j.recipe.epochs for j in chunk), default=0.0) if k else 0.0
-            if limit_s is not None and time.perf_counter() - began + need > limit_s:
+            if limit_s is not None and reached and time.perf_counter() - began + need > limit_s:
                 break  # in order of validation score: what follows would not fit either
+            # (the first chunk always runs: a limit too small for anything still yields one model)
             with _claimed(ctx, plan, chunk):  # a concurrent select on this store waits, then reuses
                 fresh = [job for job in chunk if not _reuse(ctx, plan, job, reached, reused)]
                 started = time.perf_counter()
