@@ -124,14 +124,11 @@ def train_speed(ctx: Context, plan: Plan, ref: str, num_classes: int) -> float:
 
 def estimate(ctx: Context, plan: Plan, refs: list[str], time_limit_s: float | None = None) -> Estimate:
     """Measure each candidate that will train (see the module docstring) and add up the stages."""
-    from harness.data.splits import split_sizes
     from harness.select.cache import cached_version
     from harness.select.stages import seed_fingerprints
 
     recipe, task = plan.recipe, plan.task
-    n_train, n_val, n_test, classes = split_sizes(
-        ctx, task, image_size=recipe.input_size or task.protocol.input_size, train_limit=recipe.train_limit,
-        test_limit=recipe.test_limit, val_fraction=recipe.val_fraction, seed=recipe.seed, val_limit=recipe.val_limit)
+    n_train, n_val, n_test, classes = plan.split_sizes(ctx)
     rungs = halving_rungs(len(refs), recipe.epochs) if plan.halving else ()
     first = rungs[0][1] if rungs else recipe.epochs
     costs = []

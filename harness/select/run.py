@@ -296,12 +296,7 @@ def _fit_batch(ctx: Context, plan: Plan) -> Plan:
     """A batch larger than the training split would fail every candidate: the user's
     ``--batch-size`` is refused before any trains; the budget's own is lowered, as the study does
     (a quarter of the images, at least 4), and said."""
-    from harness.data.splits import split_sizes
-
-    recipe, task = plan.recipe, plan.task
-    n_train = split_sizes(ctx, task, image_size=recipe.input_size or task.protocol.input_size,
-                          train_limit=recipe.train_limit, test_limit=recipe.test_limit,
-                          val_fraction=recipe.val_fraction, seed=recipe.seed, val_limit=recipe.val_limit)[0]
+    recipe, n_train = plan.recipe, plan.split_sizes(ctx)[0]
     if n_train >= recipe.batch_size:
         return plan
     if plan.config.recipe.get("batch_size") is not None:

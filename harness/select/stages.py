@@ -49,6 +49,19 @@ class Plan:
     group: str  # tags the versions of this selection (the seeds of a candidate share it)
     halving: bool = False  # candidates trained by successive halving (the budget's, or --time-limit)
     models: dict[str, ModelSource] = field(default_factory=dict, compare=False, repr=False)  # see model()
+    sizes: list[tuple[int, int, int, int]] = field(default_factory=list, compare=False, repr=False)  # split_sizes()
+
+    def split_sizes(self, ctx: Context) -> tuple[int, int, int, int]:
+        """(train, validation, test images, classes) the recipe trains and scores on, counted once
+        per selection (the batch check and the estimate both need them; the batch does not change them)."""
+        if not self.sizes:
+            from harness.data.splits import split_sizes
+
+            r, task = self.recipe, self.task
+            self.sizes.append(split_sizes(ctx, task, image_size=r.input_size or task.protocol.input_size,
+                                          train_limit=r.train_limit, test_limit=r.test_limit,
+                                          val_fraction=r.val_fraction, seed=r.seed, val_limit=r.val_limit))
+        return self.sizes[0]
 
     def model(self, ctx: Context, ref: str) -> ModelSource:
         """Candidate ``ref`` resolved once per selection and handed to every stage after: a name
