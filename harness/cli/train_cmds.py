@@ -24,7 +24,7 @@ from harness.cli.options import (
     weights_option,
 )
 from harness.output import render, render_report, to_json
-from harness.train.recipe import PRETRAIN_METHODS
+from harness.train.recipe import KEEP_EPOCHS, PRETRAIN_METHODS
 from registry import PluginError, UsageError
 
 # Flags that override the task protocol's budget, by Recipe field.
@@ -47,6 +47,8 @@ recipe_options = stack(
     click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True)),
     click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True)),
     positive_int("--patience", help="Early stopping after N epochs without improvement."),
+    click.option("--keep-epoch", type=click.Choice(KEEP_EPOCHS),
+                 help="best: validate every epoch, keep the best (default); last: validate once, keep the last."),
     positive_int("--train-limit", help="Use a seeded random subset of N training images."),
     positive_int("--test-limit", help="Evaluate on a seeded random subset of N test images."),
     click.option("--input-size", type=click.IntRange(8, 4096)),
@@ -54,7 +56,7 @@ recipe_options = stack(
 )
 RECIPE_FLAGS = ("strategy", "partial_blocks", "epochs", "batch_size", "lr", "backbone_lr_mult", "optimizer",
                 "schedule", "warmup_epochs", "weight_decay", "label_smoothing", "val_fraction", "patience",
-                "train_limit", "test_limit", "input_size", "seed")
+                "keep_epoch", "train_limit", "test_limit", "input_size", "seed")
 DATA_FLAGS = ("data_dir", "download", "device", "quiet", "track")
 
 

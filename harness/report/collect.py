@@ -79,7 +79,8 @@ _FLAGS = (("strategy", "--strategy"), ("budget", "--budget"), ("epochs", "--epoc
           ("batch_size", "--batch-size"), ("lr", "--lr"), ("backbone_lr_mult", "--backbone-lr-mult"),
           ("optimizer", "--optimizer"), ("schedule", "--schedule"), ("warmup_epochs", "--warmup-epochs"),
           ("weight_decay", "--weight-decay"), ("label_smoothing", "--label-smoothing"),
-          ("val_fraction", "--val-fraction"), ("patience", "--patience"), ("train_limit", "--train-limit"),
+          ("val_fraction", "--val-fraction"), ("patience", "--patience"), ("keep_epoch", "--keep-epoch"),
+          ("train_limit", "--train-limit"),
           ("test_limit", "--test-limit"), ("input_size", "--input-size"), ("seed", "--seed"))
 
 

@@ -200,7 +200,8 @@ def _job(ctx: Context, plan: Plan, run: CandidateRun, k: int, epochs: list[int],
     """Rung ``k`` of ``run``: from the candidate itself, or continued from its previous rung's model."""
     from harness.select.stages import seed_fingerprints
 
-    base = plan.recipe.replace(seed=0)
+    # a rung is scored once, at its end: no validation pass per epoch (a cosine rung's last epoch is its best)
+    base = plan.recipe.replace(seed=0, keep_epoch="last" if plan.recipe.patience is None else "best")
     row = seed_fingerprints(ctx, plan, run.ref)[0][1]
     if run.ref not in reached:  # its first rung (the last one for a lone candidate)
         info = {"rung": k + 1, "rungs": len(epochs), "epochs": epochs[k], "of_epochs": epochs[-1],

@@ -93,6 +93,7 @@ class FitConfig:
     epochs: int
     higher_is_better: bool = True
     patience: int | None = None
+    validate_each_epoch: bool = True  # False: only after the last epoch, which is kept
     label_smoothing: float = 0.0
     amp_dtype: torch.dtype | None = None
     progress: Progress = field(default_factory=Progress)
@@ -204,7 +205,8 @@ def fit(model: nn.Module, batches: TensorBatches, optimizer: Any, scheduler: Any
         seen, loss_sum, correct = all_sum([stats.seen, stats.loss_sum, stats.correct])  # every rank's, under torchrun
         stats.seen, stats.loss_sum, stats.correct = int(seen), loss_sum, int(correct)
         record = _epoch_record(epoch, stats, optimizer, custom)
-        _keep_best(model, state, config, record, validate, custom, epoch)
+        if config.validate_each_epoch or epoch == config.epochs - 1:
+            _keep_best(model, state, config, record, validate, custom, epoch)
         state.history.append(record)
         state.epoch = epoch + 1
         if config.on_epoch is not None:

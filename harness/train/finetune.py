@@ -178,7 +178,8 @@ def train(ctx: Context, run: Run, *, resume: bool = False, compile: bool = False
     elif resume:
         ctx.progress.info(f"no checkpoint for run {run.run_id}; starting from the beginning")
     config = FitConfig(epochs=run.recipe.epochs, higher_is_better=run.primary.higher_is_better,
-                       patience=run.recipe.patience, label_smoothing=run.recipe.label_smoothing, amp_dtype=run.amp,
+                       patience=run.recipe.patience, validate_each_epoch=run.recipe.keep_epoch == "best",
+                       label_smoothing=run.recipe.label_smoothing, amp_dtype=run.amp,
                        progress=ctx.progress, checkpoint=checkpoint if dist is None or dist.main else None,
                        fingerprint=run.run_id,
                        on_epoch=(lambda record: ctx.tracking.epoch(tracked, record)) if tracked else None)

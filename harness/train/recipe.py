@@ -12,6 +12,10 @@ STRATEGIES = ("linear", "partial", "full")
 """linear: new head on a frozen backbone; partial: also the last N blocks; full: everything."""
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step")
+KEEP_EPOCHS = ("best", "last")
+"""best: validate after every epoch and keep the best one; last: validate once, after the last
+epoch, and keep it (a cosine schedule's last epoch is nearly always the best: saves a prediction
+over the validation images per epoch)."""
 BUDGETS = ("quick", "standard", "full")
 PRETRAIN_METHODS = ("supervised", "autoencoder", "contrastive")
 """supervised: learn the source labels; autoencoder: reconstruct the images; contrastive: SimCLR,
@@ -37,6 +41,7 @@ class Recipe:
     val_fraction: float = 0.1  # of the whole training split, stratified, drawn before train_limit
     val_limit: int | None = 10_000  # at most this many validation images (+-0.6 points on a paired difference)
     patience: int | None = None
+    keep_epoch: str = "best"
     train_limit: int | None = None
     test_limit: int | None = None
     input_size: int | None = None
@@ -49,6 +54,9 @@ class Recipe:
             ("strategy", self.strategy in STRATEGIES, f"must be one of {', '.join(STRATEGIES)}"),
             ("optimizer", self.optimizer in OPTIMIZERS, f"must be one of {', '.join(OPTIMIZERS)}"),
             ("schedule", self.schedule in SCHEDULES, f"must be one of {', '.join(SCHEDULES)}"),
+            ("keep_epoch", self.keep_epoch in KEEP_EPOCHS, f"must be one of {', '.join(KEEP_EPOCHS)}"),
+            ("patience", self.patience is None or self.keep_epoch == "best",
+             "needs a validation score every epoch: it cannot go with keep_epoch='last'"),
             ("epochs", self.epochs >= 1, "must be at least 1"),
             ("batch_size", self.batch_size >= 1, "must be at least 1"),
             ("lr", self.lr > 0, "must be positive"),
@@ -63,11 +71,20 @@ class Recipe:
                 raise UsageError("{param} " + problem, param=param)
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields, for fingerprints and the store; a field added later is left out at its
+        default, so the fingerprints of runs recorded before it existed stay the same."""
+        out = dataclasses.asdict(self)
+        for name, default in _LATER_FIELDS.items():
+            if out[name] == default:
+                del out[name]
+        return out
 
     def replace(self, **changes: Any) -> Recipe:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+_LATER_FIELDS: dict[str, Any] = {"keep_epoch": "best"}
 
 
 def recipe_for(task: Task, budget: str = "quick", **overrides: Any) -> Recipe:
