@@ -273,16 +273,24 @@ class LoadedOnnx:
     session: Any
     preprocess: Preprocess
     class_names: tuple[str, ...]
+    temperature: float | None = None  # fitted on validation at export (metadata 'temperature'), if any
 
-    def predict(self, images: Any) -> np.ndarray:
+    def predict(self, images: Any, *, calibrated: bool = False) -> np.ndarray:
         """Class probabilities, a float32 array (N, classes), for uint8 images (N, C, H, W): the same
-        as :meth:`LoadedModel.predict` gives for the model it was exported from."""
+        as :meth:`LoadedModel.predict` gives for the model it was exported from. ``calibrated``
+        divides the logits by the file's :attr:`temperature` first (probabilities that mean what
+        they say; the ranking, and so the predicted class, is unchanged)."""
         import numpy as np
 
         from harness.data.preprocess import to_model_input
 
+        if calibrated and self.temperature is None:
+            raise UsageError("this ONNX file records no temperature; re-export it with 'harness export' after "
+                             "'harness select' or 'harness evaluate' fitted one, or predict without calibrated=True")
         inputs = to_model_input(as_image_batch(images), self.preprocess).numpy()
         logits = self.session.run(["logits"], {"input": inputs})[0]
+        if calibrated:
+            logits = logits / self.temperature
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
 
@@ -292,7 +300,7 @@ def load_onnx(ref_or_path: str, *, ctx: Context | None = None) -> LoadedOnnx:
     (exported first when it has none)."""
     from pathlib import Path
 
-    from harness.onnx.runtime import harness_metadata, onnx_preprocess, ort_session
+    from harness.onnx.runtime import harness_metadata, onnx_preprocess, onnx_temperature, ort_session
 
     with _context(ctx) as c:
         if ref_or_path.endswith(".onnx"):
@@ -305,7 +313,8 @@ def load_onnx(ref_or_path: str, *, ctx: Context | None = None) -> LoadedOnnx:
             path = artifact.path if artifact is not None and c.store.blobs.verify(artifact.sha256) else \
                 export_model(c, ref_or_path).info.path
         meta = harness_metadata(path)
-        return LoadedOnnx(ort_session(path), onnx_preprocess(path, meta), tuple(meta.get("class_names") or ()))
+        return LoadedOnnx(ort_session(path), onnx_preprocess(path, meta), tuple(meta.get("class_names") or ()),
+                          onnx_temperature(path, meta))
 
 
 # The commands' own names, kept in this module: ``from harness.api import select`` (at the top level

@@ -30,6 +30,14 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
+def _table_cell(value: Any) -> Any:
+    """A cell for people: floats to at most 4 decimals (a float32 metric prints 0.10000000149011612);
+    CSV and JSON keep the exact value."""
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(round(value, 4)) if value == 0 or abs(value) >= 1e-3 else f"{value:.3g}"  # 1e-05 stays
+    return _cell(value)
+
+
 def strict(value: Any) -> Any:
     """``value`` with every non-finite float replaced by None (what strict JSON parsers accept)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -73,7 +81,7 @@ def render(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str] | No
 
     if not rows and fmt == "table":
         return "(nothing matched)"
-    return tabulate([[_cell(r.get(c)) for c in columns] for r in rows], headers=columns,
+    return tabulate([[_table_cell(r.get(c)) for c in columns] for r in rows], headers=columns,
                     tablefmt="simple" if fmt == "table" else fmt, disable_numparse=True)
 
 

@@ -270,7 +270,7 @@ def _run(ctx: Context, ref: str, task: Any, path: Path, label: str, *, samples: 
     estimate = (time.perf_counter() - begin) * len(names) * len(SEVERITIES)
     if within_s is not None and estimate > within_s:
         return RobustnessSkipped(f"~{estimate:.0f} s for {len(names) * len(SEVERITIES)} corrupted passes over "
-                                 f"{len(labels):,} images is more than {within_s:.1f} s "
+                                 f"{len(labels):,} images is more than {within_s:.{1 if within_s >= 0.1 else 3}f} s "
                                  f"({AUTO_SHARE:.0%} of its training); --robustness runs it", estimate)
     ctx.progress.info(f"{ref}: {len(names)} corruptions x {len(SEVERITIES)} severities on {len(labels):,} test "
                       "images (ONNX Runtime)")

@@ -73,6 +73,22 @@ class ModelSource:
         return build_backbone(self.backbone, self.tag, num_classes or self.output_classes(), self.weights_file)
 
 
+_CHECKED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of weights files read whole once
+
+
+def _check_weights_file(path: Path) -> None:
+    """Read a weights file once (safely) when it is named, so a damaged one, or one that is not a
+    state dict of tensors, is refused before data loads and a plan is printed, not when training
+    builds the model minutes later."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _CHECKED:
+        from harness.models.build import load_state_dict_file
+
+        load_state_dict_file(path)
+        _CHECKED.add(key)
+
+
 def resolve_model(ctx: Context, ref: str, backbone: str | None = None) -> ModelSource:
     """Turn a MODEL argument into a :class:`ModelSource` (see the module docstring).
 
@@ -89,7 +105,9 @@ def resolve_model(ctx: Context, ref: str, backbone: str | None = None) -> ModelS
             raise UsageError(f"{ref} does not say which backbone it holds; pass {{param}} NAME to finetune or "
                              f"evaluate, or register it first: harness registry import BACKBONE {ref}",
                              param="backbone")
-        return ModelSource(ref, catalogue.backbones.get(name), weights_file=path, metadata=meta)
+        entry = catalogue.backbones.get(name)
+        _check_weights_file(path)
+        return ModelSource(ref, entry, weights_file=path, metadata=meta)
     base = ref.partition(".")[0]
     if "@" not in ref and ":" not in ref and base in catalogue.backbones:
         entry, tag = catalogue.backbone(ref)

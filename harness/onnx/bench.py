@@ -58,6 +58,19 @@ def _check_options(batch_sizes: tuple[int, ...], runtimes: tuple[str, ...], thre
             raise UsageError("{param} must be at least 1", param=param)
 
 
+def _check_memory(batch: int, shape: tuple[int, int, int]) -> None:
+    """Refuse a batch whose float32 input alone would take over half the free memory, before any
+    export or worker starts (the activations need several times more)."""
+    from harness.environment import available_memory
+
+    need = batch * shape[0] * shape[1] * shape[2] * 4
+    free = available_memory(None)  # the host's and the cgroup's: benchmarks run on CPU
+    if free is not None and need > free / 2:
+        raise UsageError(f"{{param}}: batch {batch:,} at {shape[0]}x{shape[1]}x{shape[2]} needs {need / 2**30:.1f} GiB "
+                         f"for its input alone and {free / 2**30:.1f} GiB is free; use a smaller batch size",
+                         param="batch_sizes")
+
+
 def bench(ctx: Context, model_ref: str, *, batch_sizes: tuple[int, ...] = (1, 32), runtimes: tuple[str, ...] = RUNTIMES,
           threads: int | None = None, rounds: int = 3, iters: int = 10, warmup: int = 3, record: bool = True,
           input_size: int | None = None, onnx_file: str | Path | None = None,
@@ -78,6 +91,7 @@ def bench(ctx: Context, model_ref: str, *, batch_sizes: tuple[int, ...] = (1, 32
         ctx.store.require_writable()  # the figures are recorded with the version: refuse before measuring
     pre = resolve_preprocess(source, input_size, channels_last=False)
     shape = (pre.channels, pre.input_size, pre.input_size)
+    _check_memory(max(batch_sizes), shape)
     model = source.build().eval()
     report = BenchReport(model=source.label, threads=threads, input=shape, params=count_params(model),
                          flops=count_flops(model, pre.input_size, pre.channels), rounds=rounds, iters=iters)

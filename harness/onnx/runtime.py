@@ -105,6 +105,18 @@ def harness_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
+def onnx_temperature(path: str | os.PathLike[str], meta: dict[str, Any]) -> float | None:
+    """The temperature a harness ONNX file records (None when it has none), checked: dividing
+    logits by zero, a negative or a non-finite number silently reverses or destroys the probabilities."""
+    value = meta.get("temperature")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise DataError(f"{path}: its metadata 'temperature' is {value!r}, not a positive number; re-export it "
+                        "with 'harness export'")
+    return float(value)
+
+
 def onnx_preprocess(path: str | os.PathLike[str], meta: dict[str, Any] | None = None) -> Preprocess:
     """The preprocessing a harness ONNX file records (``meta``: its :func:`harness_metadata`), checked:
     a malformed value (a mean that is not a list of numbers, a size that is not a positive integer) is

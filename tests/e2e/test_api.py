@@ -128,3 +128,40 @@ def test_torch_and_onnx_predict_give_the_same_probabilities_and_bad_metadata_is_
     checked = run_cli("check-onnx", str(bad), "--task", "synthetic")
     assert checked.exit_code == 2 and "malformed preprocessing metadata: mean" in checked.stderr
     assert "differs from the model" not in checked.stderr
+
+
+@pytest.mark.slow
+def test_onnx_predict_applies_the_recorded_temperature_only_when_asked_and_checks_it(trained, tmp_path):
+    import numpy as np
+    import onnx
+
+    import harness
+    from registry import DataError, UsageError
+
+    exported = harness.export(trained, str(tmp_path))
+    images = harness.load_images("synthetic", limit=8).images
+
+    def with_temperature(value: str | None, name: str) -> str:
+        """The exported file with metadata 'temperature' set to ``value`` (JSON text), or without it."""
+        proto = onnx.load(str(exported.info.path))
+        kept = [(e.key, e.value) for e in proto.metadata_props if e.key != "temperature"]
+        del proto.metadata_props[:]
+        for key, text in kept + ([("temperature", value)] if value is not None else []):
+            proto.metadata_props.add(key=key, value=text)
+        path = tmp_path / name
+        onnx.save(proto, str(path))
+        return str(path)
+
+    scaled = harness.load_onnx(with_temperature("2.0", "t2.onnx"))
+    assert scaled.temperature == 2.0
+    logits = np.log(scaled.predict(images))  # log-softmax: logits up to a constant per row
+    expected = np.exp(logits / 2.0) / np.exp(logits / 2.0).sum(axis=1, keepdims=True)
+    assert np.allclose(scaled.predict(images, calibrated=True), expected, atol=1e-5)
+    assert (scaled.predict(images, calibrated=True).argmax(1) == scaled.predict(images).argmax(1)).all()
+    for value in ("-1.0", "0", "\"warm\""):
+        with pytest.raises(DataError, match="metadata 'temperature' is .* not a positive number"):
+            harness.load_onnx(with_temperature(value, "bad-t.onnx"))
+    none = harness.load_onnx(with_temperature(None, "no-t.onnx"))
+    assert none.temperature is None
+    with pytest.raises(UsageError, match="records no temperature"):
+        none.predict(images, calibrated=True)

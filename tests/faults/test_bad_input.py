@@ -137,14 +137,17 @@ def test_home_that_is_a_file_is_named(run_cli, tmp_path, monkeypatch):
         assert_clean_failure(run_cli(*args), 2, "HARNESS_HOME")
 
 
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
 @pytest.mark.parametrize("how", DAMAGED_WEIGHTS)
-def test_damaged_weights_files_are_refused(run_cli, trained, tmp_path, how):
-    path = damage(_weights_file(trained), tmp_path / f"w-{how}.safetensors", how)
+def test_damaged_weights_files_are_refused(run_cli, trained, tmp_path, how, suffix):
+    path = damage(_weights_file(trained), tmp_path / f"w-{how}{suffix}", how)
     before = store_refs()
     for args in (("registry", "import", "cifar_convnet_xs", str(path)),
                  ("finetune", "cifar_convnet_xs", "--weights", str(path), "--task", "synthetic", "--epochs", "1"),
                  ("evaluate", str(path), "--backbone", "cifar_convnet_xs", "--task", "synthetic")):
-        assert_clean_failure(run_cli(*args), 2, str(path.name))
+        result = run_cli(*args)
+        assert_clean_failure(result, 2, str(path.name))
+        assert "images at" not in result.output  # refused before the data loads and the plan is printed
     assert store_refs() == before
 
 

@@ -40,3 +40,12 @@ def test_timm_families_are_timms_own_modules(catalogue):
                         "timm_swinv2_tiny_window8_256": "swin_transformer_v2",  # not "swinv"
                         "timm_tf_efficientnet_b0": "efficientnet",  # not "tf"
                         "timm_efficientnet_b0": "efficientnet", "timm_resnet50": "resnet"}
+
+
+def test_tables_round_floats_for_people_and_machine_formats_keep_them():
+    from harness.output import render
+
+    row = {"val": 0.10000000149011612, "loss": 2.339625835418701, "lr": 1e-05, "n": 3}
+    table = render([row], "table")
+    assert "0.1 " in table and "2.3396" in table and "1e-05" in table and "0.10000000149" not in table
+    assert "0.10000000149011612" in render([row], "csv") and "0.10000000149011612" in render([row], "json")

@@ -76,3 +76,11 @@ def test_thread_count_sources_in_order(monkeypatch):
     for bad in ("0", "two", "-1", "1.5", ""):
         with pytest.raises(UsageError, match="whole number of threads"):
             environment.parse_threads(bad, "--threads")
+
+
+def test_a_bench_batch_too_big_for_memory_is_refused_before_any_work():
+    from harness.onnx.bench import _check_memory
+
+    _check_memory(32, (3, 224, 224))  # 19 MB: fine anywhere
+    with pytest.raises(UsageError, match=r"batch 100,000,000 at 3x32x32 needs 1144.4 GiB for its input alone"):
+        _check_memory(100_000_000, (3, 32, 32))
