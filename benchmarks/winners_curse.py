@@ -42,7 +42,7 @@ CANDIDATES = ("cifar_convnet_xs", "cifar_convnet_s", "cifar_convnet_m", "cifar_r
 def train_all(task: str, candidates: list[str], seeds: int, recipe: dict[str, Any]) -> dict[str, dict[int, Any]]:
     """{candidate: {seed: predictions}}: one fine-tune per candidate and seed (reused when in the store)."""
     from harness.context import Context
-    from harness.evaluate.predictions import load_predictions
+    from harness.predictions.stored import load_predictions
     from harness.select.cache import row_fingerprint, weights_identity
     from harness.train.finetune import finetune
     from harness.train.recipe import recipe_for

@@ -5,7 +5,7 @@ Validation is drawn from the *whole* training split before ``train_limit`` takes
 rest: a quick budget that trains on 12,000 of Fashion-MNIST's 60,000 images still validates on
 6,000 (10%), so the choice between candidates rests on an interval of about +-0.7 points rather
 than +-1.5. Every split keeps the ids (row numbers in the dataset's split) of its images, so a score
-can say exactly which images it was computed on (:class:`~harness.evaluate.predictions.EvalSet`).
+can say exactly which images it was computed on (:class:`~harness.predictions.stored.EvalSet`).
 """
 
 from __future__ import annotations

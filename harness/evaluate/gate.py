@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.evaluate.paired import PairedDiff, SeedPair, paired_bootstrap
-from harness.evaluate.predictions import EvalSet, eval_set
+from harness.predictions.stored import EvalSet, eval_set
 from registry import UsageError, keys
 
 if TYPE_CHECKING:
@@ -271,7 +271,7 @@ def _robustness(ctx: Context, limit: float, candidate: ModelVersion, task: str) 
 
 def _calibration(ctx: Context, limit: float, candidate: ModelVersion) -> Condition:
     """Test ECE after the temperature fitted on validation (stored; fitted now from stored predictions)."""
-    from harness.evaluate.calibration import ensure_calibration
+    from harness.predictions.calibration import ensure_calibration
 
     found = ensure_calibration(ctx, candidate)
     if found is None:

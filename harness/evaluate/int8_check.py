@@ -74,7 +74,7 @@ def _subset(ctx: Context, split: str, images: Any, labels: Any, ids: Any, of: in
     from harness.data.cache import take
     from harness.data.preprocess import to_model_input
     from harness.data.splits import sample_index
-    from harness.evaluate.predictions import eval_set, stored_sets
+    from harness.predictions.stored import eval_set, stored_sets
 
     recorded = stored_sets(source.version).get(split) if source.version else None
     if recorded is not None and eval_set(split, dataset, recorded.split, ids, of).digest != recorded.digest:

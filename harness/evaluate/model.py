@@ -8,10 +8,10 @@ from harness.data.preprocess import resolve_preprocess
 from harness.data.splits import load_test_split
 from harness.environment import select_device
 from harness.evaluate.predict import predict, score_logits
-from harness.evaluate.predictions import EvalSet, differ_note, eval_set, stored_sets
 from harness.evaluate.report import EvaluationReport
 from harness.models.availability import require_weights
 from harness.models.sources import ModelSource, resolve_model
+from harness.predictions.stored import EvalSet, differ_note, eval_set, stored_sets
 from registry import UsageError, keys
 
 if TYPE_CHECKING:

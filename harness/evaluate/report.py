@@ -47,7 +47,7 @@ class Evaluation:
 @dataclass(frozen=True)
 class EvaluationReport:
     """What ``harness evaluate`` reports: which model, on which task, how, its scores, the images they
-    were computed on (``eval_set``, an :class:`~harness.evaluate.predictions.EvalSet`) and ``notes``
+    were computed on (``eval_set``, an :class:`~harness.predictions.stored.EvalSet`) and ``notes``
     (e.g. that the version's recorded test score came from other images)."""
 
     model: str

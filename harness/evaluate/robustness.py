@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.evaluate.corruptions import CORRUPTIONS, SEVERITIES, check_names, corrupt
-from harness.evaluate.predictions import EvalSet, eval_set
+from harness.predictions.stored import EvalSet, eval_set
 from registry import UsageError, keys
 
 if TYPE_CHECKING:

@@ -174,11 +174,11 @@ def export_onnx(model: nn.Module, out: str | os.PathLike[str], *, input_size: in
 
 
 def _temperature(ctx: Context, version: ModelVersion, *, record: bool) -> dict[str, Any]:
-    """The version's temperature (fitted on validation, see :mod:`harness.evaluate.calibration`) as
+    """The version's temperature (fitted on validation, see :mod:`harness.predictions.calibration`) as
     metadata: ``temperature`` and the image set it was fitted on. Written as metadata, not into the
     graph, so the file still outputs the logits PyTorch does (parity, INT8 and argmax unchanged) and a
     consumer gets calibrated probabilities with ``softmax(logits / temperature)``."""
-    from harness.evaluate.calibration import ensure_calibration
+    from harness.predictions.calibration import ensure_calibration
 
     found = ensure_calibration(ctx, version, record=record)
     return {} if found is None else {"temperature": found.temperature, "temperature_fitted_on": found.fitted_on}

@@ -53,7 +53,7 @@ def _licence(ctx: Context, version: ModelVersion) -> tuple[str | None, str]:
 
 def _metrics_table(version: ModelVersion) -> list[str]:
     from harness.evaluate.paired import binomial_halfwidth
-    from harness.evaluate.predictions import stored_sets
+    from harness.predictions.stored import stored_sets
 
     val, test = version.metrics.get(keys.VAL, {}), version.metrics.get(keys.TEST, {})
     failed = version.metrics.get(keys.TEST_FAILED, {})  # raised or returned NaN: shown empty, with why
@@ -74,7 +74,7 @@ def _metrics_table(version: ModelVersion) -> list[str]:
 
 
 def _calibration(version: ModelVersion) -> list[str]:
-    from harness.evaluate.calibration import from_version, stored_calibration
+    from harness.predictions.calibration import from_version, stored_calibration
 
     found = stored_calibration(version) or from_version(version)
     if found is None:

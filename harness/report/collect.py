@@ -17,8 +17,8 @@ from registry import HarnessError, UsageError, keys
 from registry.records import ModelVersion
 
 if TYPE_CHECKING:
-    from harness.evaluate.calibration import Calibration, ReliabilityBin
     from harness.evaluate.robustness import RobustnessReport
+    from harness.predictions.calibration import Calibration, ReliabilityBin
 
 
 @dataclass(frozen=True)
@@ -122,8 +122,8 @@ def _detail(ctx: Context, row: LeaderboardRow) -> CandidateDetail:
 
 def _calibration(version: ModelVersion) -> tuple[Calibration | None, dict[str, list[ReliabilityBin]]]:
     """The version's temperature and test ECEs, and its reliability bins on test before and after T."""
-    from harness.evaluate.calibration import from_version, reliability, stored_calibration
-    from harness.evaluate.predictions import load_predictions
+    from harness.predictions.calibration import from_version, reliability, stored_calibration
+    from harness.predictions.stored import load_predictions
 
     found = stored_calibration(version) or from_version(version)
     test = load_predictions(version).get("test")

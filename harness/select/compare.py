@@ -2,7 +2,7 @@
 
 :func:`row_comparer` gives ``decide`` its ``compare(row, best)``: both rows' versions are read once,
 their seeds paired by seed number, and a seed counts only when both models were scored on the same
-image set (equal :class:`~harness.evaluate.predictions.EvalSet` digests); rows that share no such
+image set (equal :class:`~harness.predictions.stored.EvalSet` digests); rows that share no such
 seed (older versions without predictions, other limits) are not compared, and say so.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from harness.evaluate.metrics import metric_scorer
 from harness.evaluate.paired import PairedDiff, SeedPair, paired_bootstrap
-from harness.evaluate.predictions import SplitPredictions, load_predictions
+from harness.predictions.stored import SplitPredictions, load_predictions
 from harness.select.row import LeaderboardRow
 
 if TYPE_CHECKING:

@@ -187,8 +187,8 @@ def _bench_columns(stored: dict[str, Any] | None) -> dict[str, Any]:
 
 def _robustness_columns(version: ModelVersion) -> dict[str, Any]:
     """Corruption accuracy and relative drop (or why they are missing), ECE after temperature scaling."""
-    from harness.evaluate.calibration import stored_calibration
     from harness.evaluate.robustness import stored_report
+    from harness.predictions.calibration import stored_calibration
 
     out: dict[str, Any] = {}
     report = stored_report(version)
@@ -223,7 +223,7 @@ def val_score(version: ModelVersion, primary: str) -> float | None:
 
 def _set_texts(version: ModelVersion) -> tuple[str | None, str | None]:
     """The validation and test image sets of a version, as text (None for versions made before they were kept)."""
-    from harness.evaluate.predictions import stored_sets
+    from harness.predictions.stored import stored_sets
 
     sets = stored_sets(version)
     return tuple(sets[name].text() if name in sets else None for name in ("val", "test"))  # type: ignore[return-value]

@@ -203,7 +203,7 @@ def calibrate(ctx: Context, plan: Plan, run: CandidateRun) -> None:
     """Temperature scaling fitted on the best seed's validation predictions, recorded with the
     version (``export`` writes the temperature into the ONNX file's metadata; the row shows the
     test ECE after it beside the raw ``ece``)."""
-    from harness.evaluate.calibration import ensure_calibration
+    from harness.predictions.calibration import ensure_calibration
 
     assert run.best is not None
     ensure_calibration(ctx, run.best)

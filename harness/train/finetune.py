@@ -193,7 +193,7 @@ def train(ctx: Context, run: Run, *, resume: bool = False, compile: bool = False
 
 def _eval_sets(run: Run) -> dict[str, Any]:
     """The image sets of the run's validation and test scores (see :class:`EvalSet`)."""
-    from harness.evaluate.predictions import eval_set
+    from harness.predictions.stored import eval_set
 
     data = run.data
     out = {"test": eval_set("test", data.dataset, "test", data.test_ids, data.test_size)}
@@ -203,7 +203,7 @@ def _eval_sets(run: Run) -> dict[str, Any]:
 
 
 def _save_predictions(run: Run, scored: Scored) -> Path:
-    from harness.evaluate.predictions import save_predictions
+    from harness.predictions.stored import save_predictions
 
     splits = {"test": (scored.test_logits.numpy(), run.data.test.labels.numpy(), run.data.test_ids.numpy())}
     if scored.val_logits is not None and run.data.val is not None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness.evaluate.paired import SeedPair, paired_bootstrap
-from harness.evaluate.predictions import load_predictions
+from harness.predictions.stored import load_predictions
 from registry import keys
 from registry.store import ModelStore
 

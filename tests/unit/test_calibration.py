@@ -1,4 +1,4 @@
-"""Calibration (harness/evaluate/calibration.py): ECE equal to the ece metric plugin's, a fitted
+"""Calibration (harness/predictions/calibration.py): ECE equal to the ece metric plugin's, a fitted
 temperature that repairs over-confidence and never changes accuracy."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from harness.evaluate.calibration import calibrate, ece, fit_temperature, nll
+from harness.predictions.calibration import calibrate, ece, fit_temperature, nll
 from plugins.metrics import expected_calibration_error
 
 
@@ -38,7 +38,7 @@ def test_temperature_scaling_repairs_overconfidence_on_held_out_images():
 
 
 def test_reliability_bins_cover_every_image_and_move_to_the_diagonal_after_scaling():
-    from harness.evaluate.calibration import reliability
+    from harness.predictions.calibration import reliability
 
     logits, labels = _overconfident(seed=3)
     raw = reliability(logits, labels)

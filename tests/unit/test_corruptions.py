@@ -81,7 +81,7 @@ def test_bad_requests_are_usage_errors(args, needle):
 
 
 def test_the_report_summarises_and_round_trips():
-    from harness.evaluate.predictions import eval_set
+    from harness.predictions.stored import eval_set
 
     scores = tuple(CorruptionScore(name, s, 0.9 - 0.1 * s) for name in ("jpeg", "contrast") for s in range(1, 6))
     report = RobustnessReport("m@1", "synthetic", eval_set("robustness", "synthetic", "test", range(10), 300), 0.8,

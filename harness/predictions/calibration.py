@@ -126,7 +126,7 @@ def reliability(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0
 def from_version(version: Any) -> Calibration | None:
     """The :class:`Calibration` of a registry version from its stored predictions (None when it
     has none on both validation and test)."""
-    from harness.evaluate.predictions import load_predictions
+    from harness.predictions.stored import load_predictions
 
     stored = load_predictions(version)
     if "val" not in stored or "test" not in stored:
