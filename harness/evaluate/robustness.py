@@ -206,20 +206,6 @@ def _predict(session: Any, images: np.ndarray, pre: Preprocess) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _onnx_path(ctx: Context, ref: str, workdir: Path, register: bool = True) -> tuple[Path, str]:
-    """The version's stored ONNX artifact when intact, else a fresh export (attached to the version
-    when ``register``: not with --no-record, which must work on a read-only store); and which it was."""
-    from harness.onnx.export import export_model
-
-    version = ctx.store.get(ref)
-    artifact = version.artifacts.get(keys.ROLE_ONNX)
-    if artifact is not None and ctx.store.blobs.verify(artifact.sha256):
-        path = workdir / "model.onnx"
-        ctx.store.blobs.export(artifact.sha256, path)
-        return path, "registry artifact"
-    return export_model(ctx, ref, workdir, register=register).info.path, "new export"
-
-
 def check_options(samples: int, corruptions: tuple[str, ...] | None) -> tuple[str, ...]:
     """Refuse bad options before any work; the corruptions to run."""
     if samples < 1:
@@ -235,6 +221,8 @@ def measure_robustness(ctx: Context, ref: str, task_name: str | None = None, *, 
     else a fresh export) over ``samples`` seeded test images of its task; recorded with the version
     unless ``record`` is False. With ``within_s``, skip (and record the skip) when the clean pass
     says the corrupted passes would take longer."""
+    from harness.onnx.export import stored_or_export
+
     names = check_options(samples, corruptions)
     version = ctx.store.get(ref)
     if record:
@@ -244,7 +232,10 @@ def measure_robustness(ctx: Context, ref: str, task_name: str | None = None, *, 
         raise UsageError(f"pass {{param}}: {version.ref} does not say which task it was trained for", param="task_name")
     task = ctx.catalogue.task(name)
     with tempfile.TemporaryDirectory(prefix="harness-robust-") as tmp:
-        path, label = (Path(onnx_file), str(onnx_file)) if onnx_file else _onnx_path(ctx, ref, Path(tmp), record)
+        if onnx_file:
+            path, label = Path(onnx_file), str(onnx_file)
+        else:
+            path, label = stored_or_export(ctx, version, ref, Path(tmp), record=record)
         result = _run(ctx, version.ref, task, path, label, samples=samples, seed=seed, names=names,
                       threads=threads, within_s=within_s)
     if record:

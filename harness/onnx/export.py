@@ -215,3 +215,20 @@ def export_model(ctx: Context, model_ref: str, out_dir: str | os.PathLike[str] |
         version = ctx.store.add_artifact(version.ref, keys.ROLE_ONNX, info.path, {
             "opset": info.opset, "exporter": info.exporter, "fallback_reason": info.fallback_reason})
     return ExportResult(info, version)
+
+
+def stored_or_export(ctx: Context, version: ModelVersion | None, model_ref: str, workdir: Path, *,
+                     record: bool) -> tuple[Path, str]:
+    """The version's stored ONNX artifact (copied to ``workdir``) when it is intact, else a fresh
+    export (attached to the version when ``record``: not with --no-record, which must work on a
+    read-only store); and which it was. A stored file that is damaged is said, not silently replaced."""
+    artifact = version.artifacts.get(keys.ROLE_ONNX) if version is not None else None
+    if artifact is not None and ctx.store.blobs.verify(artifact.sha256):
+        path = workdir / "model.onnx"
+        ctx.store.blobs.export(artifact.sha256, path)
+        return path, "registry artifact"
+    if artifact is not None:
+        ctx.progress.warn(f"the stored ONNX file of {model_ref} is missing or damaged (sha256 mismatch); exporting "
+                          "it again from the weights" + (" and replacing it in the store" if record else ""))
+    label = "re-exported (stored file damaged)" if artifact is not None else "new export"
+    return export_model(ctx, model_ref, workdir, register=record).info.path, label

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from harness.data.preprocess import Preprocess, resolve_preprocess, to_model_input
 from harness.data.splits import load_test_split
 from harness.models.sources import ModelSource, resolve_model
-from harness.onnx.export import export_model
+from harness.onnx.export import stored_or_export
 from harness.onnx.runtime import check_external_data, harness_metadata, onnx_preprocess, ort_session
 from registry import UsageError, keys
 
@@ -81,20 +81,6 @@ def _source_of_onnx(ctx: Context, path: Path) -> ModelSource:
     return resolve_model(ctx, version.ref)
 
 
-def _onnx_file(ctx: Context, source: ModelSource, model_ref: str, tmp: Path, record: bool) -> tuple[Path, str]:
-    """The version's stored ONNX artifact when it is intact, else a fresh export; and which it was."""
-    artifact = source.version.artifacts.get(keys.ROLE_ONNX) if source.version else None
-    if artifact is not None and ctx.store.blobs.verify(artifact.sha256):
-        path = tmp / "model.onnx"
-        ctx.store.blobs.export(artifact.sha256, path)
-        return path, "registry artifact"
-    if artifact is not None:
-        ctx.progress.warn(f"the stored ONNX file of {model_ref} is missing or damaged (sha256 mismatch); exporting "
-                          "it again from the weights" + (" and replacing it in the store" if record else ""))
-    label = "re-exported (stored file damaged)" if artifact is not None else "new export"
-    return export_model(ctx, model_ref, tmp, register=record).info.path, label
-
-
 def _described(pre: Preprocess) -> str:
     """What must agree between a file and its model: size, channels, mean and std (rounded)."""
     def numbers(values: Any) -> str:
@@ -148,7 +134,7 @@ def check_parity(ctx: Context, model_or_onnx: str, task_name: str | None = None,
         elif from_file:
             path, label = Path(model_or_onnx), model_or_onnx
         else:
-            path, label = _onnx_file(ctx, source, model_or_onnx, Path(tmp), record)
+            path, label = stored_or_export(ctx, source.version, model_or_onnx, Path(tmp), record=record)
         return _check(ctx, source, path, task_name, samples=samples, atol=atol, rtol=rtol, batch_size=batch_size,
                       threads=threads, record=record and not from_file, label=label)
 

@@ -200,6 +200,11 @@ def test_damaged_stored_onnx_is_exported_again(run_cli, trained, tmp_path):
     assert result.exit_code == 0 and "stored ONNX file" in result.stderr and "damaged" in result.stderr
     assert json.loads(result.stdout)["onnx"] == "re-exported (stored file damaged)"
     assert run_cli("registry", "check").exit_code == 0  # the damaged blob was replaced
+    damage(artifact.path, artifact.path, "truncated")  # robustness takes the same path, and says so too
+    robust = run_cli("robustness", trained, "--no-record", "--samples", "16", "--corruptions", "jpeg")
+    assert robust.exit_code == 0 and "stored ONNX file" in robust.stderr and "damaged" in robust.stderr
+    assert "replacing it in the store" not in robust.stderr  # --no-record writes nothing
+    assert run_cli("registry", "check").exit_code == 1  # so the damaged file is still there to be found
 
 
 def test_reimporting_over_a_damaged_blob_replaces_it(run_cli, trained, tmp_path):
