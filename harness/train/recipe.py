@@ -56,7 +56,7 @@ class Recipe:
             ("schedule", self.schedule in SCHEDULES, f"must be one of {', '.join(SCHEDULES)}"),
             ("keep_epoch", self.keep_epoch in KEEP_EPOCHS, f"must be one of {', '.join(KEEP_EPOCHS)}"),
             ("patience", self.patience is None or self.keep_epoch == "best",
-             "needs a validation score every epoch: it cannot go with keep_epoch='last'"),
+             "needs a validation score every epoch: it cannot go with {param:keep_epoch} last"),
             ("epochs", self.epochs >= 1, "must be at least 1"),
             ("batch_size", self.batch_size >= 1, "must be at least 1"),
             ("lr", self.lr > 0, "must be positive"),

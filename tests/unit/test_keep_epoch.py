@@ -52,7 +52,7 @@ def test_keep_epoch_is_left_out_of_fingerprints_at_its_default():
 
 
 def test_keep_last_refuses_patience_and_unknown_values():
-    with pytest.raises(UsageError, match="cannot go with keep_epoch='last'"):
+    with pytest.raises(UsageError, match="cannot go with keep_epoch last"):
         Recipe(keep_epoch="last", patience=2)
     with pytest.raises(UsageError, match="must be one of best, last"):
         Recipe(keep_epoch="first")
