@@ -298,6 +298,7 @@ class LoadedOnnx:
 def load_onnx(ref_or_path: str, *, ctx: Context | None = None) -> LoadedOnnx:
     """An exported model: a ``.onnx`` file, or a registry reference whose stored export is used
     (exported first when it has none)."""
+    import tempfile
     from pathlib import Path
 
     from harness.onnx.runtime import harness_metadata, onnx_preprocess, onnx_temperature, ort_session
@@ -306,12 +307,14 @@ def load_onnx(ref_or_path: str, *, ctx: Context | None = None) -> LoadedOnnx:
         if ref_or_path.endswith(".onnx"):
             path = Path(ref_or_path)
         else:
-            from harness.onnx.export import export_model
+            from harness.onnx.export import stored_or_export
 
             version = c.store.get(ref_or_path)
             artifact = version.artifacts.get("onnx")
+            # the stored file in place when intact; else exported (and stored) again, a damaged one said
             path = artifact.path if artifact is not None and c.store.blobs.verify(artifact.sha256) else \
-                export_model(c, ref_or_path).info.path
+                stored_or_export(c, version, ref_or_path, Path(tempfile.mkdtemp(prefix="harness-onnx-")),
+                                 record=True)[0]
         meta = harness_metadata(path)
         return LoadedOnnx(ort_session(path), onnx_preprocess(path, meta), tuple(meta.get("class_names") or ()),
                           onnx_temperature(path, meta))

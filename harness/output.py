@@ -117,4 +117,4 @@ def _record_lines(key: str, value: Any, top: bool = False) -> list[tuple[str, An
         return [line for sub, v in value.items() for line in _record_lines(f"{key}.{sub}", v)]
     if not top and (value is None or value == "" or value == {} or value == [] or value == ()):
         return []
-    return [(key, _cell(value))]
+    return [(key, _table_cell(value))]

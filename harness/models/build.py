@@ -233,6 +233,16 @@ def build_backbone(backbone: Backbone, tag: WeightTag | None, num_classes: int,
 
 
 def _build_from_file(backbone: Backbone, num_classes: int, weights_file: str | os.PathLike[str]) -> nn.Module:
+    model, state = fitted_model(backbone, weights_file)
+    model.load_state_dict(state)
+    replace_head(model, backbone.head, num_classes)
+    _check_head(backbone, model, num_classes)
+    return model
+
+
+def fitted_model(backbone: Backbone, weights_file: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """``backbone`` built with the file's class count, and the file's state dict, after checking
+    that every tensor fits (names and shapes); a DataError naming what does not, otherwise."""
     state = load_state_dict_file(weights_file)
     head_weight = state.get(f"{backbone.head}.weight")
     if head_weight is None:
@@ -250,10 +260,7 @@ def _build_from_file(backbone: Backbone, num_classes: int, weights_file: str | o
                   (("missing keys", missing), ("unexpected keys", unexpected),
                    ("tensors of another shape", mismatched)) if keys]
         raise DataError(f"{str(weights_file)!r} does not fit {backbone.name}: {', '.join(detail)}")
-    model.load_state_dict(state)
-    replace_head(model, backbone.head, num_classes)
-    _check_head(backbone, model, num_classes)
-    return model
+    return model, state
 
 
 def _check_head(backbone: Backbone, model: nn.Module, num_classes: int) -> None:

@@ -73,19 +73,19 @@ class ModelSource:
         return build_backbone(self.backbone, self.tag, num_classes or self.output_classes(), self.weights_file)
 
 
-_CHECKED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of weights files read whole once
+_CHECKED: set[tuple[str, int, int, str]] = set()  # (path, size, mtime, backbone) of files checked once
 
 
-def _check_weights_file(path: Path) -> None:
-    """Read a weights file once (safely) when it is named, so a damaged one, or one that is not a
-    state dict of tensors, is refused before data loads and a plan is printed, not when training
-    builds the model minutes later."""
+def _check_weights_file(path: Path, backbone: Backbone) -> None:
+    """Read a weights file once (safely) when it is named and build ``backbone`` to match it, so a
+    damaged file, one that is not a state dict of tensors, or one of another architecture is
+    refused before data loads and a plan is printed, not when training builds the model later."""
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, backbone.name)
     if key not in _CHECKED:
-        from harness.models.build import load_state_dict_file
+        from harness.models.build import fitted_model
 
-        load_state_dict_file(path)
+        fitted_model(backbone, path)
         _CHECKED.add(key)
 
 
@@ -106,7 +106,7 @@ def resolve_model(ctx: Context, ref: str, backbone: str | None = None) -> ModelS
                              f"evaluate, or register it first: harness registry import BACKBONE {ref}",
                              param="backbone")
         entry = catalogue.backbones.get(name)
-        _check_weights_file(path)
+        _check_weights_file(path, entry)
         return ModelSource(ref, entry, weights_file=path, metadata=meta)
     base = ref.partition(".")[0]
     if "@" not in ref and ":" not in ref and base in catalogue.backbones:

@@ -102,18 +102,27 @@ def harness_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     if channels is None or (channels and channels != int(meta.get("channels", 3))):
         raise DataError(f"{path}: its input has shape {[d.dim_value or d.dim_param for d in dims]}, but its metadata "
                         f"says {meta.get('channels', 3)} channels; {fix}")
+    onnx_temperature(path, meta)  # every reader (check-onnx, robustness, load_onnx) refuses a damaged one alike
     return meta
+
+
+TEMPERATURE_RANGE = (0.01, 100.0)
+"""Temperatures harness accepts in a file: fitted ones are near 1 (0.5-5 in practice); outside this
+range the calibrated probabilities are NaN (1e-300) or uniform (1e308), so the file is damaged."""
 
 
 def onnx_temperature(path: str | os.PathLike[str], meta: dict[str, Any]) -> float | None:
     """The temperature a harness ONNX file records (None when it has none), checked: dividing
-    logits by zero, a negative or a non-finite number silently reverses or destroys the probabilities."""
+    logits by zero, a negative, a non-finite or an absurd number silently reverses or destroys
+    the probabilities."""
     value = meta.get("temperature")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise DataError(f"{path}: its metadata 'temperature' is {value!r}, not a positive number; re-export it "
-                        "with 'harness export'")
+    low, high = TEMPERATURE_RANGE
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise DataError(f"{path}: its metadata 'temperature' is {value!r}, not a positive number between {low:g} and "
+                        f"{high:g}; re-export it with 'harness export'")
     return float(value)
 
 

@@ -55,6 +55,8 @@ class Recipe:
             ("optimizer", self.optimizer in OPTIMIZERS, f"must be one of {', '.join(OPTIMIZERS)}"),
             ("schedule", self.schedule in SCHEDULES, f"must be one of {', '.join(SCHEDULES)}"),
             ("keep_epoch", self.keep_epoch in KEEP_EPOCHS, f"must be one of {', '.join(KEEP_EPOCHS)}"),
+            ("patience", self.patience is None or self.val_fraction > 0,
+             "needs validation images to stop on: it cannot go with {param:val_fraction} 0"),
             ("patience", self.patience is None or self.keep_epoch == "best",
              "needs a validation score every epoch: it cannot go with {param:keep_epoch} last"),
             ("epochs", self.epochs >= 1, "must be at least 1"),

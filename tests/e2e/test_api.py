@@ -158,7 +158,7 @@ def test_onnx_predict_applies_the_recorded_temperature_only_when_asked_and_check
     expected = np.exp(logits / 2.0) / np.exp(logits / 2.0).sum(axis=1, keepdims=True)
     assert np.allclose(scaled.predict(images, calibrated=True), expected, atol=1e-5)
     assert (scaled.predict(images, calibrated=True).argmax(1) == scaled.predict(images).argmax(1)).all()
-    for value in ("-1.0", "0", "\"warm\""):
+    for value in ("-1.0", "0", "1e-300", "1e308", "\"warm\""):
         with pytest.raises(DataError, match="metadata 'temperature' is .* not a positive number"):
             harness.load_onnx(with_temperature(value, "bad-t.onnx"))
     none = harness.load_onnx(with_temperature(None, "no-t.onnx"))

@@ -273,3 +273,17 @@ def test_damaged_dataset_files_are_named(run_cli, tmp_path, monkeypatch, how):
         result = run_cli("finetune", "cifar_convnet_xs", "--task", task, "--epochs", "1", "--batch-size", "4",
                          "--data-dir", str(root))
         assert_clean_failure(result, 2, path.name)
+
+
+def test_weights_of_another_architecture_are_refused_before_the_data_loads(run_cli, tmp_path):
+    import torch
+
+    path = tmp_path / "other.pth"  # a state dict of tensors, with a head, of some other net
+    torch.save({"stem.weight": torch.zeros(8, 3, 3, 3), "fc.weight": torch.zeros(10, 8), "fc.bias": torch.zeros(10)},
+               path)
+    for args in (("finetune", str(path), "--backbone", "cifar_convnet_xs", "--task", "synthetic", "--epochs", "1"),
+                 ("finetune", "cifar_convnet_xs", "--weights", str(path), "--task", "synthetic", "--epochs", "1"),
+                 ("evaluate", str(path), "--backbone", "cifar_convnet_xs", "--task", "synthetic")):
+        result = run_cli(*args)
+        assert_clean_failure(result, 2, "does not fit cifar_convnet_xs")
+        assert "images at" not in result.output  # refused before the data loads and the plan is printed

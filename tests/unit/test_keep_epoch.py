@@ -56,3 +56,8 @@ def test_keep_last_refuses_patience_and_unknown_values():
         Recipe(keep_epoch="last", patience=2)
     with pytest.raises(UsageError, match="must be one of best, last"):
         Recipe(keep_epoch="first")
+
+
+def test_patience_needs_validation_images():
+    with pytest.raises(UsageError, match="needs validation images to stop on: it cannot go with val_fraction 0"):
+        Recipe(patience=2, val_fraction=0.0)
