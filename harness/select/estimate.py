@@ -79,12 +79,13 @@ class Estimate:
             return [plan, "estimate: nothing to train (every candidate is in the store): seconds to read it back"]
         low, high = 0.8 * self.seconds, 1.5 * self.seconds
         speeds = ", ".join(f"{c.ref} {c.train_img_s:,.0f} img/s" for c in self.candidates if c.seconds)
-        return [plan, f"estimate: {_duration(low)}-{_duration(high)} on this machine"
+        return [plan, f"estimate: {duration_text(low)}-{duration_text(high)} on this machine"
                 + (f" (training speed measured now: {speeds})" if speeds else "")
-                + (f"; --time-limit stops training at {_duration(self.time_limit_s)}" if self.time_limit_s else "")]
+                + (f"; --time-limit stops training at {duration_text(self.time_limit_s)}" if self.time_limit_s else "")]
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """A duration for people: 0.001 s, 45 s, 12 min, 1.5 h (select's estimate and halving's log)."""
     if seconds < 1:
         return f"{seconds:.3g} s"
     if seconds < 90:

@@ -154,7 +154,9 @@ def run_halving(ctx: Context, plan: Plan, runs: Sequence[CandidateRun], limit_s:
     reached: dict[str, tuple[ModelVersion, float]] = {}  # ref -> (version at its last rung, s/epoch)
     reused: set[str] = set()  # refs whose last rung came from the store
     alive = list(runs)
-    spent = "" if limit_s is None else f" of {limit_s:.3g}s" if limit_s < 10 else f" of {limit_s:.0f}s"
+    from harness.select.estimate import duration_text
+
+    spent = "" if limit_s is None else f" of {duration_text(limit_s)}"
     k: int | None = _first_rung(len(alive), epochs)
     while k is not None:
         total = epochs[k]
