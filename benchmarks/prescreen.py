@@ -360,6 +360,25 @@ def pooled_rows(results: list[TargetResult]) -> tuple[list[Pooled], list[dict[st
     return table, diffs
 
 
+PAIRS = (("sfda (standardised)", "sfda"),)
+"""Variants compared head to head: does standardising SFDA's features rank better than its own scale?"""
+
+
+def paired_rows(results: list[TargetResult]) -> list[dict[str, Any]]:
+    """Each pair of :data:`PAIRS` pooled over the targets: weighted tau of the first minus the second,
+    with the same interval as the comparison with the free orders."""
+    rows = []
+    for first, second in PAIRS:
+        if not all(first in r.orders and second in r.orders for r in results):
+            continue
+        common = [on_common(r.target.name, {first: r.orders[first], second: r.orders[second]}, r.truth)
+                  for r in results]
+        d = pooled_difference(first, [c[first] for c in common], second, [c[second] for c in common])
+        if d is not None:
+            rows.append(d.as_dict())
+    return rows
+
+
 def render(report: dict[str, Any]) -> str:
     """The tables as text (stdout)."""
     out = ["truth per target (mean test accuracy over seeds; stability: mean Kendall tau between seeds' orders)"]
@@ -379,7 +398,7 @@ def render(report: dict[str, Any]) -> str:
     for p in report["pooled"]:
         out.append(f"  {p['order']:22} {p['candidates']:>3} {_f(p['kendall'])} {_f(p['weighted'])} "
                    f"{_f(p['weighted_p'], 3)} {_f(p['regret'], 3)}")
-    for d in report["vs_best_free"]:
+    for d in [*report["vs_best_free"], *report.get("pairs", [])]:
         out.append(f"  {d['first']} minus {d['second']}: weighted tau {d['diff']:+.2f} [{d['low']:+.2f}, "
                    f"{d['high']:+.2f}]" + (" (beyond the noise)" if d["beyond_noise"] else " (within the noise)"))
     return "\n".join(out)
@@ -407,7 +426,8 @@ def run(ctx: Context, mode: Mode) -> dict[str, Any]:
     table, diffs = pooled_rows(results)
     return {"mode": mode.name, "seeds": mode.seeds, "candidates": refs,
             "truth": [truth_row(r) for r in results], "per_target": [row for r in results for row in target_rows(r)],
-            "pooled": [p.as_dict() for p in table], "vs_best_free": diffs,
+            "pooled": [p.as_dict() for p in table], "vs_best_free": diffs, "pairs": paired_rows(results),
+            "scores": {r.target.name: r.orders for r in results},
             "per_seed": {r.target.name: r.per_seed for r in results},
             "seconds": round(time.perf_counter() - began, 1)}
 

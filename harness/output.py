@@ -118,3 +118,8 @@ def _record_lines(key: str, value: Any, top: bool = False) -> list[tuple[str, An
     if not top and (value is None or value == "" or value == {} or value == [] or value == ()):
         return []
     return [(key, _table_cell(value))]
+
+
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """``1 epoch``, ``3 epochs``: a count with its noun in the right number (``many`` for irregular plurals)."""
+    return f"{n} {one if n == 1 else many or one + 's'}"

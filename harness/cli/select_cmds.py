@@ -80,7 +80,7 @@ RECIPE_FLAGS = ("strategy", "epochs", "batch_size", "lr", "train_limit", "test_l
               help="Measure whether INT8 pays for each row: quantize its ONNX file, score it on validation and test, "
                    "time it against FP32 (3 interleaved rounds, batch 1 and 32); adds the int8 column.")
 @int8_options
-@click.option("--time-limit", help="Successive halving within this training time (90s, 10m, 1.5h): every "
+@click.option("--time-limit", help="Successive halving within this training time (90s, 10m, 1.5h, 1h30m): every "
                                    "candidate gets a short first rung, the best third continue.")
 @click.option("--halving/--no-halving", default=None,
               help="Successive halving to the budget's epochs (every candidate a first rung, the best third "

@@ -165,15 +165,37 @@ def unreadable_weights(path: Path, exc: BaseException, safetensors: bool) -> Dat
         tail = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in text else text
         lines = [line.strip() for line in tail.splitlines() if line.strip()]
         named = re.search(r"GLOBAL ([\w.]+)", tail)  # what the pickle would have called; never torch's advice
+        if not named and "Unsupported operand" in tail and not _looks_pickled(path):  # damage, not objects
+            return DataError(f"{str(path)!r} is not a readable PyTorch checkpoint (neither a zip container nor a "
+                             "pickle): it is truncated, damaged or another format; save the weights again")
         detail = (f"it calls {named.group(1)}" if named else
                   next((line.split(". ")[0] for line in lines if "Unsupported" in line), "not plain tensors"))
         return DataError(f"{str(path)!r} is not a checkpoint of plain tensors (torch's safe loader: {detail[:120]}): "
                          "it holds pickled objects, which harness never loads (only plain tensors: a pickle can run "
                          "code); save only the tensors (torch.save(model.state_dict(), ...) or "
                          "safetensors.torch.save_file)")
-    reason = f"{type(exc).__name__}: {text.splitlines()[0][:120]}" if text else type(exc).__name__
-    return DataError(f"{str(path)!r} is not a readable PyTorch checkpoint ({reason}): it is truncated, damaged or "
-                     "another format; save the weights again")
+    return DataError(f"{str(path)!r} is not a readable PyTorch checkpoint ({_broken_part(exc, text)}): it is "
+                     "truncated, damaged or another format; save the weights again")
+
+
+def _looks_pickled(path: Path) -> bool:
+    """A pickle of protocol 2 or later starts with PROTO (0x80) and its version."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def _broken_part(exc: BaseException, text: str) -> str:
+    """Which layer of a ``.pth`` file failed, in words: torch's own messages name its zip reader's
+    internals ("internal miniz error", "central directory") or a bare ``KeyError: 'data.pkl'``."""
+    import pickle
+
+    low = text.lower()
+    if any(word in low for word in ("zip", "miniz", "central directory", "streamreader", "archive")):
+        return "its zip container is incomplete or damaged"
+    if isinstance(exc, (pickle.UnpicklingError, EOFError, KeyError, IndexError, ValueError)):
+        return "its pickled index is damaged or missing"
+    return f"{type(exc).__name__}: {text.splitlines()[0][:120]}" if text else type(exc).__name__
 
 
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -256,9 +278,9 @@ def fitted_model(backbone: Backbone, weights_file: str | os.PathLike[str]) -> tu
     unexpected = [k for k in state if k not in expected]
     mismatched = [k for k in state if k in expected and state[k].shape != expected[k].shape]
     if missing or unexpected or mismatched:
-        detail = [f"{len(keys)} {label} (e.g. {keys[0]})" for label, keys in
-                  (("missing keys", missing), ("unexpected keys", unexpected),
-                   ("tensors of another shape", mismatched)) if keys]
+        detail = [f"{len(keys)} {one if len(keys) == 1 else many} (e.g. {keys[0]})" for one, many, keys in
+                  (("missing key", "missing keys", missing), ("unexpected key", "unexpected keys", unexpected),
+                   ("tensor of another shape", "tensors of another shape", mismatched)) if keys]
         raise DataError(f"{str(weights_file)!r} does not fit {backbone.name}: {', '.join(detail)}")
     return model, state
 

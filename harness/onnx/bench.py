@@ -66,9 +66,15 @@ def _check_memory(batch: int, shape: tuple[int, int, int]) -> None:
     need = batch * shape[0] * shape[1] * shape[2] * 4
     free = available_memory(None)  # the host's and the cgroup's: benchmarks run on CPU
     if free is not None and need > free / 2:
-        raise UsageError(f"{{param}}: batch {batch:,} at {shape[0]}x{shape[1]}x{shape[2]} needs {need / 2**30:.1f} GiB "
-                         f"for its input alone and {free / 2**30:.1f} GiB is free; use a smaller batch size",
+        raise UsageError(f"{{param}}: batch {batch:,} at {shape[0]}x{shape[1]}x{shape[2]} needs {_gib(need)} "
+                         f"for its input alone and {_gib(free)} is free; use a smaller batch size",
                          param="batch_sizes")
+
+
+def _gib(size: int) -> str:
+    """Bytes as GiB, without a 20-digit figure for an absurd batch."""
+    gib = size / 2**30
+    return f"{gib:.1f} GiB" if gib < 1e6 else "over a million GiB"
 
 
 def bench(ctx: Context, model_ref: str, *, batch_sizes: tuple[int, ...] = (1, 32), runtimes: tuple[str, ...] = RUNTIMES,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -66,16 +67,18 @@ Trainer = Callable[["Context", Sequence[Job]], list["ModelVersion | BaseExceptio
 """Fine-tunes jobs and returns each one's registered version, or the exception that stopped it."""
 
 
+_NUM = r"(\d+(?:\.\d*)?|\.\d+)"
+_DURATION = re.compile(rf"{_NUM}|(?:{_NUM}h)?\s*(?:{_NUM}m)?\s*(?:{_NUM}s)?")
+
+
 def parse_duration(text: str) -> float:
-    """Seconds from ``90``, ``90s``, ``10m``, ``1.5h``."""
-    raw = text.strip().lower()
-    scale = {"s": 1, "m": 60, "h": 3600}.get(raw[-1:])
-    try:
-        value = float(raw[:-1] if scale else raw) * (scale or 1)
-    except ValueError:
-        value = -1.0
+    """Seconds from ``90``, ``90s``, ``10m``, ``1.5h`` or parts in order: ``1h30m``, ``2m 30s``."""
+    found = _DURATION.fullmatch(text.strip().lower())
+    parts = found.groups() if found else ()
+    value = sum(float(n) * scale for n, scale in zip(parts, (1, 3600, 60, 1), strict=True) if n) if found else -1.0
     if not math.isfinite(value) or value <= 0:
-        raise UsageError(f"{{param}} {text!r} is not a duration; use e.g. 90s, 10m or 1.5h", param="time_limit")
+        raise UsageError(f"{{param}} {text!r} is not a duration; use e.g. 90s, 10m, 1.5h or 1h30m",
+                         param="time_limit")
     return value
 
 
@@ -161,16 +164,25 @@ def run_halving(ctx: Context, plan: Plan, runs: Sequence[CandidateRun], limit_s:
     while k is not None:
         total = epochs[k]
         jobs = [_job(ctx, plan, run, k, epochs, reached) for run in alive]
+        todo = [job for job in jobs if not _reuse(ctx, plan, job, reached, reused)]
+        chunks = [todo[i:i + parallel] for i in range(0, len(todo), parallel)]
+
+        def fits(chunk: list[Job], k: int = k) -> bool:
+            # the first chunk of all always runs: a limit too small for anything still yields one model
+            need = max((reached[j.run.ref][1] * j.recipe.epochs for j in chunk), default=0.0) if k else 0.0
+            return limit_s is None or not reached or time.perf_counter() - began + need <= limit_s
+
+        trained = len(jobs) - len(todo)
         unit = "epoch" if total == 1 else "epochs"
+        if not trained and chunks and not fits(chunks[0]):
+            ctx.progress.info(f"successive halving: rung {k + 1}/{len(epochs)} ({total} {unit}) does not fit in "
+                              f"what is left of the limit; stopped at {time.perf_counter() - began:.0f}s{spent}")
+            break
         ctx.progress.info(f"successive halving: rung {k + 1}/{len(epochs)} ({total} {unit}) for up to {len(jobs)} "
                           f"candidate(s), {time.perf_counter() - began:.0f}s{spent} spent")
-        todo = [job for job in jobs if not _reuse(ctx, plan, job, reached, reused)]
-        trained = len(jobs) - len(todo)
-        for chunk in (todo[i:i + parallel] for i in range(0, len(todo), parallel)):
-            need = max((reached[j.run.ref][1] * j.recipe.epochs for j in chunk), default=0.0) if k else 0.0
-            if limit_s is not None and reached and time.perf_counter() - began + need > limit_s:
+        for chunk in chunks:
+            if not fits(chunk):
                 break  # in order of validation score: what follows would not fit either
-            # (the first chunk always runs: a limit too small for anything still yields one model)
             with _claimed(ctx, plan, chunk):  # a concurrent select on this store waits, then reuses
                 fresh = [job for job in chunk if not _reuse(ctx, plan, job, reached, reused)]
                 started = time.perf_counter()

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from harness.output import counted
 from harness.select.study_stats import (
     CHOSEN,
     CONVERGED,
@@ -235,7 +236,7 @@ def _plan_runs(ctx: Context, config: StudyConfig, task_name: str, starts: list[s
                 planned.append((run, fp))
                 if version is None:
                     label = f"[{len(planned)}] {start} {arm} {run.recipe} {b.labels or 'all'}/class seed {b.seed}"
-                    ctx.progress.info(f"{label}: fine-tune ({r.epochs} epochs max)")
+                    ctx.progress.info(f"{label}: fine-tune ({counted(r.epochs, 'epoch')} max)")
                     jobs.append(Job(CandidateRun(start, label), start, r, b.task))
     return planned, jobs
 

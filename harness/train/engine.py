@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from harness.data.batches import TensorBatches
+from harness.output import counted
 from harness.progress import Progress
 from harness.train.distributed import all_sum, unwrap
 from registry import DataError, TrainingError
@@ -216,7 +217,7 @@ def fit(model: nn.Module, batches: TensorBatches, optimizer: Any, scheduler: Any
             save_checkpoint(config.checkpoint, unwrap(model), optimizer, scheduler, state, batches.generator,
                             config.fingerprint)
         if config.patience is not None and state.bad_epochs >= config.patience:
-            config.progress.info(f"early stop: no improvement for {config.patience} epochs "
+            config.progress.info(f"early stop: no improvement for {counted(config.patience, 'epoch')} "
                                  f"(best epoch {state.best_epoch})")
             break
     if state.best_state is None:

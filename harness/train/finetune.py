@@ -35,6 +35,7 @@ from harness.fingerprint import fingerprint
 from harness.models.availability import require_weights
 from harness.models.sources import ModelSource, pretrained_version, resolve_model
 from harness.models.weights import save_weights
+from harness.output import counted
 from harness.train.distributed import Dist, current, finish, share, weights_identical, wrap
 from harness.train.engine import FitConfig, FitState, fit, load_checkpoint
 from harness.train.freeze import apply_strategy, param_groups
@@ -266,7 +267,7 @@ def finetune(ctx: Context, model_ref: str, task: str | Task, recipe: Recipe, *, 
     ctx.progress.info(
         f"{model_ref} on {run.task.name}: {len(run.data.train)} train / {len(run.data.val) if run.data.val else 0} "
         f"val / {len(run.data.test)} test images at {run.pre.input_size}px, strategy {run.recipe.strategy}, "
-        f"{run.recipe.epochs} epochs, {device_description(run.device)}")
+        f"{counted(run.recipe.epochs, 'epoch')}, {device_description(run.device)}")
     from harness.track import WEIGHTS_NAME
 
     with ctx.tracking.running(name or f"{run.task.name}/{model_ref}", "finetune", run.task.name,

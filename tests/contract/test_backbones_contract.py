@@ -166,3 +166,28 @@ def test_flops_follow_two_per_multiply_add(catalogue):
     assert count_flops(model, 224) == pytest.approx(tag.flops, rel=1e-3)
     linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5))
     assert count_flops(linear, 4) == 2 * 48 * 5
+
+
+@pytest.mark.parametrize("damage", ["truncated", "no-index", "garbage", "flipped"])
+def test_a_damaged_pth_is_named_in_words_not_torch_internals(catalogue, tmp_path, damage):
+    import zipfile
+
+    good = tmp_path / "good.pth"
+    torch.save(build_model(catalogue, "cifar_convnet_xs", num_classes=10).state_dict(), good)
+    data, bad = good.read_bytes(), tmp_path / "bad.pth"
+    if damage == "truncated":
+        bad.write_bytes(data[: len(data) // 2])
+    elif damage == "no-index":  # a zip with the tensors but without the pickle that indexes them
+        with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+            for item in src.infolist():
+                if not item.filename.endswith("data.pkl"):
+                    dst.writestr(item, src.read(item))
+    elif damage == "garbage":
+        bad.write_bytes(bytes(range(256)) * 40)
+    else:
+        bad.write_bytes(data[:100] + bytes(b ^ 0xFF for b in data[100:400]) + data[400:])
+    with pytest.raises(DataError, match="not a readable PyTorch checkpoint") as info:
+        build_model(catalogue, "cifar_convnet_xs", num_classes=10, weights_file=bad)
+    message = str(info.value)
+    for internal in ("miniz", "KeyError", "PytorchStreamReader", "central directory", "Traceback"):
+        assert internal not in message, message

@@ -49,3 +49,10 @@ def test_tables_round_floats_for_people_and_machine_formats_keep_them():
     table = render([row], "table")
     assert "0.1 " in table and "2.3396" in table and "1e-05" in table and "0.10000000149" not in table
     assert "0.10000000149011612" in render([row], "csv") and "0.10000000149011612" in render([row], "json")
+
+
+def test_counts_take_the_noun_in_the_right_number():
+    from harness.output import counted
+
+    assert counted(1, "epoch") == "1 epoch" and counted(3, "epoch") == "3 epochs" and counted(0, "epoch") == "0 epochs"
+    assert counted(2, "tensor of another shape", "tensors of another shape") == "2 tensors of another shape"

@@ -8,12 +8,14 @@ from harness.select.halving import parse_duration, rung_epochs
 from registry import UsageError
 
 
-@pytest.mark.parametrize("text,seconds", [("90", 90), ("90s", 90), ("10m", 600), ("1.5h", 5400), (" 2M ", 120)])
+@pytest.mark.parametrize("text,seconds", [("90", 90), ("90s", 90), ("10m", 600), ("1.5h", 5400), (" 2M ", 120),
+                                         ("1h30m", 5400), ("2m30s", 150), ("1h 5s", 3605), (".5m", 30)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "m", "ten minutes", "-5m", "0", "nanm", "infs"])
+@pytest.mark.parametrize("text", ["", "m", "ten minutes", "-5m", "0", "nanm", "infs", "30m1h", "1m1m", "90 1m",
+                                  "1h30", "1e3s", "1.2.3m"])
 def test_bad_durations_name_the_flag_and_the_form(text):
     with pytest.raises(UsageError, match="is not a duration; use e.g. 90s"):
         parse_duration(text)

@@ -84,3 +84,5 @@ def test_a_bench_batch_too_big_for_memory_is_refused_before_any_work():
     _check_memory(32, (3, 224, 224))  # 19 MB: fine anywhere
     with pytest.raises(UsageError, match=r"batch 100,000,000 at 3x32x32 needs 1144.4 GiB for its input alone"):
         _check_memory(100_000_000, (3, 32, 32))
+    with pytest.raises(UsageError, match=r"needs over a million GiB for its input alone"):
+        _check_memory(10**22, (3, 32, 32))

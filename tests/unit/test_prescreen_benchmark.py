@@ -101,3 +101,15 @@ def test_orders_are_compared_on_the_candidates_both_cover():
     assert common["x"].truth.tolist() == common["y"].truth.tolist() == [0.8, 0.7]
     assert seed_stability([truth, truth]) == pytest.approx(1.0)
     assert seed_stability([truth, {k: -v for k, v in truth.items()}]) == pytest.approx(-1.0)
+
+
+def test_standardised_sfda_is_compared_head_to_head_with_sfda():
+    target = bench.TARGETS[0]
+    truth = {f"m{i}": 0.5 + i / 20 for i in range(8)}
+    result = bench.TargetResult(target, per_seed=[truth])
+    result.orders = {"sfda (standardised)": dict(truth), "sfda": {k: -v for k, v in truth.items()}}
+    (row,) = bench.paired_rows([result])
+    assert row["first"] == "sfda (standardised)" and row["second"] == "sfda"
+    assert row["diff"] == pytest.approx(2.0) and row["beyond_noise"]
+    del result.orders["sfda"]
+    assert bench.paired_rows([result]) == []  # a run without both variants has no pair
