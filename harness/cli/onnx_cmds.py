@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import click
@@ -129,16 +130,15 @@ def check_onnx_command(ctx: click.Context, model_or_onnx: str, task_name: str | 
 def parse_batch_sizes(text: str) -> tuple[int, ...]:
     """``1,32`` as (1, 32); an empty item (``1,,32``), a repeat or a non-positive size is refused."""
     parts = [b.strip() for b in text.split(",")]
-    try:
-        sizes = tuple(int(b) for b in parts)
-    except ValueError:
-        raise UsageError(f"{{param}} {text!r}: use comma-separated integers like 1,32", param="batch_sizes") from None
+    if not all(re.fullmatch(r"[+-]?[0-9]+", b) for b in parts):  # int() would also take 1_000 and other scripts' digits
+        raise UsageError(f"{{param}} {text!r}: use comma-separated integers like 1,32", param="batch_sizes")
+    sizes = tuple(int(b) for b in parts)
     if min(sizes) < 1:
         raise UsageError(f"{{param}} {text!r}: give positive integers like 1,32", param="batch_sizes")
     if len(set(sizes)) < len(sizes):
         repeated = sorted({b for b in sizes if sizes.count(b) > 1})
-        raise UsageError(f"{{param}} {text!r}: {', '.join(map(str, repeated))} given twice; name each size once",
-                         param="batch_sizes")
+        raise UsageError(f"{{param}} {text!r}: {', '.join(map(str, repeated))} given more than once; name each "
+                         "size once", param="batch_sizes")
     return sizes
 
 

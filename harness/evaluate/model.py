@@ -22,7 +22,7 @@ def _class_count(source: ModelSource, model_ref: str) -> int:
     """The width of the model's head: recorded with the version or file, else read from the weights."""
     num_classes = source.num_classes
     if num_classes is None and source.weights_file is not None:
-        from harness.models.build import load_state_dict_file
+        from harness.models.checkpoint import load_state_dict_file
 
         head = load_state_dict_file(source.weights_file).get(f"{source.backbone.head}.weight")
         num_classes = None if head is None else int(head.shape[0])

@@ -13,11 +13,11 @@ from harness.models.build import (
     get_submodule,
     head_in_features,
     head_out_features,
-    load_state_dict_file,
     replace_head,
     set_submodule,
     weights_cache_path,
 )
+from harness.models.checkpoint import load_state_dict_file
 from harness.models.sources import ModelSource, resolve_model
 
 __all__ = ["ModelSource", "build_backbone", "build_model", "count_flops", "count_params", "get_submodule",

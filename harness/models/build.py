@@ -8,12 +8,11 @@ downloaded when online), a local file (``.safetensors`` preferred, ``.pth`` read
 from __future__ import annotations
 
 import os
-import re
 import urllib.error
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.models.checkpoint import load_state_dict_file
 from registry import Backbone, Catalogue, DataError, HarnessError, PluginError, UsageError, WeightTag
 
 if TYPE_CHECKING:
@@ -144,86 +143,6 @@ def torch_hub_dir() -> Path:
         return Path(sys.modules["torch.hub"].get_dir())
     cache = os.getenv("XDG_CACHE_HOME", os.path.join("~", ".cache"))
     return Path(os.path.expanduser(os.getenv("TORCH_HOME", os.path.join(cache, "torch")))) / "hub"
-
-
-def is_safetensors(path: Path) -> bool:
-    """Sniff the safetensors layout: an 8-byte little-endian header length, then a JSON object."""
-    with open(path, "rb") as f:
-        head = f.read(9)
-    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000
-
-
-def unreadable_weights(path: Path, exc: BaseException, safetensors: bool) -> DataError:
-    """Why a weights file could not be read, in harness's words: torch's refusal of a pickle ends in
-    advice to load it with ``weights_only=False`` (running its code), which harness never does."""
-    text = str(exc).strip()
-    if safetensors:
-        reason = text.splitlines()[0].removeprefix("Error while deserializing header: ") if text else type(exc).__name__
-        return DataError(f"{str(path)!r} is a malformed .safetensors file ({reason[:120]}): it is truncated, damaged "
-                         "or not safetensors; save the weights again (safetensors.torch.save_file)")
-    if "WeightsUnpickler error:" in text or "Weights only load failed" in text:  # more than tensors inside
-        tail = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in text else text
-        lines = [line.strip() for line in tail.splitlines() if line.strip()]
-        named = re.search(r"GLOBAL ([\w.]+)", tail)  # what the pickle would have called; never torch's advice
-        if not named and "Unsupported operand" in tail and not _looks_pickled(path):  # damage, not objects
-            return DataError(f"{str(path)!r} is not a readable PyTorch checkpoint (neither a zip container nor a "
-                             "pickle): it is truncated, damaged or another format; save the weights again")
-        detail = (f"it calls {named.group(1)}" if named else
-                  next((line.split(". ")[0] for line in lines if "Unsupported" in line), "not plain tensors"))
-        return DataError(f"{str(path)!r} is not a checkpoint of plain tensors (torch's safe loader: {detail[:120]}): "
-                         "it holds pickled objects, which harness never loads (only plain tensors: a pickle can run "
-                         "code); save only the tensors (torch.save(model.state_dict(), ...) or "
-                         "safetensors.torch.save_file)")
-    return DataError(f"{str(path)!r} is not a readable PyTorch checkpoint ({_broken_part(exc, text)}): it is "
-                     "truncated, damaged or another format; save the weights again")
-
-
-def _looks_pickled(path: Path) -> bool:
-    """A pickle of protocol 2 or later starts with PROTO (0x80) and its version."""
-    with open(path, "rb") as f:
-        head = f.read(2)
-    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
-
-
-def _broken_part(exc: BaseException, text: str) -> str:
-    """Which layer of a ``.pth`` file failed, in words: torch's own messages name its zip reader's
-    internals ("internal miniz error", "central directory") or a bare ``KeyError: 'data.pkl'``."""
-    import pickle
-
-    low = text.lower()
-    if any(word in low for word in ("zip", "miniz", "central directory", "streamreader", "archive")):
-        return "its zip container is incomplete or damaged"
-    if isinstance(exc, (pickle.UnpicklingError, EOFError, KeyError, IndexError, ValueError)):
-        return "its pickled index is damaged or missing"
-    return f"{type(exc).__name__}: {text.splitlines()[0][:120]}" if text else type(exc).__name__
-
-
-def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """Read a state dict from ``.safetensors`` or ``.pth``/``.pt``, never executing pickled code."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"weights file {str(path)!r} does not exist; pass an existing .safetensors or .pth file")
-    safetensors = path.suffix == ".safetensors" or is_safetensors(path)
-    try:
-        if safetensors:
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            with warnings.catch_warnings():  # torch's pickle-protocol notice is noise beside our one-line refusal
-                warnings.simplefilter("ignore", UserWarning)
-                state = torch.load(path, map_location="cpu", weights_only=True)
-    except MemoryError:
-        raise
-    except Exception as exc:  # pickle, zip, safetensors' SafetensorError...: the file is bad, not harness
-        raise unreadable_weights(path, exc, safetensors) from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise DataError(f"{str(path)!r} is not a state dict of tensors")
-    return state
 
 
 def build_model(catalogue: Catalogue, name: str, num_classes: int,

@@ -88,6 +88,6 @@ def fetch_file(repo_id: str, label: str) -> Path:
 
 def load_hub_state_dict(repo_id: str, label: str) -> dict[str, torch.Tensor]:
     """The state dict of ``repo_id``'s weights, read safely (see :func:`harness.models.load_state_dict_file`)."""
-    from harness.models.build import load_state_dict_file
+    from harness.models.checkpoint import load_state_dict_file
 
     return load_state_dict_file(fetch_file(repo_id, label))

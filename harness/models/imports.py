@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.environment import library_versions
-from harness.models.build import build_model, count_params, load_state_dict_file
+from harness.models.build import build_model, count_params
+from harness.models.checkpoint import load_state_dict_file
 from harness.models.weights import save_weights
 from registry import UsageError, keys
 from registry.files import sha256_file

@@ -45,7 +45,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as f:
             raw = f.metadata() or {}
     except Exception as exc:  # truncated, damaged or not safetensors: in the words every weights reader uses
-        from harness.models.build import unreadable_weights
+        from harness.models.checkpoint import unreadable_weights
 
         raise unreadable_weights(Path(path), exc, safetensors=True) from None
     result: dict[str, Any] = {}

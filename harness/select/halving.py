@@ -67,7 +67,9 @@ Trainer = Callable[["Context", Sequence[Job]], list["ModelVersion | BaseExceptio
 """Fine-tunes jobs and returns each one's registered version, or the exception that stopped it."""
 
 
-_NUM = r"(\d+(?:\.\d*)?|\.\d+)"
+_NUM = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)"  # ASCII digits only (\d would take other scripts' too)
+LONGEST = 366 * 86400
+"""A longer limit is a typo (``99999h``), refused rather than printed back as 1e+20 h."""
 _DURATION = re.compile(rf"{_NUM}|(?:{_NUM}h)?\s*(?:{_NUM}m)?\s*(?:{_NUM}s)?")
 
 
@@ -78,6 +80,9 @@ def parse_duration(text: str) -> float:
     value = sum(float(n) * scale for n, scale in zip(parts, (1, 3600, 60, 1), strict=True) if n) if found else -1.0
     if not math.isfinite(value) or value <= 0:
         raise UsageError(f"{{param}} {text!r} is not a duration; use e.g. 90s, 10m, 1.5h or 1h30m",
+                         param="time_limit")
+    if value > LONGEST:
+        raise UsageError(f"{{param}} {text!r} is longer than a year; use e.g. 10m, 1.5h or 1h30m",
                          param="time_limit")
     return value
 

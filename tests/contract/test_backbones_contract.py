@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -168,12 +169,28 @@ def test_flops_follow_two_per_multiply_add(catalogue):
     assert count_flops(linear, 4) == 2 * 48 * 5
 
 
-@pytest.mark.parametrize("damage", ["truncated", "no-index", "garbage", "flipped"])
+DAMAGE = {  # how the file is broken -> what the message must say
+    "truncated": "its zip container is incomplete or damaged",
+    "no-index": "a zip container without PyTorch's data.pkl index",
+    "garbage": "not a readable PyTorch checkpoint",
+    "zeros": "neither a zip container nor a pickle",
+    "empty": "the file is empty",
+    "flipped": "fails its checksum",
+    "tensor-bytes": "fails its checksum",  # torch itself would load these silently
+    "protocol-4": "saved with pickle protocol 4",
+    "protocol-5-objects": "it calls datetime.date",
+    "stray-pickle": "a pickle stream that is damaged or not in PyTorch's format",
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
 def test_a_damaged_pth_is_named_in_words_not_torch_internals(catalogue, tmp_path, damage):
+    import datetime
     import zipfile
 
     good = tmp_path / "good.pth"
-    torch.save(build_model(catalogue, "cifar_convnet_xs", num_classes=10).state_dict(), good)
+    state = build_model(catalogue, "cifar_convnet_xs", num_classes=10).state_dict()
+    torch.save(state, good)
     data, bad = good.read_bytes(), tmp_path / "bad.pth"
     if damage == "truncated":
         bad.write_bytes(data[: len(data) // 2])
@@ -184,10 +201,29 @@ def test_a_damaged_pth_is_named_in_words_not_torch_internals(catalogue, tmp_path
                     dst.writestr(item, src.read(item))
     elif damage == "garbage":
         bad.write_bytes(bytes(range(256)) * 40)
-    else:
+    elif damage == "zeros":
+        bad.write_bytes(bytes(len(data)))
+    elif damage == "empty":
+        bad.write_bytes(b"")
+    elif damage == "flipped":
         bad.write_bytes(data[:100] + bytes(b ^ 0xFF for b in data[100:400]) + data[400:])
-    with pytest.raises(DataError, match="not a readable PyTorch checkpoint") as info:
+    elif damage == "tensor-bytes":
+        middle = len(data) // 2
+        bad.write_bytes(data[:middle] + bytes(1000) + data[middle + 1000:])
+    elif damage == "protocol-4":
+        torch.save(state, bad, pickle_protocol=4)
+    elif damage == "protocol-5-objects":
+        torch.save({**state, "when": datetime.date(2026, 1, 1)}, bad, pickle_protocol=5)
+    else:
+        bad.write_bytes(pickle.dumps({"a": 1, "b": "two"}, protocol=2))
+    with pytest.raises(DataError, match=re.escape(DAMAGE[damage])) as info:
         build_model(catalogue, "cifar_convnet_xs", num_classes=10, weights_file=bad)
     message = str(info.value)
-    for internal in ("miniz", "KeyError", "PytorchStreamReader", "central directory", "Traceback"):
+    for internal in ("miniz", "KeyError", "PytorchStreamReader", "central directory", "weights_only", "operand"):
         assert internal not in message, message
+
+
+def test_a_directory_is_not_a_weights_file(catalogue, tmp_path):
+    (tmp_path / "x.pth").mkdir()
+    with pytest.raises(DataError, match="is a directory"):
+        build_model(catalogue, "cifar_convnet_xs", num_classes=10, weights_file=tmp_path / "x.pth")

@@ -82,7 +82,9 @@ def test_unknown_names_exit_2_with_suggestion(run_cli):
     (["--batch-sizes", "0"], "--batch-sizes '0': give positive integers"),
     (["--batch-sizes", "1,x"], "use comma-separated integers"),
     (["--batch-sizes", "1,,32"], "use comma-separated integers"),
-    (["--batch-sizes", "1,32,1"], "1 given twice; name each size once"),
+    (["--batch-sizes", "1,32,1"], "1 given more than once; name each size once"),
+    (["--batch-sizes", "1_000"], "use comma-separated integers"),
+    (["--batch-sizes", "\u0661\u0662"], "use comma-separated integers"),
     (["--threads", "0"], "'--threads': 0 is not in the range x>=1"),
     (["--runtimes", "tensorrt"], "unknown runtime 'tensorrt'"),
 ])

@@ -15,7 +15,8 @@ def test_durations(text, seconds):
 
 
 @pytest.mark.parametrize("text", ["", "m", "ten minutes", "-5m", "0", "nanm", "infs", "30m1h", "1m1m", "90 1m",
-                                  "1h30", "1e3s", "1.2.3m"])
+                                  "1h30", "1e3s", "1.2.3m",
+                                  "\uff11h", "\u0663h"])
 def test_bad_durations_name_the_flag_and_the_form(text):
     with pytest.raises(UsageError, match="is not a duration; use e.g. 90s"):
         parse_duration(text)
@@ -35,3 +36,9 @@ def test_executor_ray_without_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without the extra looks like
     with pytest.raises(UsageError, match=r"pip install 'imgcls-harness\[ray\]'"):
         require_ray()
+
+
+def test_a_limit_over_a_year_is_a_typo():
+    with pytest.raises(UsageError, match="longer than a year"):
+        parse_duration("99999999999999999999h")
+    assert parse_duration("8760h") == 8760 * 3600
