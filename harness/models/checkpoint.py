@@ -86,18 +86,14 @@ def unreadable_weights(path: Path, exc: BaseException, safetensors: bool) -> Dat
         return DataError(f"{str(path)!r} is a malformed .safetensors file ({reason[:120]}): it is truncated, damaged "
                          "or not safetensors; save the weights again (safetensors.torch.save_file)")
     named = re.search(r"GLOBAL ([\w.]+)", text)  # what the pickle would have called
-    if named:
-        return DataError(f"{str(path)!r} is not a checkpoint of plain tensors (it calls {named.group(1)[:120]}): it "
-                         "holds pickled objects, which harness never loads (only plain tensors: a pickle can run "
-                         f"code); save only the tensors (torch.save(model.state_dict(), path) or "
-                         "safetensors.torch.save_file)")
-    protocol = pickle_protocol(path)
-    calls = unsafe_calls(path) if "Unsupported operand" in text else []
-    if calls:  # torch's loader stops at the first opcode it does not know, before naming any call
+    # torch's loader stops at the first opcode it does not know (protocol 4's FRAME), before naming any call
+    calls = [named.group(1)] if named else unsafe_calls(path) if "Unsupported operand" in text else []
+    if calls:
         return DataError(f"{str(path)!r} is not a checkpoint of plain tensors (it calls {', '.join(calls)[:120]}): "
                          "it holds pickled objects, which harness never loads (only plain tensors: a pickle can "
                          "run code); save only the tensors (torch.save(model.state_dict(), path) or "
                          "safetensors.torch.save_file)")
+    protocol = pickle_protocol(path)
     if "Unsupported operand" in text and protocol is not None and protocol > 2:
         return DataError(f"{str(path)!r} was saved with pickle protocol {protocol}, which torch's safe loader cannot "
                          "read (it reads protocol 2, torch.save's default); " + RESAVE)
