@@ -36,7 +36,7 @@ DEFAULT: dict[str, Any] = {
         {"backbones": list(SMALL), "method": "autoencoder", "source": "fashion-mnist:classes=5-9"},
         # a differently-built source: generated stripes
         {"backbones": list(SMALL), "method": "supervised", "source": "synthetic"},
-        # no labels, contrastive (SimCLR): the best linear-probe features at 50+ labels per class here
+        # no labels, contrastive (SimCLR): the README's transfer study measures its features against the others
         {"backbones": ["cifar_resnet8", "cifar_convnet_s"], "method": "contrastive",
          "source": "fashion-mnist:classes=5-9"},
     ],

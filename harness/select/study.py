@@ -333,27 +333,40 @@ def plot_curves(result: StudyResult, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig = curves_figure(result)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def curves_figure(result: StudyResult) -> Any:
+    """The figure :func:`plot_curves` saves: one colour per start in both arms, ticks at the budgets."""
+    import matplotlib.pyplot as plt
+
     table = [t for t in result.table if t["arm"] == EQUAL or t["strategy"] == CHOSEN]
     most = max((t["labels_per_class"] for t in table if t["labels_per_class"] != "all"), default=1)
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
     lines: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in table:
-        lines.setdefault((row["arm"], row["start"], row["strategy"]), []).append(row)
-    for (arm, start, strategy), rows in sorted(lines.items()):
+        lines.setdefault((row["start"], row["arm"], row["strategy"]), []).append(row)
+    starts = list(dict.fromkeys(row["start"] for row in table))
+    colours = {start: f"C{i % 10}" for i, start in enumerate(starts)}  # one colour per start, in both arms
+    for (start, arm, strategy), rows in sorted(lines.items()):
         pts = sorted((most * 2 if r["labels_per_class"] == "all" else r["labels_per_class"], r["mean"], r["ci95"])
                      for r in rows)
         xs, ys, hs = zip(*pts, strict=True)
-        ax.plot(xs, ys, marker="o", linestyle="--" if arm == EQUAL else "-",
-                label=f"{start} ({strategy}, {'equal steps' if arm == EQUAL else 'converged'})")
+        ax.plot(xs, ys, marker="o", color=colours[start], linestyle="--" if arm == EQUAL else "-",
+                label=f"{start} ({strategy})" if arm == EQUAL else None)  # one entry per start: its colour
         ax.fill_between(xs, [y - h for y, h in zip(ys, hs, strict=True)], [y + h for y, h in zip(ys, hs, strict=True)],
-                        alpha=0.15)
+                        color=colours[start], alpha=0.08)
     ax.set_xscale("log")
-    has_all = any(t["labels_per_class"] == "all" for t in table)
-    ax.set_xlabel("training labels per class" + (f" (rightmost point: all, drawn at {most * 2})" if has_all else ""))
+    budgets = sorted({most * 2 if t["labels_per_class"] == "all" else t["labels_per_class"] for t in table})
+    ax.set_xticks(budgets, [("all" if b == most * 2 and any(t["labels_per_class"] == "all" for t in table) else str(b))
+                            for b in budgets])
+    ax.minorticks_off()
+    ax.set_xlabel("training labels per class (log scale)")
     ax.set_ylabel(result.primary)
-    ax.set_title(f"{result.task}: what pretraining buys")
+    ax.set_title(f"{result.task}: what pretraining buys (solid: converged, dashed: equal steps)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, loc="best")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, frameon=False)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig

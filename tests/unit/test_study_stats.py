@@ -148,3 +148,28 @@ def test_convergence_budget_scales_with_the_subset():
     assert rule.budget(1_000, 64) == (40, 10)  # 15 steps an epoch: 600 steps
     assert rule.budget(27_000, 64) == (10, 3)  # large subsets: at least 10 passes
     assert Converge(patience=2).budget(50, 12) == (150, 2)
+
+
+def test_curves_give_each_start_one_colour_in_both_arms_and_ticks_at_the_budgets():
+    import types
+
+    pytest.importorskip("matplotlib")
+    from harness.select.study import CHOSEN, CONVERGED, EQUAL, curves_figure
+
+    def row(arm, start, strategy, labels, mean):
+        return {"arm": arm, "start": start, "strategy": strategy, "labels_per_class": labels, "mean": mean,
+                "ci95": 0.02}
+
+    table = [row(arm, start, strategy, labels, 0.5 + labels / 200)
+             for start in ("scratch", "zoo-a", "zoo-b") for labels in (10, 50)
+             for arm, strategy in ((EQUAL, "full"), (CONVERGED, CHOSEN), (CONVERGED, "linear"))]
+    fig = curves_figure(types.SimpleNamespace(table=table, task="t", primary="accuracy"))
+    ax = fig.axes[0]
+    lines = ax.get_lines()
+    assert len(lines) == 6  # equal steps and converged-chosen per start; the linear rows are not drawn
+    by_start: dict[str, set] = {}
+    for line, (start, _arm) in zip(lines, [(s, a) for s in ("scratch", "zoo-a", "zoo-b") for a in (0, 1)], strict=True):
+        by_start.setdefault(start, set()).add(line.get_color())
+    assert all(len(c) == 1 for c in by_start.values()) and len({c.pop() for c in by_start.values()}) == 3
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["10", "50"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["scratch (full)", "zoo-a (full)", "zoo-b (full)"]
