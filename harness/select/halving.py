@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from harness.output import counted
 from harness.select.stages import CandidateRun, Plan
 from harness.train.recipe import Recipe
 from registry import UsageError, first_line, keys
@@ -157,61 +158,76 @@ def run_halving(ctx: Context, plan: Plan, runs: Sequence[CandidateRun], limit_s:
     lands in ``run.prepared[0]``. A rung model already in the store (same row fingerprint and rung)
     is reused: the rungs are deterministic, so a rerun costs nothing, with or without a limit. The
     first chunk trains whatever the limit, so a limit smaller than one rung still yields a model."""
+    from harness.select.estimate import duration_text
+
     began = time.perf_counter()
     epochs = rung_epochs(plan.recipe.epochs)
     reached: dict[str, tuple[ModelVersion, float]] = {}  # ref -> (version at its last rung, s/epoch)
     reused: set[str] = set()  # refs whose last rung came from the store
     alive = list(runs)
-    from harness.select.estimate import duration_text
-
     spent = "" if limit_s is None else f" of {duration_text(limit_s)}"
+
+    def fits(chunk: list[Job], k: int) -> bool:
+        # the first chunk of all always runs: a limit too small for anything still yields one model
+        need = max((reached[j.run.ref][1] * j.recipe.epochs for j in chunk), default=0.0) if k else 0.0
+        return limit_s is None or not reached or time.perf_counter() - began + need <= limit_s
+
     k: int | None = _first_rung(len(alive), epochs)
     while k is not None:
-        total = epochs[k]
         jobs = [_job(ctx, plan, run, k, epochs, reached) for run in alive]
         todo = [job for job in jobs if not _reuse(ctx, plan, job, reached, reused)]
         chunks = [todo[i:i + parallel] for i in range(0, len(todo), parallel)]
-
-        def fits(chunk: list[Job], k: int = k) -> bool:
-            # the first chunk of all always runs: a limit too small for anything still yields one model
-            need = max((reached[j.run.ref][1] * j.recipe.epochs for j in chunk), default=0.0) if k else 0.0
-            return limit_s is None or not reached or time.perf_counter() - began + need <= limit_s
-
         trained = len(jobs) - len(todo)
-        unit = "epoch" if total == 1 else "epochs"
-        if not trained and chunks and not fits(chunks[0]):
-            ctx.progress.info(f"successive halving: rung {k + 1}/{len(epochs)} ({total} {unit}) does not fit in "
-                              f"what is left of the limit; stopped at {time.perf_counter() - began:.0f}s{spent}")
+        rung = f"rung {k + 1}/{len(epochs)} ({counted(epochs[k], 'epoch')})"
+        if not trained and chunks and not fits(chunks[0], k):
+            ctx.progress.info(f"successive halving: {rung} does not fit in what is left of the limit; stopped at "
+                              f"{time.perf_counter() - began:.0f}s{spent}")
             break
-        ctx.progress.info(f"successive halving: rung {k + 1}/{len(epochs)} ({total} {unit}) for up to {len(jobs)} "
-                          f"candidate(s), {time.perf_counter() - began:.0f}s{spent} spent")
+        ctx.progress.info(f"successive halving: {rung} for up to {len(jobs)} candidate(s), "
+                          f"{time.perf_counter() - began:.0f}s{spent} spent")
         for chunk in chunks:
-            if not fits(chunk):
+            if not fits(chunk, k):
                 break  # in order of validation score: what follows would not fit either
-            with _claimed(ctx, plan, chunk):  # a concurrent select on this store waits, then reuses
-                fresh = [job for job in chunk if not _reuse(ctx, plan, job, reached, reused)]
-                started = time.perf_counter()
-                results = trainer(ctx, fresh) if fresh else []
-                seconds = time.perf_counter() - started
-                for job, result in zip(fresh, results, strict=True):
-                    _record(ctx, job, result, seconds, reached)  # a chunk's jobs ran side by side
-                    reused.discard(job.run.ref)
+            _train_chunk(ctx, plan, chunk, trainer, reached, reused)
             trained += len(chunk)
         if not trained:
             break
-        scored = [r for r in alive if r.ok and r.ref in reached]
-        sign = 1 if plan.primary.higher_is_better else -1
-        scored.sort(key=lambda r: -sign * _val(reached[r.ref][0], plan.primary.name))
-        alive = scored[: survivors(len(scored))]
+        alive = _best(plan, alive, reached)
         left = None if limit_s is None else limit_s - (time.perf_counter() - began)
         k = _next_rung(k, epochs, alive, reached, left)
+    _finish(runs, reached, reused)
+    ctx.progress.info(f"successive halving: search took {time.perf_counter() - began:.0f}s{spent}")
+
+
+def _train_chunk(ctx: Context, plan: Plan, chunk: list[Job], trainer: Trainer,
+                 reached: dict[str, tuple[ModelVersion, float]], reused: set[str]) -> None:
+    """Train the jobs of ``chunk`` side by side (those a concurrent select did not store meanwhile)."""
+    with _claimed(ctx, plan, chunk):  # a concurrent select on this store waits, then reuses
+        fresh = [job for job in chunk if not _reuse(ctx, plan, job, reached, reused)]
+        started = time.perf_counter()
+        results = trainer(ctx, fresh) if fresh else []
+        seconds = time.perf_counter() - started
+        for job, result in zip(fresh, results, strict=True):
+            _record(ctx, job, result, seconds, reached)  # a chunk's jobs ran side by side
+            reused.discard(job.run.ref)
+
+
+def _best(plan: Plan, alive: list[CandidateRun], reached: dict[str, tuple[ModelVersion, float]]) -> list[CandidateRun]:
+    """The survivors of a rung: the best :func:`survivors` of those it scored, by validation."""
+    scored = [r for r in alive if r.ok and r.ref in reached]
+    sign = 1 if plan.primary.higher_is_better else -1
+    scored.sort(key=lambda r: -sign * _val(reached[r.ref][0], plan.primary.name))
+    return scored[: survivors(len(scored))]
+
+
+def _finish(runs: Sequence[CandidateRun], reached: dict[str, tuple[ModelVersion, float]], reused: set[str]) -> None:
+    """Each run's model is its last rung's; a run that never trained failed for want of time."""
     for run in runs:
         if run.ok and run.ref not in reached:
             run.fail("train", UsageError("the time limit was spent before its first rung"))
         elif run.ok:
             run.prepared[0] = reached[run.ref][0]
             run.prepared_cached = run.ref in reused
-    ctx.progress.info(f"successive halving: search took {time.perf_counter() - began:.0f}s{spent}")
 
 
 def _job(ctx: Context, plan: Plan, run: CandidateRun, k: int, epochs: list[int],
