@@ -109,34 +109,29 @@ def _head(path: Path, size: int = 4) -> bytes:
         return b""
 
 
-def pickle_protocol(path: Path) -> int | None:
-    """The protocol of the file's pickle (inside its zip for torch's format), None if none is seen:
-    a pickle of protocol 2 or later starts with PROTO (0x80) and its version."""
-    head = _head(path, 2)
-    if head[:2] == b"PK":
-        try:
-            with zipfile.ZipFile(path) as archive:
-                name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
-                head = archive.open(name).read(2) if name else b""
-        except Exception:  # a broken zip: no protocol to report
-            return None
-    return head[1] if len(head) == 2 and head[0] == 0x80 and head[1] <= 5 else None
-
-
 SCAN_LIMIT = 64 * 2**20
-"""Pickles up to this size are scanned for the calls they would make (a zip's index is a few kB)."""
+"""How much of a pickle is scanned for the calls it would make (a zip's index is a few kB)."""
 
 
-def _pickle_bytes(path: Path) -> bytes:
-    """The file's pickle stream (its ``data.pkl`` for torch's zip format), empty when unreadable or huge."""
+def _pickle_bytes(path: Path, limit: int = SCAN_LIMIT) -> bytes:
+    """The first ``limit`` bytes of the file's pickle stream (its ``data.pkl`` in torch's zip
+    format); empty when there is none or it cannot be read."""
     try:
         if _head(path, 2) == b"PK":
             with zipfile.ZipFile(path) as archive:
-                info = next((i for i in archive.infolist() if i.filename.endswith("data.pkl")), None)
-                return archive.read(info) if info is not None and info.file_size <= SCAN_LIMIT else b""
-        return path.read_bytes() if path.stat().st_size <= SCAN_LIMIT else b""
-    except Exception:
+                name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+                return archive.open(name).read(limit) if name else b""
+        with open(path, "rb") as f:
+            return f.read(limit)
+    except Exception:  # a broken zip or file: nothing to report
         return b""
+
+
+def pickle_protocol(path: Path) -> int | None:
+    """The protocol of the file's pickle, None if none is seen: a pickle of protocol 2 or later
+    starts with PROTO (0x80) and its version."""
+    head = _pickle_bytes(path, 2)
+    return head[1] if len(head) == 2 and head[0] == 0x80 and head[1] <= 5 else None
 
 
 def unsafe_calls(path: Path) -> list[str]:
