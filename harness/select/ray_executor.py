@@ -72,11 +72,18 @@ class RayExecutor:
                              param="cpus_per_trial")
 
     @contextlib.contextmanager
-    def _session(self, ray: Any) -> Iterator[None]:
-        """Ray connected (a local instance started, and stopped after, when none is); Ray's own
-        messages (a worker died, a task is retried) go to stderr, since stdout is for results."""
+    def session(self, ctx: Context) -> Iterator[None]:
+        """Ray connected for the block: a local instance started (and stopped after) when none is
+        running, else the one running is used. A caller with several rounds of work (successive
+        halving's rungs) holds one session around them all, so Ray and its workers start once, not
+        once per rung (about 10 s each on 2 cores). Ray's own messages (a worker died, a task is
+        retried) go to stderr, since stdout is for results."""
+        ray = require_ray()
         with contextlib.redirect_stdout(sys.stderr):
             started = self._start(ray)
+            if started:
+                ctx.progress.info(f"Ray: connected to {self.address}" if self.address else
+                                  f"Ray: started a local instance ({ray.cluster_resources().get('CPU', 0):g} CPUs)")
             try:
                 yield
             finally:
@@ -111,7 +118,7 @@ class RayExecutor:
             if todo:
                 work.append((run, todo))
         if work:
-            with self._session(ray):
+            with self.session(ctx):
                 self._train_all(ray, ctx, plan, work)
         return [run_stages(ctx, plan, run, STAGES) if run.ok else run for run in runs]
 
@@ -130,7 +137,7 @@ class RayExecutor:
         """Fine-tunings (``select --time-limit``'s rungs, ``study transfer``'s runs) as Ray tasks, all
         at once; each registered here as it comes back."""
         ray = require_ray()
-        with self._session(ray):
+        with self.session(ctx):
             remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
                                 max_retries=1)(_remote_trial)
             refs: list[Any] = []
@@ -151,7 +158,7 @@ class RayExecutor:
                       ) -> list[ModelVersion | BaseException]:
         """``zoo build``'s pretrainings, ``(label, spec, registry name)`` each, as Ray tasks; registered here."""
         ray = require_ray()
-        with self._session(ray):
+        with self.session(ctx):
             remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
                                 max_retries=1)(_remote_pretrain)
             refs = [remote.remote(spec) for _, spec, _ in jobs]

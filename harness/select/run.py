@@ -8,6 +8,7 @@ export, parity, bench; see :mod:`harness.select.stages`), then choose (pure rule
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -209,7 +210,9 @@ def _run_candidates(ctx: Context, plan: Plan, runs: list[CandidateRun], executor
         from harness.select.halving import run_halving, serial_trainer
 
         trainer = getattr(executor, "train_jobs", serial_trainer)
-        run_halving(ctx, plan, runs, plan.config.time_limit_s, trainer, getattr(executor, "parallel", 1))
+        session = getattr(executor, "session", None)  # one Ray session for every rung, not one per rung
+        with session(ctx) if session is not None else contextlib.nullcontext():
+            run_halving(ctx, plan, runs, plan.config.time_limit_s, trainer, getattr(executor, "parallel", 1))
     return executor.run(ctx, plan, runs)
 
 

@@ -76,8 +76,12 @@ def test_bad_time_limits_are_refused_before_work(run_cli):
 
 def test_time_limit_on_ray(run_cli):
     pytest.importorskip("ray")
-    rows = _rows(run_cli("select", "--task", "synthetic", "--candidates", "cifar_convnet_xs,cifar_resnet8",
-                         "--epochs", "3", "--train-limit", "200", "--format", "json", "--time-limit", "10m",
-                         "--executor", "ray"))  # rungs of 1 and 3 epochs: two Ray rounds
+    result = run_cli("select", "--task", "synthetic", "--candidates", "cifar_convnet_xs,cifar_resnet8",
+                     "--epochs", "3", "--train-limit", "200", "--format", "json", "--time-limit", "10m",
+                     "--executor", "ray")  # rungs of 1 and 3 epochs: two Ray rounds
+    rows = _rows(result)
     assert sorted(r["rung"] for r in rows.values()) == ["1/2 (1 ep)", "2/2 (3 ep)"]
+    # one Ray instance serves both rungs (it used to be started, and its workers with it, per rung)
+    assert result.stderr.count("Ray: started a local instance") == 1, result.stderr
+    assert result.stderr.index("Ray: started") < result.stderr.index("rung 2/2")
     assert run_cli("registry", "check").exit_code == 0
