@@ -51,6 +51,65 @@ def serve(tasks: BinaryIO, results: BinaryIO) -> None:
         results.flush()
 
 
+class _Chunks:
+    """The chunks left to decode into ``target``, shared by this thread and the threads feeding the
+    workers; the first damaged file's message stops new chunks from starting."""
+
+    def __init__(self, chunks: list[tuple[int, list[str]]], size: int, target: str,
+                 done: Callable[[int], None]) -> None:
+        self.pending: queue.SimpleQueue[tuple[int, list[str]]] = queue.SimpleQueue()
+        for chunk in chunks:
+            self.pending.put(chunk)
+        self.size, self.target, self.done = size, target, done
+        self.lock = threading.Lock()
+        self.errors: list[str] = []
+        self.deaths: list[int | None] = []  # exit codes of workers that ended without answering
+
+    def take(self) -> tuple[int, list[str]] | None:
+        """The next chunk, or None when none is left or a file was found damaged."""
+        if self.errors:
+            return None
+        try:
+            return self.pending.get_nowait()
+        except queue.Empty:
+            return None
+
+    def finished(self, count: int, error: str | None) -> None:
+        """A chunk of ``count`` images written (``error`` None) or refused."""
+        with self.lock:
+            if error is not None:
+                self.errors.append(error)
+            else:
+                self.done(count)
+
+    def decode_here(self) -> None:
+        """This thread decodes too, in this process (one worker start-up fewer)."""
+        from harness.data.decode import decode_into
+
+        while (chunk := self.take()) is not None:
+            start, paths = chunk
+            self.finished(len(paths), decode_into(self.target, start, paths, self.size))
+
+    def feed(self, proc: subprocess.Popen[bytes]) -> None:
+        """Keep :data:`IN_FLIGHT` chunks sent to ``proc`` and collect its answers, until none is left."""
+        assert proc.stdin is not None and proc.stdout is not None
+        sent: list[int] = []  # the sizes of the chunks in flight
+        try:
+            while True:
+                while len(sent) < IN_FLIGHT and (chunk := self.take()) is not None:
+                    start, paths = chunk
+                    pickle.dump((self.target, start, paths, self.size), proc.stdin,
+                                protocol=pickle.HIGHEST_PROTOCOL)
+                    proc.stdin.flush()
+                    sent.append(len(paths))
+                if not sent:
+                    return
+                error = pickle.load(proc.stdout)
+                self.finished(sent.pop(0), error)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            self.deaths.append(proc.poll())
+
+
 def run_chunks(chunks: list[tuple[int, list[str]]], size: int, target: str, workers: int,
                done: Callable[[int], None]) -> str | None:
     """Decode every ``(start, paths)`` chunk into the ``.npy`` file ``target`` on ``workers`` cores:
@@ -58,56 +117,13 @@ def run_chunks(chunks: list[tuple[int, list[str]]], size: int, target: str, work
     ``done(count)`` (under a lock) as each chunk is written; returns the first damaged file's
     message, after which no new chunk is started. Raises :class:`WorkerDied` when a worker ends
     without answering."""
-    from harness.data.decode import decode_into
-
-    pending: queue.SimpleQueue[tuple[int, list[str]]] = queue.SimpleQueue()
-    for chunk in chunks:
-        pending.put(chunk)
-    lock = threading.Lock()
-    errors: list[str] = []
-    deaths: list[int | None] = []
+    work = _Chunks(chunks, size, target, done)
     procs = [_start() for _ in range(workers - 1)]
-
-    def feed(proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdin is not None and proc.stdout is not None
-        sent: list[int] = []  # the sizes of the chunks in flight
-        try:
-            while True:
-                while len(sent) < IN_FLIGHT and not errors:
-                    try:
-                        start, paths = pending.get_nowait()
-                    except queue.Empty:
-                        break
-                    pickle.dump((target, start, paths, size), proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-                    proc.stdin.flush()
-                    sent.append(len(paths))
-                if not sent:
-                    return
-                error = pickle.load(proc.stdout)
-                count = sent.pop(0)
-                with lock:
-                    if error is not None:
-                        errors.append(error)
-                    else:
-                        done(count)
-        except (EOFError, OSError, pickle.UnpicklingError):
-            deaths.append(proc.poll())
-
-    threads = [threading.Thread(target=feed, args=(p,), daemon=True) for p in procs]
+    threads = [threading.Thread(target=work.feed, args=(p,), daemon=True) for p in procs]
     try:
         for t in threads:
             t.start()
-        while not errors:  # this thread decodes too, in this process
-            try:
-                start, paths = pending.get_nowait()
-            except queue.Empty:
-                break
-            error = decode_into(target, start, paths, size)
-            with lock:
-                if error is not None:
-                    errors.append(error)
-                else:
-                    done(len(paths))
+        work.decode_here()
         for t in threads:
             t.join()
     except BaseException:  # Ctrl-C: the workers ignore it, so they are stopped here
@@ -116,10 +132,10 @@ def run_chunks(chunks: list[tuple[int, list[str]]], size: int, target: str, work
         raise
     finally:
         _stop(procs)
-    if deaths and not errors:
-        raise WorkerDied(f"a decoding worker process ended without answering (exit code {deaths[0]}); its "
+    if work.deaths and not work.errors:
+        raise WorkerDied(f"a decoding worker process ended without answering (exit code {work.deaths[0]}); its "
                          "error, if any, is above")
-    return errors[0] if errors else None
+    return work.errors[0] if work.errors else None
 
 
 def _start() -> subprocess.Popen[bytes]:
