@@ -27,14 +27,19 @@ import threading
 from collections.abc import Callable
 from typing import BinaryIO
 
+from registry import HarnessError
+
 BOOT = ("import os, pickle, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
         "pipe = os.fdopen(os.dup(1), 'wb'); os.dup2(2, 1); sys.path[:] = pickle.load(sys.stdin.buffer); "
         "from harness.data.decode_workers import serve; serve(sys.stdin.buffer, pipe)")
 IN_FLIGHT = 3
 
 
-class WorkerDied(RuntimeError):
-    """A worker process ended without answering (killed, out of memory); its stderr says why."""
+class WorkerDied(HarnessError):
+    """A worker process ended without answering (killed, out of memory); its stderr says why. Not a
+    bug in harness nor in the data: exit 1, one line, with what to do."""
+
+    exit_code = 1
 
 
 def serve(tasks: BinaryIO, results: BinaryIO) -> None:
@@ -133,8 +138,10 @@ def run_chunks(chunks: list[tuple[int, list[str]]], size: int, target: str, work
     finally:
         _stop(procs)
     if work.deaths and not work.errors:
-        raise WorkerDied(f"a decoding worker process ended without answering (exit code {work.deaths[0]}); its "
-                         "error, if any, is above")
+        code = work.deaths[0]
+        why = " (killed: often for want of memory)" if code is not None and code < 0 else ""
+        raise WorkerDied(f"a decoding worker process ended without answering (exit code {code}{why}); its error, "
+                         "if any, is above; rerun, or decode in this process only with --threads 1")
     return work.errors[0] if work.errors else None
 
 

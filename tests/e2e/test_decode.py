@@ -241,6 +241,29 @@ def test_worker_processes_decode_what_threads_decode_and_name_a_damaged_file(tmp
         decode_all(source, items, 24, workers=2)
 
 
+def test_a_killed_decoding_worker_is_a_one_line_error_not_a_crash(tmp_path, monkeypatch):
+    from harness.data import decode_workers
+
+    root = write_photos(tmp_path / "photos", per_class=30)
+    source = open_source(DataSpec(str(root)))
+    items = [item for item, _ in source.splits["train"]]
+    monkeypatch.setattr(decode, "PROCESS_MIN_IMAGES", 10)
+    monkeypatch.setattr(decode, "CHUNK", 4)  # chunks enough for the worker to be sent some
+    start = decode_workers._start
+
+    def killed_at_once():  # a real worker, killed (as the OOM killer would) before it answers
+        proc = start()
+        proc.kill()
+        proc.wait()
+        return proc
+
+    monkeypatch.setattr(decode_workers, "_start", killed_at_once)
+    with pytest.raises(decode_workers.WorkerDied, match=r"exit code -9 \(killed: often for want of memory\)"
+                       r".*--threads 1") as found:
+        decode_all(source, items, 24, workers=2)
+    assert found.value.exit_code == 1 and "\n" not in str(found.value)
+
+
 def test_off_a_terminal_decoding_logs_progress_lines(tmp_path, monkeypatch, capsys):
     from harness import progress
 
