@@ -141,7 +141,7 @@ def run_chunks(chunks: list[tuple[int, list[str]]], size: int, target: str, work
         code = work.deaths[0]
         why = " (killed: often for want of memory)" if code is not None and code < 0 else ""
         raise WorkerDied(f"a decoding worker process ended without answering (exit code {code}{why}); its error, "
-                         "if any, is above; rerun, or decode in this process only with --threads 1")
+                         "if any, is above; rerun, or decode in this process only: HARNESS_THREADS=1")
     return work.errors[0] if work.errors else None
 
 

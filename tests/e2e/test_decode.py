@@ -259,7 +259,7 @@ def test_a_killed_decoding_worker_is_a_one_line_error_not_a_crash(tmp_path, monk
 
     monkeypatch.setattr(decode_workers, "_start", killed_at_once)
     with pytest.raises(decode_workers.WorkerDied, match=r"exit code -9 \(killed: often for want of memory\)"
-                       r".*--threads 1") as found:
+                       r".*HARNESS_THREADS=1") as found:
         decode_all(source, items, 24, workers=2)
     assert found.value.exit_code == 1 and "\n" not in str(found.value)
 
