@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -46,10 +47,16 @@ def find_problems(store: ModelStore) -> list[Problem]:
 
 
 def _database(store: ModelStore) -> list[Problem]:
-    rows = [r[0] for r in store._conn.execute("PRAGMA integrity_check").fetchall()]
+    try:
+        rows = [r[0] for r in store._conn.execute("PRAGMA integrity_check").fetchall()]
+    except sqlite3.OperationalError:
+        raise  # locked or busy: the machine's state, not damage
+    except sqlite3.DatabaseError as exc:  # damaged past what SQLite's own check can walk
+        rows = [str(exc)]
     if rows == ["ok"]:
         return []
-    return [Problem("database", f"database: {'; '.join(rows[:3])}")]
+    return [Problem("database", f"database: {'; '.join(rows[:3])}; restore {store.db_path.name} from a backup, or "
+                    "move it aside and run 'harness registry check' to list the artifact files it referenced")]
 
 
 def _artifacts(store: ModelStore) -> list[Problem]:

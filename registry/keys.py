@@ -34,6 +34,7 @@ TAG_CANDIDATE = "candidate"      # the candidate reference a select row trained
 TAG_SELECT = "select"            # "1" on versions made by select
 TAG_SELECT_GROUP = "select_group"  # the seeds of one candidate in one select run share it
 TAG_PARITY = "parity"            # "passed" / "failed"
+TAG_PARENT_REMOVED = "parent_removed"  # the parent a version was made from, removed while it was made
 
 # -- artifact roles -----------------------------------------------------------------------------
 ROLE_WEIGHTS = "weights"         # safetensors state dict

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from registry import blobs
+from registry import blobs, keys
 from registry.errors import StoreError, UnknownNameError, UsageError
 from registry.files import BlobStore, is_regular, sweep_temporaries
 from registry.records import AliasMove, Artifact, ModelVersion
@@ -56,6 +56,10 @@ CREATE TABLE IF NOT EXISTS versions (
     device TEXT,
     created_at REAL NOT NULL,
     UNIQUE (name, version)
+);
+CREATE TABLE IF NOT EXISTS counters (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS aliases (
     name TEXT NOT NULL,
@@ -128,6 +132,7 @@ class ModelStore:
         self.blobs = BlobStore(self.home / "artifacts")
         self.db_path = self.home / "store.db"
         self.read_only = False
+        self._checked = False  # quick_check passed (see require_writable)
         try:
             self._conn = self._open()
         except sqlite3.OperationalError:
@@ -187,10 +192,23 @@ class ModelStore:
         self.close()
 
     def require_writable(self) -> None:
-        """Refuse up front, before any training, when this store cannot be written."""
+        """Refuse up front, before any training, when this store cannot be written: read-only for
+        this user, or a database damaged past the pages opening it reads (checked once per store
+        object with SQLite's ``quick_check``, milliseconds for a store of thousands of versions), so
+        that a damaged store is found before the work whose result it could not record."""
         if self.read_only:
             raise StoreError(f"the model store {str(self.home)!r} is read-only for you; point HARNESS_HOME at a "
                              "writable folder to change it")
+        if not self._checked:
+            try:
+                found = [r[0] for r in self._conn.execute("PRAGMA quick_check(3)").fetchall()]
+            except sqlite3.OperationalError:
+                raise  # locked or busy: the machine's state, not damage
+            except sqlite3.DatabaseError as exc:
+                raise damaged(self.db_path, exc) from None
+            if found != ["ok"]:
+                raise damaged(self.db_path, "; ".join(found))
+            self._checked = True
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -212,35 +230,44 @@ class ModelStore:
     # -- writing -----------------------------------------------------------------------------
 
     def register(self, name: str, *, backbone: str, kind: str, files: Mapping[str, str | os.PathLike[str]],
-                 parent: str | int | None = None, task: str | None = None, dataset: str | None = None,
+                 parent: ModelVersion | str | int | None = None, task: str | None = None,
+                 dataset: str | None = None,
                  num_classes: int | None = None, class_names: tuple[str, ...] | None = None,
                  recipe: Mapping[str, Any] | None = None, metrics: Mapping[str, Any] | None = None,
                  environment: Mapping[str, Any] | None = None, seed: int | None = None,
                  device: str | None = None, tags: Mapping[str, str] | None = None,
                  alias: str | None = None,
                  artifact_meta: Mapping[str, Mapping[str, Any]] | None = None) -> ModelVersion:
-        """Add the next version of ``name``: copy ``files`` in, then record it in one transaction."""
+        """Add the next version of ``name``: copy ``files`` in, then record it in one transaction.
+
+        Numbers are never given twice: after ``remove`` of ``name@3`` the next version is ``@4``, so
+        a reference in a log, an alias's history or a deployment never comes to mean another model.
+        A ``parent`` (a version, its id or a reference) removed while this version was being made
+        (a fine-tune from it was running) is recorded as the :data:`~registry.keys.TAG_PARENT_REMOVED`
+        tag instead of a link: the new version is kept, not lost to a failed insert."""
         self.check_name_and_alias(name, alias)
-        parent_id = self._parent_id(parent)
+        parent_id, parent_ref = self._parent(parent)
+        tags = dict(tags or {})
         with blobs.placing(self, files) as stored, self.transaction() as conn:
-            row = conn.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?",
-                               (name,)).fetchone()
-            version = int(row[0])
-            cur = conn.execute(
-                "INSERT INTO versions (name, version, backbone, kind, parent_id, task, dataset, num_classes,"
+            if parent_id is not None and not conn.execute("SELECT 1 FROM versions WHERE id = ?",
+                                                          (parent_id,)).fetchone():
+                tags[keys.TAG_PARENT_REMOVED] = parent_ref or f"id {parent_id}"
+                parent_id = None
+            version = self._issue(conn, f"version:{name}", "SELECT MAX(version) FROM versions WHERE name = ?", name)
+            version_id = self._issue(conn, "version_id", "SELECT MAX(id) FROM versions")
+            conn.execute(
+                "INSERT INTO versions (id, name, version, backbone, kind, parent_id, task, dataset, num_classes,"
                 " class_names, recipe, metrics, environment, seed, device, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (name, version, backbone, kind, parent_id, task, dataset, num_classes,
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (version_id, name, version, backbone, kind, parent_id, task, dataset, num_classes,
                  json.dumps(list(class_names)) if class_names else None, json.dumps(recipe or {}),
                  json.dumps(metrics or {}), json.dumps(environment or {}), seed, device, time.time()),
             )
-            assert cur.lastrowid is not None
-            version_id = int(cur.lastrowid)
             for role, (sha, size) in stored.items():
                 meta = json.dumps(dict((artifact_meta or {}).get(role, {})))
                 conn.execute("INSERT INTO artifacts (version_id, role, sha256, size, meta) VALUES (?, ?, ?, ?, ?)",
                              (version_id, role, sha, size, meta))
-            for key, value in (tags or {}).items():
+            for key, value in tags.items():
                 conn.execute("INSERT INTO tags (version_id, key, value) VALUES (?, ?, ?)", (version_id, key, value))
             blobs.adopt(conn, stored)
             if alias is not None:
@@ -248,12 +275,28 @@ class ModelStore:
                              (name, alias, version_id))
         return self.get(f"{name}@{version}")
 
-    def _parent_id(self, parent: str | int | None) -> int | None:
+    @staticmethod
+    def _issue(conn: sqlite3.Connection, key: str, highest: str, *args: Any) -> int:
+        """The next number for ``key``: one more than both the highest in use (``highest``, a query)
+        and the highest ever given (the ``counters`` table; a store made before it has none), so a
+        removed number is never given again. Called inside the registering transaction."""
+        row = conn.execute("SELECT value FROM counters WHERE key = ?", (key,)).fetchone()
+        used = conn.execute(highest, args).fetchone()[0]
+        number = max(int(row[0]) if row else 0, int(used or 0)) + 1
+        conn.execute("INSERT INTO counters (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = ?",
+                     (key, number, number))
+        return number
+
+    def _parent(self, parent: ModelVersion | str | int | None) -> tuple[int | None, str | None]:
+        """(id, reference) of ``parent``; a reference is resolved now, before the files are placed."""
         if parent is None:
-            return None
+            return None, None
+        if isinstance(parent, ModelVersion):
+            return parent.id, parent.ref
         if isinstance(parent, int):
-            return parent
-        return self.get(parent).id
+            return parent, None
+        found = self.get(parent)
+        return found.id, found.ref
 
     def check_name_and_alias(self, name: str | None, alias: str | None) -> None:
         """Refuse a bad model name or alias (before hours of training, not after)."""
@@ -504,7 +547,7 @@ class ModelStore:
         )
 
 
-def damaged(path: Path, exc: BaseException) -> StoreError:
+def damaged(path: Path, exc: BaseException | str) -> StoreError:
     """The error for a store database SQLite cannot read."""
     return StoreError(f"the model store database {str(path)!r} is damaged or not a database ({exc}); nothing was "
                       "changed. Restore it from a backup, or move it aside and run 'harness registry check' to "

@@ -139,6 +139,7 @@ def register_result(ctx: Context, ref: str, result: TrialResult, name: str, tags
     """Register a worker's model (kind ``finetune`` or ``pretrain``, from its record) in the driver's
     store, with the same lineage a local run records (``source``: ``ref`` resolved already)."""
     from harness.models.sources import pretrained_version, resolve_model
+    from harness.train.finetune import warn_if_parent_removed
     from registry import keys
 
     source = source or resolve_model(ctx, ref)
@@ -155,9 +156,10 @@ def register_result(ctx: Context, ref: str, result: TrialResult, name: str, tags
             files[role].write_bytes(blob)
         version = ctx.store.register(
             name, backbone=r["backbone"], kind=kind, files=files,
-            parent=parent.id if parent else None, task=r["task"], dataset=r["dataset"],
+            parent=parent, task=r["task"], dataset=r["dataset"],
             num_classes=r["num_classes"], class_names=tuple(r["class_names"]) or None, recipe=recipe,
             metrics=r["metrics"], environment=r["environment"], seed=r["seed"], device=r["device"],
             tags=tags, artifact_meta={keys.ROLE_WEIGHTS: {"format": "safetensors"}})
     ctx.tracking.replay(version, result.host)
+    warn_if_parent_removed(ctx, version)
     return version

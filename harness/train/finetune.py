@@ -242,7 +242,7 @@ def register(ctx: Context, run: Run, model: torch.nn.Module, state: FitState, sc
     version = ctx.store.register(
         name or run.task.name, backbone=run.source.backbone.name, kind="finetune",
         files={keys.ROLE_WEIGHTS: path, keys.ROLE_PREDICTIONS: _save_predictions(run, scored)},
-        parent=parent.id if parent else None, task=run.task.name, dataset=run.task.dataset,
+        parent=parent, task=run.task.name, dataset=run.task.dataset,
         num_classes=run.data.num_classes, class_names=run.data.class_names, recipe=recorded, metrics=metrics,
         environment={**library_versions(), **builder_versions(run.source.backbone),
                      "device": device_description(run.device)}, seed=run.recipe.seed,
@@ -250,7 +250,17 @@ def register(ctx: Context, run: Run, model: torch.nn.Module, state: FitState, sc
                                                            keys.ROLE_PREDICTIONS: {"format": "npz"}},
     )
     shutil.rmtree(run.run_dir, ignore_errors=True)
+    warn_if_parent_removed(ctx, version)
     return version
+
+
+def warn_if_parent_removed(ctx: Context, version: ModelVersion) -> None:
+    """Say so when the version this one was made from was removed meanwhile (``registry remove``
+    during the run): the new version is kept, without the lineage link."""
+    lost = version.tags.get(keys.TAG_PARENT_REMOVED)
+    if lost:
+        ctx.progress.warn(f"{version.ref} was made from {lost}, which was removed while it trained; it is "
+                          f"registered without that lineage link (its tag {keys.TAG_PARENT_REMOVED!r} names it)")
 
 
 def finetune(ctx: Context, model_ref: str, task: str | Task, recipe: Recipe, *, name: str | None = None,

@@ -30,6 +30,7 @@ from harness.models.sources import ModelSource, pretrained_version, resolve_mode
 from harness.models.weights import save_weights
 from harness.train.contrastive import Contrastive, nt_xent, pair_accuracy
 from harness.train.engine import FitConfig, FitState, fit, load_checkpoint
+from harness.train.finetune import warn_if_parent_removed
 from harness.train.recipe import PRETRAIN_METHODS, Recipe
 from harness.train.schedule import WarmupSchedule
 from registry import Dataset, ImageSplit, UsageError, keys
@@ -213,7 +214,7 @@ def _register(ctx: Context, run: PretrainRun, model: nn.Module, state: FitState,
     supervised = method == "supervised"
     version = ctx.store.register(
         name or f"{backbone}-{method}-{run.dataset.name}", backbone=backbone, kind="pretrain",
-        files={keys.ROLE_WEIGHTS: path}, parent=parent.id if parent else None, dataset=run.dataset.name,
+        files={keys.ROLE_WEIGHTS: path}, parent=parent, dataset=run.dataset.name,
         num_classes=classes if supervised else None, class_names=run.train.class_names if supervised else None,
         recipe={**recipe.as_dict(), "method": method, "preprocess": run.pre.as_dict(), "source": run.ref},
         metrics={keys.PRETRAIN: summary, keys.HISTORY: state.history},
@@ -222,6 +223,7 @@ def _register(ctx: Context, run: PretrainRun, model: nn.Module, state: FitState,
     )
     shutil.rmtree(run.run_dir, ignore_errors=True)
     ctx.progress.info(f"registered {version.ref}")
+    warn_if_parent_removed(ctx, version)
     return version
 
 

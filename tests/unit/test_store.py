@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import ROOT
 
-from registry import UnknownNameError, UsageError
+from registry import UnknownNameError, UsageError, keys
 from registry.files import TMP_PREFIX
 from registry.store import ModelStore
 
@@ -79,6 +79,45 @@ def test_remove_refuses_parents_and_collects_blobs(store, tmp_path):
     assert not child.artifacts["weights"].path.exists()
     store.remove("p@1")
     assert store.list() == [] and store.check() == []
+
+
+def test_a_removed_number_is_never_given_again_so_old_references_keep_their_meaning(store, tmp_path):
+    for i in range(3):
+        store.register("m", backbone="x", kind="import", files={"weights": _file(tmp_path, f"w{i}", bytes([i]))})
+    store.remove("m@3")
+    store.remove("m@2")
+    again = store.register("m", backbone="x", kind="import", files={"weights": _file(tmp_path, "w9", b"new")})
+    assert again.version == 4 and again.id == 4  # neither the number nor the row id of m@2/m@3
+    with pytest.raises(UnknownNameError):
+        store.get("m@3")
+    assert [v.version for v in store.list("m")] == [1, 4]
+    assert store.register("other", backbone="x", kind="import",
+                          files={"weights": _file(tmp_path, "o", b"o")}).version == 1  # per name
+
+
+def test_a_store_made_before_the_counters_goes_on_from_its_highest_number(tmp_path):
+    import sqlite3
+
+    home = tmp_path / "home"
+    with ModelStore(home) as store:
+        for i in range(2):
+            store.register("m", backbone="x", kind="import", files={"weights": _file(tmp_path, f"w{i}", bytes([i]))})
+    with sqlite3.connect(home / "store.db") as conn:  # as an older harness left it
+        conn.execute("DROP TABLE counters")
+    with ModelStore(home) as store:
+        assert store.register("m", backbone="x", kind="import",
+                              files={"weights": _file(tmp_path, "w2", b"2")}).version == 3
+        assert store.check() == []
+
+
+def test_a_parent_removed_while_its_child_trains_is_named_not_linked_and_nothing_is_lost(store, tmp_path):
+    parent = store.register("p", backbone="x", kind="import", files={"weights": _file(tmp_path, "a", b"p")})
+    store.remove(parent.ref)  # `registry remove` in another shell, while a fine-tune from p@1 runs
+    child = store.register("c", backbone="x", kind="finetune", parent=parent,
+                           files={"weights": _file(tmp_path, "b", b"c")})
+    assert child.parent_id is None and child.tags[keys.TAG_PARENT_REMOVED] == "p@1"
+    assert child.id != parent.id  # never its own parent through a reused row id
+    assert store.check() == []
 
 
 def test_identical_artifacts_are_stored_once(store, tmp_path):

@@ -1,0 +1,36 @@
+"""A store database damaged past the pages opening it reads (its header and schema intact): found by
+``registry check``, and by any writing command before its work, never after a training run."""
+
+from __future__ import annotations
+
+import pytest
+from faultlib import assert_clean_failure
+
+from registry.store import ModelStore
+
+pytestmark = pytest.mark.slow
+
+
+def _damage_pages(trained: str) -> None:
+    with ModelStore() as store:
+        store.register("filler", backbone="x", kind="import", files={})  # more than a page or two of rows
+        db = store.db_path
+    data = bytearray(db.read_bytes())
+    assert len(data) > 12288
+    data[4096:12288] = b"\x5a" * 8192  # pages 2 and 3, as the outsider did
+    db.write_bytes(bytes(data))
+
+
+def test_registry_check_reports_damaged_pages_with_the_fix(run_cli, trained):
+    _damage_pages(trained)
+    check = run_cli("registry", "check")
+    assert_clean_failure(check, 1, "damaged")
+    assert "from a backup" in check.output and "malformed" in check.output, check.output
+    assert run_cli("registry", "check", "--repair").exit_code == 1  # nothing it could repair by itself
+
+
+def test_a_writing_command_refuses_a_damaged_store_before_training(run_cli, trained):
+    _damage_pages(trained)
+    result = run_cli("finetune", "cifar_convnet_xs", "--task", "synthetic", "--epochs", "1", "--train-limit", "64")
+    assert_clean_failure(result, 1, "damaged")
+    assert "epoch 1/1" not in result.output  # refused before any training
