@@ -11,6 +11,9 @@ quantised tensors, so a report says "Conv 21/21" from the file, not from the req
 from __future__ import annotations
 
 import collections
+import errno
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,10 +98,24 @@ def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray, *, op_types: t
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         op_types_to_quantize=list(op_types))
         ops, per_channel = quantised_ops(source, out)  # counted against the graph that was quantised
+    except Exception as exc:
+        # ORT's quantizer writes copies of the model beside ``out`` (pre-processed, shape-inferred);
+        # on a full disk a copy is cut short silently and reading it back fails as a corrupt protobuf
+        if _short_of_space(out.parent, 3 * fp32.stat().st_size):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out)) from exc
+        raise
     finally:
         if source != fp32:
             source.unlink(missing_ok=True)
     return Quantized(out, ops, per_channel, len(calibration), error)
+
+
+def _short_of_space(folder: Path, need: int) -> bool:
+    """Whether ``folder``'s disk has less than ``need`` bytes free (False when that cannot be told)."""
+    try:
+        return shutil.disk_usage(folder).free < need
+    except OSError:
+        return False
 
 
 def _producers(graph: Any) -> dict[str, Any]:

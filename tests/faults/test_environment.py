@@ -83,6 +83,18 @@ def test_full_disk_import_export_finetune_and_check_onnx(disk, trained_home, tmp
     assert _temporaries(home) == [] and list(out.iterdir()) == [good]  # nothing partial left behind
 
 
+def test_int8_export_on_a_disk_with_room_for_the_fp32_file_only_says_the_disk_is_full(disk, trained_home,
+                                                                                     tmp_path):
+    home = tmp_path / "home"  # the store has room; the export folder's disk does not
+    shutil.copytree(trained_home, home)
+    env = _env(home)
+    size = _weights(trained_home).stat().st_size  # about the fp32 ONNX file's size
+    fill(disk, leave_kb=int(2.5 * size / 1024))  # the fp32 file fits, the quantizer's copies do not
+    result = _run("export", "synthetic@1", "--out", str(disk / "out"), "--int8", "--force-int8", env=env)
+    assert_clean_failure(result, 1, "no space left")  # was: internal error (DecodeError ... corrupt)
+    assert _temporaries(disk) == [] and not list((disk / "out").glob("*int8*"))
+
+
 def test_read_only_home_serves_reading_commands_and_refuses_writes(disk, trained_home):
     home = disk / "home"
     shutil.copytree(trained_home, home)
