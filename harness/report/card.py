@@ -26,6 +26,17 @@ if TYPE_CHECKING:
     from registry.store import ModelVersion
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
+
+
+def _md(text: str) -> str:
+    """``text`` from the data (class names, file names) as literal Markdown: HTML escaped (a class
+    named ``<img src=x onerror=...>`` must not become markup where the card is rendered) and
+    Markdown's own characters backslash-escaped."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
 def _front_matter(version: ModelVersion, licence: str | None, test: dict[str, Any]) -> list[str]:
     """Hugging Face's model-card metadata block (``license``, ``tags``, ``datasets``, ``metrics``)."""
     spdx = (licence or "").split(" ")[0]
@@ -154,7 +165,7 @@ def _image_counts(images: Any) -> str:
 def _data(ctx: Context, version: ModelVersion, data_check: bool) -> list[str]:
     recipe = version.recipe
     lines = [f"Task `{version.task}` (dataset `{version.dataset}`), {version.num_classes} classes: "
-             f"{', '.join(version.class_names or ())}.",
+             f"{', '.join(_md(name) for name in version.class_names or ())}.",
              f"Recipe: budget `{recipe.get('budget')}`, {recipe.get('epochs')} epochs, strategy "
              f"`{recipe.get('strategy')}`, input {recipe.get('input_size')} px, batch {recipe.get('batch_size')}, "
              f"lr {recipe.get('lr')}, seed {recipe.get('seed')}, best epoch {recipe.get('best_epoch')}."]
@@ -167,7 +178,7 @@ def _data(ctx: Context, version: ModelVersion, data_check: bool) -> list[str]:
         return [*lines, "", f"Data check: {why}"]
     lines += ["", f"Data check ({_image_counts(found['images'])} images; near duplicates not searched, see "
                   f"`harness data check`): {found['errors']} error(s)."]
-    lines += [f"- {f['severity']}: {f['check']}: {f['detail']} ({f['count']})" for f in found["findings"]]
+    lines += [f"- {f['severity']}: {f['check']}: {_md(str(f['detail']))} ({f['count']})" for f in found["findings"]]
     return lines
 
 

@@ -95,6 +95,19 @@ def test_model_card_from_the_store(two, run_cli, tmp_path):
     assert_clean_failure(run_cli("card", "synthetic@99"), 2, "no version 99 of synthetic")
 
 
+def test_card_writes_class_names_from_the_data_as_text_not_markup(trained, run_cli):
+    """Class names come from users' folders and CSVs: a card rendered on a web page must not run them."""
+    with ModelStore() as store:
+        v = store.get(trained)
+        evil = store.register("evil", backbone=v.backbone, kind="finetune", task=v.task, dataset=v.dataset,
+                              files={"weights": v.artifacts["weights"].path}, num_classes=2, recipe=v.recipe,
+                              class_names=("<img src=x onerror=alert(1)>", "a|b *c*"))
+    result = run_cli("card", evil.ref, "--no-data-check")
+    assert result.exit_code == 0, result.output[-2000:]
+    assert "<img" not in result.stdout and "&lt;img src=x onerror=alert(1)&gt;" in result.stdout
+    assert "a\\|b \\*c\\*" in result.stdout
+
+
 def test_card_words_the_data_check_names_each_image_set_once_and_shows_a_failed_metric(trained, run_cli):
     """The data check's images per split in words (not a Python dict); test's image set once though
     'harness evaluate' stored its own beside it; a metric that failed (NaN) shown as failed, with why."""
