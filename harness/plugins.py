@@ -2,8 +2,9 @@
 
 Plugins come from the entry-point group ``harness``. Our own built-in plugins are listed there by
 our pyproject, so they load exactly like a third-party package's. A plugin that fails to import,
-has a misspelled hook, or raises inside a hook is reported on stderr by name and left out; the
-rest keep working. ``HARNESS_STRICT_PLUGINS=1`` turns those reports into errors.
+has a misspelled hook, or raises inside a hook (``sys.exit()`` included) is reported on stderr by
+name and left out; the rest keep working. ``HARNESS_STRICT_PLUGINS=1`` turns those reports (and
+every problem ``harness plugins`` lists) into errors.
 
 Environment variables:
 
@@ -77,6 +78,19 @@ class PluginRecord:
             "entries": dict(self.entries), "trackers": list(self.trackers), "problems": list(self.problems),
             "error": self.error,
         }
+
+
+def _plugin_fault(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by a plugin's import or hook, is that plugin's problem: any exception,
+    and ``sys.exit()`` too (a plugin must not end the command); only Ctrl-C (KeyboardInterrupt) is the user's."""
+    return not isinstance(exc, KeyboardInterrupt)
+
+
+def _describe(exc: BaseException) -> str:
+    """``exc`` as the report says it: ``RuntimeError: boom``, or ``SystemExit: it called sys.exit(3)``."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: it called sys.exit({exc.code!r}) (a plugin must raise an exception, not exit)"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _stderr_report(message: str) -> None:
@@ -201,9 +215,11 @@ class Plugins:
                 continue
             try:
                 plugin = ep.load()
-            except Exception as exc:  # a broken plugin must not take the CLI down
+            except BaseException as exc:  # a broken plugin (even one calling sys.exit) must not take the CLI down
+                if not _plugin_fault(exc):
+                    raise
                 self.fail(PluginRecord(ep.name, dist_name, version, ep.value),
-                          f"failed to import {ep.value}: {type(exc).__name__}: {exc}")
+                          f"failed to import {ep.value}: {_describe(exc)}")
                 continue
             self.add(plugin, name=ep.name, distribution=dist_name, version=version)
 
@@ -237,10 +253,10 @@ class Plugins:
         staged: list[Any] = []
         try:
             returned = call(staged.append)
-        except Exception as exc:  # isolate a plugin whose hook raises
-            if user_errors and isinstance(exc, (UsageError, DataError)):
+        except BaseException as exc:  # isolate a plugin whose hook raises (or calls sys.exit)
+            if not _plugin_fault(exc) or (user_errors and isinstance(exc, (UsageError, DataError))):
                 raise
-            self.problem(record, f"{what} raised {type(exc).__name__}: {exc}",
+            self.problem(record, f"{what} raised {_describe(exc)}",
                          f"its {kind}s were left out (its other hooks stay active)")
             return
         if returned is not None:
@@ -285,9 +301,11 @@ class Plugins:
             record = self.records.get(impl.plugin_name)
             try:
                 names = [str(n) for n in (_call(impl) or [])]
-            except Exception as exc:  # a tracker plugin that cannot even name itself
+            except BaseException as exc:  # a tracker plugin that cannot even name itself
+                if not _plugin_fault(exc):
+                    raise
                 if record is not None:
-                    self.problem(record, f"track_names raised {type(exc).__name__}: {exc}", "it tracks nothing")
+                    self.problem(record, f"track_names raised {_describe(exc)}", "it tracks nothing")
                 continue
             if record is not None:
                 record.trackers = names
@@ -297,6 +315,8 @@ class Plugins:
                 catalogue.check_candidates(task)
             except PluginError as exc:
                 record = self.records.get(task.plugin.name) if task.plugin else None
+                if record is not None and self.strict:  # a problem is a problem: strict makes it the error
+                    raise PluginError(f"{exc} (HARNESS_STRICT_PLUGINS is set)") from None
                 if record is not None and str(exc) not in record.problems:
                     record.problems.append(str(exc))
                     record.status = "partial" if record.status == "loaded" else record.status
@@ -311,10 +331,12 @@ class Plugins:
             record = self.records.get(impl.plugin_name) or PluginRecord(impl.plugin_name)
             try:
                 _call(impl, cli=cli)
-            except Exception as exc:
+            except BaseException as exc:  # isolate a plugin whose hook raises (or calls sys.exit)
+                if not _plugin_fault(exc):
+                    raise
                 cli.commands.clear()
                 cli.commands.update(before)
-                self.problem(record, f"register_commands raised {type(exc).__name__}: {exc}",
+                self.problem(record, f"register_commands raised {_describe(exc)}",
                              "its commands were left out")
                 continue
             for name, command in list(cli.commands.items()):

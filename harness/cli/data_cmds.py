@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from harness.cli.app import HarnessGroup, fail, make_context
-from harness.cli.options import format_option
+from harness.cli.options import FiniteFloat, format_option
 from harness.output import render, to_json
 
 
@@ -32,7 +32,7 @@ def data_group() -> None:
               "broken files, one of each pair of copies and both of a pair whose labels differ; your files are "
               "untouched.")
 @click.option("--force", is_flag=True, help="Let --write-clean replace an existing file.")
-@click.option("--test-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
+@click.option("--test-fraction", type=FiniteFloat(0, 1, min_open=True, max_open=True), default=0.2,
               show_default=True, help="For a source without a test split (as --data).")
 @click.option("--image-column", help="For hf:... sources.")
 @click.option("--label-column", help="For hf:... sources.")

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from harness.cli.app import HarnessCommand, fail, make_context
-from harness.cli.options import data_spec, format_option, task_source_options
+from harness.cli.options import FiniteFloat, data_spec, format_option, task_source_options
 from harness.output import render, to_json
 
 
@@ -15,17 +15,17 @@ from harness.output import render, to_json
 @click.argument("candidate")
 @click.option("--against", required=True, metavar="NAME:ALIAS",
               help="The alias the candidate would take, usually TASK:production (unset: a first promotion).")
-@click.option("--min-delta", type=click.FloatRange(-100, 100, min_open=True, max_open=True), default=0.0,
+@click.option("--min-delta", type=FiniteFloat(-100, 100, min_open=True, max_open=True), default=0.0,
               show_default=True,
               help="Points (x100) the 95% interval's lower end of candidate minus holder must exceed: 0 asks for "
                    "better beyond the noise, -0.5 for not worse by more than half a point.")
-@click.option("--max-latency-ms", type=click.FloatRange(0, min_open=True),
+@click.option("--max-latency-ms", type=FiniteFloat(0, min_open=True),
               help="ONNX Runtime batch-1 median latency limit (measured now if never measured).")
-@click.option("--max-size-mb", type=click.FloatRange(0, min_open=True), help="ONNX file size limit.")
-@click.option("--max-robustness-drop", type=click.FloatRange(0, 1),
+@click.option("--max-size-mb", type=FiniteFloat(0, min_open=True), help="ONNX file size limit.")
+@click.option("--max-robustness-drop", type=FiniteFloat(0, 1),
               help="Limit on the relative accuracy drop over the corruption suite, a fraction (0.15: 15%; "
                    "measured now on the ONNX file if never measured: 'harness robustness').")
-@click.option("--max-ece", type=click.FloatRange(0, 1),
+@click.option("--max-ece", type=FiniteFloat(0, 1),
               help="Limit on test ECE after temperature scaling (the temperature in the ONNX metadata).")
 @click.option("--parity/--no-parity", "require_parity", default=True, show_default=True,
               help="Require ONNX Runtime to agree with PyTorch (measured now if never measured).")

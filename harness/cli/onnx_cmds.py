@@ -8,14 +8,14 @@ from typing import Any
 import click
 
 from harness.cli.app import HarnessCommand, fail, make_context
-from harness.cli.options import data_spec, format_option, positive_int, stack, task_source_options
+from harness.cli.options import FiniteFloat, data_spec, format_option, positive_int, stack, task_source_options
 from harness.output import render, render_report, to_json
 from registry import UsageError
 
 int8_options = stack(
-    click.option("--int8-max-drop", type=click.FloatRange(0, 100),
+    click.option("--int8-max-drop", type=FiniteFloat(0, 100),
                  help="Accuracy points INT8 may lose on validation and still be offered  [default: 1.0]"),
-    click.option("--int8-min-speedup", type=click.FloatRange(min=1),
+    click.option("--int8-min-speedup", type=FiniteFloat(min=1),
                  help="How many times faster than FP32 (median) INT8 must be at every batch size; it must also "
                       "win each of 3 interleaved rounds  [default: 1.1]"),
 )
@@ -97,8 +97,8 @@ def export_command(ctx: click.Context, model: str, opset: int, out_dir: str, int
 @click.option("--task", "task_name", help="Task whose test images are used (default: the model's).")
 @task_source_options
 @positive_int("--samples", default=256, show_default=True)
-@click.option("--atol", type=click.FloatRange(min=0), default=1e-4, show_default=True)
-@click.option("--rtol", type=click.FloatRange(min=0), default=1e-3, show_default=True)
+@click.option("--atol", type=FiniteFloat(min=0), default=1e-4, show_default=True)
+@click.option("--rtol", type=FiniteFloat(min=0), default=1e-3, show_default=True)
 @positive_int("--batch-size", default=16, show_default=True, help="The batch besides batch 1.")
 @positive_int("--threads")
 @click.option("--data-dir", type=click.Path(file_okay=False))

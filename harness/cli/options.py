@@ -3,6 +3,7 @@ strategy or budget appears on the command line without editing a ``click.Choice`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,18 @@ def stack(*decorators: Decorator) -> Decorator:
             f = decorator(f)
         return f
     return apply
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option's type: a range (as :class:`click.FloatRange`, none by default) that also refuses
+    ``nan`` and ``inf``, which pass a range check (comparisons with NaN are false). Every float option
+    of every command uses it; a test walks the CLI to make sure."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
 
 
 def positive_int(flag: str, **kwargs: Any) -> Decorator:
@@ -62,7 +75,7 @@ task_source_options = stack(
     click.option("--data", "data_uri", help="Your images, made a task: an image folder (<class>/*.jpg, or "
                                             "train/<class>/ + test/<class>/), a .csv/.jsonl manifest (path,label"
                                             "[,split]) or hf:NAME_OR_PATH (Hugging Face datasets)."),
-    click.option("--test-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
+    click.option("--test-fraction", type=FiniteFloat(0, 1, min_open=True, max_open=True), default=0.2,
                  show_default=True, help="With --data that has no test split: share of each class held out "
                                          "(seeded, stratified)."),
     click.option("--image-column", help="With --data hf:...: the image column (default: its Image feature)."),
@@ -103,9 +116,9 @@ executor_options = stack(
                  help="Where candidates train: one after another here, or as Ray tasks (extra [ray]); export, "
                       "parity and latency always run here."),
     click.option("--ray-address", help="With --executor ray: an existing cluster (default: a local instance)."),
-    click.option("--cpus-per-trial", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+    click.option("--cpus-per-trial", type=FiniteFloat(min=0, min_open=True), default=1.0, show_default=True,
                  help="With --executor ray: CPUs each candidate x seed declares."),
-    click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0.0, show_default=True,
+    click.option("--gpus-per-trial", type=FiniteFloat(min=0), default=0.0, show_default=True,
                  help="With --executor ray: GPUs each candidate x seed declares."),
 )
 

@@ -10,6 +10,7 @@ import click
 from harness.cli.app import HarnessCommand, fail, make_context
 from harness.cli.onnx_cmds import int8_options
 from harness.cli.options import (
+    FiniteFloat,
     budget_option,
     data_options,
     data_spec,
@@ -55,10 +56,10 @@ RECIPE_FLAGS = ("strategy", "epochs", "batch_size", "lr", "train_limit", "test_l
               help="Train the --top-k best of --budget again at this larger budget and ship the best of those; "
                    "prints whether the first order held (tau, p-value, regret).")
 @positive_int("--then-epochs", help="With --then: the larger budget's epochs.")
-@click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True),
+@click.option("--max-latency-ms", type=FiniteFloat(min=0, min_open=True),
               help="Constraint on ONNX Runtime batch-1 latency.")
-@click.option("--max-params", type=click.FloatRange(min=0, min_open=True), help="Constraint on parameter count.")
-@click.option("--max-size-mb", type=click.FloatRange(min=0, min_open=True), help="Constraint on the ONNX file size.")
+@click.option("--max-params", type=FiniteFloat(min=0, min_open=True), help="Constraint on parameter count.")
+@click.option("--max-size-mb", type=FiniteFloat(min=0, min_open=True), help="Constraint on the ONNX file size.")
 @positive_int("--seeds", default=1, show_default=True, help="Runs per candidate (mean ± 95% CI).")
 @click.option("--no-cache", is_flag=True, help="Retrain even when an identical run is in the store.")
 @click.option("--offline", is_flag=True, help="Download nothing (no weights, no dataset): fail fast, listing the "
@@ -68,7 +69,7 @@ RECIPE_FLAGS = ("strategy", "epochs", "batch_size", "lr", "train_limit", "test_l
 @click.option("--strategy", type=strategy_choice, help="Fine-tuning strategy for every candidate (default: full).")
 @positive_int("--epochs", help="Override the budget's epochs.")
 @positive_int("--batch-size", help="Override the budget's batch size.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Override the budget's head learning rate.")
+@click.option("--lr", type=FiniteFloat(min=0, min_open=True), help="Override the budget's head learning rate.")
 @positive_int("--train-limit", help="Seeded subset of N training images.")
 @positive_int("--test-limit", help="Seeded subset of N test images.")
 @click.option("--input-size", type=click.IntRange(8, 4096), help="Override the protocol's input size.")

@@ -9,6 +9,7 @@ import click
 
 from harness.cli.app import HarnessCommand, make_context
 from harness.cli.options import (
+    FiniteFloat,
     backbone_option,
     budget_option,
     data_options,
@@ -36,16 +37,16 @@ recipe_options = stack(
     budget_option,
     positive_int("--epochs"),
     positive_int("--batch-size"),
-    click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+    click.option("--lr", type=FiniteFloat(min=0, min_open=True),
                  help="Head learning rate (the backbone gets lr x --backbone-lr-mult)."),
-    click.option("--backbone-lr-mult", type=click.FloatRange(min=0),
+    click.option("--backbone-lr-mult", type=FiniteFloat(min=0),
                  help="Backbone lr = lr x this (default 0.1 from pretrained weights, 1.0 from scratch)."),
     click.option("--optimizer", type=optimizer_choice),
     click.option("--schedule", type=schedule_choice),
-    click.option("--warmup-epochs", type=click.FloatRange(min=0)),
-    click.option("--weight-decay", type=click.FloatRange(min=0)),
-    click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True)),
-    click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True)),
+    click.option("--warmup-epochs", type=FiniteFloat(min=0)),
+    click.option("--weight-decay", type=FiniteFloat(min=0)),
+    click.option("--label-smoothing", type=FiniteFloat(0, 1, max_open=True)),
+    click.option("--val-fraction", type=FiniteFloat(0, 1, max_open=True)),
     positive_int("--patience", help="Early stopping after N epochs without improvement."),
     click.option("--keep-epoch", type=click.Choice(KEEP_EPOCHS),
                  help="best: validate every epoch, keep the best (default); last: validate once, keep the last."),
@@ -201,7 +202,7 @@ def _print_evaluation(report: Any, data: dict[str, Any]) -> None:
                    "SimCLR, two augmented views agree (the last two never read labels).")
 @positive_int("--epochs", default=5, show_default=True)
 @positive_int("--batch-size", default=128, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True)
+@click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=0.05, show_default=True)
 @positive_int("--train-limit")
 @click.option("--input-size", type=click.IntRange(8, 4096))
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,14 +68,15 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any
 def load_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any,
                     generator: torch.Generator, fingerprint: str) -> FitState:
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(payload, dict):
-            raise ValueError(f"it holds a {type(payload).__name__}, not a checkpoint")
+        with warnings.catch_warnings():  # torch's pickle-protocol notice is noise beside our one-line refusal
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except MemoryError:
         raise
-    except Exception as exc:  # truncated, zero bytes, another format (EOFError would read as "Aborted!")
-        raise DataError(f"checkpoint {path} is damaged ({type(exc).__name__}: {str(exc).strip()[:120]}); delete it to "
-                        "start the run again, or drop {param}", param="resume") from None
+    except Exception as exc:  # truncated, zero bytes, another format (EOFError would read as "Aborted!"), a pickle
+        raise _unreadable_checkpoint(path, exc) from None
+    if not isinstance(payload, dict):
+        raise _checkpoint_error(path, f"is not a training checkpoint (it holds a {type(payload).__name__})")
     if payload.get("fingerprint") != fingerprint:
         raise DataError(f"checkpoint {path} belongs to another run; remove it or drop {{param}}", param="resume")
     model.load_state_dict(payload["model"])
@@ -87,6 +89,28 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any
     return FitState(epoch=payload["epoch"], step=payload["step"], best_metric=payload["best_metric"],
                     best_epoch=payload["best_epoch"], best_state=payload["best_state"],
                     bad_epochs=payload["bad_epochs"], history=list(payload["history"]))
+
+
+def _unreadable_checkpoint(path: Path, exc: BaseException) -> DataError:
+    """Why a resume checkpoint could not be read, in plain words from the file itself (the weights
+    reader's diagnosis: :mod:`harness.models.checkpoint`), never torch's advice to load it unsafely."""
+    from harness.models.checkpoint import broken_layer, pickle_protocol, unsafe_calls
+
+    if isinstance(exc, PermissionError):  # the file may be fine: say so rather than call it damaged
+        return _checkpoint_error(path, f"cannot be read ({exc.strerror})", "make it readable")
+    calls = unsafe_calls(path)
+    if calls:
+        return _checkpoint_error(path, f"holds pickled objects (it calls {', '.join(calls)[:120]}), which harness "
+                                       "never loads: a pickle can run code")
+    protocol = pickle_protocol(path)
+    if "Unsupported operand" in str(exc) and protocol is not None and protocol > 2:
+        return _checkpoint_error(path, f"was saved with pickle protocol {protocol}, which torch's safe loader cannot "
+                                       "read: harness did not write it")
+    return _checkpoint_error(path, f"is damaged ({broken_layer(path)})")
+
+
+def _checkpoint_error(path: Path, problem: str, fix: str = "delete it to start the run again") -> DataError:
+    return DataError(f"checkpoint {path} {problem}; {fix}, or drop {{param}}", param="resume")
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,10 @@ class Recipe:
     budget: str = "quick"
 
     def __post_init__(self) -> None:
+        for param in _FLOAT_FIELDS:  # nan and inf pass every range check below (comparisons with nan are false)
+            value = getattr(self, param)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UsageError(f"{{param}} must be a finite number, not {value}", param=param)
         checks = [
             ("strategy", self.strategy in STRATEGIES, f"must be one of {', '.join(STRATEGIES)}"),
             ("optimizer", self.optimizer in OPTIMIZERS, f"must be one of {', '.join(OPTIMIZERS)}"),
@@ -87,6 +92,7 @@ class Recipe:
 
 
 _LATER_FIELDS: dict[str, Any] = {"keep_epoch": "best"}
+_FLOAT_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe) if f.type in ("float", "float | None"))
 
 
 def recipe_for(task: Task, budget: str = "quick", **overrides: Any) -> Recipe:
