@@ -68,7 +68,7 @@ def available(plugins: Plugins) -> list[str]:
     for impl in plugins.manager.hook.track_names.get_hookimpls():
         try:
             provided = impl.function()
-        except Exception:  # a broken tracker plugin provides nothing
+        except (Exception, SystemExit):  # a broken tracker plugin (even one calling sys.exit) provides nothing
             continue
         if isinstance(provided, (list, tuple)):  # the hook returns a list of names; anything else provides none
             names.extend(str(name) for name in provided)
@@ -125,7 +125,7 @@ class Tracking:
                 # stdout is for --format json/csv: a tracker's own prints (MLflow's "View run at ...") go to stderr
                 with contextlib.redirect_stdout(sys.stderr):
                     impl.function(*(kwargs[name] for name in impl.argnames))
-            except Exception as exc:  # tracking must never fail the run it tracks
+            except (Exception, SystemExit) as exc:  # tracking must never fail (nor end) the run it tracks
                 if key not in self._broken:
                     self._broken.add(key)
                     why = " ".join(str(exc).split())[:400] or type(exc).__name__  # all of it: fixes are often last
@@ -142,7 +142,7 @@ class Tracking:
                 try:
                     found: Any = names_impl.function()
                     names = [repr(n) for n in found or [] if n in self.trackers]
-                except Exception:  # a broken track_names: fall back on the plugin's name
+                except (Exception, SystemExit):  # a broken track_names: fall back on the plugin's name
                     names = []
                 if names:
                     return " and ".join(names)

@@ -16,6 +16,7 @@ An INT8 model slower than its FP32 one is never offered, whatever ``--force-int8
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +37,9 @@ class Int8Policy:
     min_rounds: int = 3
 
     def __post_init__(self) -> None:
-        if not 0 <= self.max_drop_points <= 100:
+        if not 0 <= self.max_drop_points <= 100:  # false for nan too
             raise UsageError("{param} must be between 0 and 100 points", param="int8_max_drop")
-        if self.min_speedup < 1:
+        if not (math.isfinite(self.min_speedup) and self.min_speedup >= 1):
             raise UsageError("{param} must be at least 1 (INT8 slower than FP32 is never offered)",
                              param="int8_min_speedup")
         if self.min_rounds < 1:

@@ -9,6 +9,7 @@ dynamic batch axis shows. A model passes when top-1 agreement is 100% and every 
 from __future__ import annotations
 
 import dataclasses
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +125,9 @@ def check_parity(ctx: Context, model_or_onnx: str, task_name: str | None = None,
     for param, value in (("samples", samples), ("batch_size", batch_size)):
         if value < 1:
             raise UsageError("{param} must be at least 1", param=param)
+    for param, tolerance in (("atol", atol), ("rtol", rtol)):  # nan would fail a good model, inf pass any
+        if not math.isfinite(tolerance) or tolerance < 0:
+            raise UsageError(f"{{param}} must be a finite number at least 0, not {tolerance}", param=param)
     with tempfile.TemporaryDirectory(prefix="harness-onnx-") as tmp:
         from_file = model_or_onnx.endswith(".onnx")
         source = _source_of_onnx(ctx, Path(model_or_onnx)) if from_file else resolve_model(ctx, model_or_onnx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -57,8 +58,8 @@ class Constraints:
     def __post_init__(self) -> None:
         for param in ("max_latency_ms", "max_params", "max_size_mb"):
             value = getattr(self, param)
-            if value is not None and value <= 0:
-                raise UsageError("{param} must be positive", param=param)
+            if value is not None and not (math.isfinite(value) and value > 0):  # nan passes `<= 0`
+                raise UsageError(f"{{param}} must be a positive finite number, not {value}", param=param)
 
 
 @dataclass(frozen=True)

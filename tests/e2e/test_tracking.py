@@ -158,6 +158,24 @@ def test_a_broken_tracker_is_reported_once_and_training_goes_on(run_cli):
         assert len(store.list()) == 1
 
 
+class Exits:
+    @harness.hookimpl
+    def track_names(self) -> list[str]:
+        return ["exits"]
+
+    @harness.hookimpl
+    def track_run_started(self, run):
+        raise SystemExit(3)  # sys.exit in a tracker: it must not end (nor silently stop) the run
+
+
+def test_a_tracker_calling_sys_exit_is_switched_off_and_training_goes_on(run_cli):
+    result = run_cli(*FINETUNE, "--track", "exits", plugins=make_plugins([Exits()]))
+    assert result.exit_code == 0, result.output
+    assert "tracker 'exits' failed in track_run_started" in result.output
+    with ModelStore() as store:
+        assert len(store.list()) == 1
+
+
 def test_unknown_tracker_is_refused_before_work(run_cli, monkeypatch):
     result = run_cli(*FINETUNE, "--track", "mlfow")
     assert result.exit_code == 2 and "mlflow" in result.output  # did you mean

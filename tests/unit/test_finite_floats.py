@@ -3,6 +3,7 @@ comparisons with NaN are false) with one line and exit 2, before any work; the l
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,3 +87,26 @@ def test_the_api_refuses_a_nan_lr_before_training(builtin_plugins):
 
     with Context(builtin_plugins, quiet=True) as ctx, pytest.raises(UsageError, match="lr must be a finite number"):
         api.finetune("cifar_convnet_xs", "synthetic", lr=float("nan"), ctx=ctx)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_library_limits_refuse_numbers_that_are_not_finite(value):
+    """What the CLI's FiniteFloat refuses, the Python API refuses too (a notebook passes floats)."""
+    from harness.evaluate.int8 import Int8Policy
+    from harness.select.config import Constraints
+
+    for param in ("max_latency_ms", "max_params", "max_size_mb"):
+        with pytest.raises(UsageError, match=param):
+            Constraints(**{param: value})
+    with pytest.raises(UsageError, match="int8_max_drop"):
+        Int8Policy(max_drop_points=value)
+    with pytest.raises(UsageError, match="int8_min_speedup"):
+        Int8Policy(min_speedup=value)
+
+
+@pytest.mark.parametrize("param", ["atol", "rtol"])
+def test_parity_refuses_a_tolerance_that_is_not_finite_before_any_work(ctx, param):
+    from harness.onnx.parity import check_parity
+
+    with pytest.raises(UsageError, match=param):
+        check_parity(ctx, "no-such-model", **{param: math.nan})  # refused before the model is looked up
