@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.progress import Progress
+from registry import UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -123,6 +124,16 @@ class Context:
             self._store = ModelStore(self._home)
             self._home = self._store.home
         return self._store
+
+    def check_new_name(self, name: str | None, alias: str | None = None) -> None:
+        """Refuse, before any work, a name (and alias) a new version could not take: malformed, or the
+        name of a backbone (``cifar_convnet_xs`` or ``resnet18.tv_in1k``), which a plain ``MODEL``
+        argument resolves to first, so the version could only be reached as ``NAME@N``."""
+        self.store.check_name_and_alias(name, alias)
+        if name is not None and name.partition(".")[0] in self.catalogue.backbones:
+            raise UsageError(f"{{param}} {name!r} is a backbone's name (harness show {name.partition('.')[0]}): "
+                             "a plain MODEL argument would mean the backbone, not your model; pick another",
+                             param="name")
 
     @property
     def quiet(self) -> bool:

@@ -122,7 +122,7 @@ def finetune_command(ctx: click.Context, model: str, task_name: str | None, budg
     if secondary:
         flags["quiet"] = True
     with make_context(ctx, **flags) as hctx:
-        hctx.store.check_name_and_alias(name, alias)
+        hctx.check_new_name(name, alias)
         task = hctx.catalogue.task(str(resolve(hctx, task_name, source)))
         recipe = recipe_for(task, budget, **split_options(options, RECIPE_FLAGS))
         result = finetune(hctx, model, task, recipe, name=name, resume=resume, compile=use_compile,
@@ -229,7 +229,7 @@ def pretrain_command(ctx: click.Context, backbone: str, dataset_name: str | None
     ref, entry = with_weights(backbone, weights_file, None)
     source = data_spec(options)
     with make_context(ctx, **split_options(options, DATA_FLAGS)) as hctx:
-        hctx.store.check_name_and_alias(name, None)
+        hctx.check_new_name(name)
         if (source is None) == (dataset_name is None):
             raise click.UsageError("give --dataset NAME (harness list datasets) or --data PATH, one of them")
         if source is not None:  # a data task's dataset has the task's name

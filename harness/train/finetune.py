@@ -273,6 +273,7 @@ def finetune(ctx: Context, model_ref: str, task: str | Task, recipe: Recipe, *, 
     ``model_ref`` resolved already (:func:`~harness.models.sources.resolve_model`), by a caller
     that resolved it once for several runs.
     """
+    ctx.check_new_name(name, alias)
     run = prepare(ctx, model_ref, task, recipe, backbone, source)
     ctx.progress.info(
         f"{model_ref} on {run.task.name}: {len(run.data.train)} train / {len(run.data.val) if run.data.val else 0} "

@@ -233,6 +233,7 @@ def pretrain(ctx: Context, backbone_ref: str, dataset_name: str, method: str, re
 
     ``backbone_ref`` may be a weights file; ``backbone_name`` then names its architecture.
     """
+    ctx.check_new_name(name)
     run = prepare(ctx, backbone_ref, dataset_name, method, recipe, backbone_name)
     ctx.progress.info(f"pretraining {backbone_ref} on {dataset_name} ({method}): {len(run.train)} train / "
                       f"{len(run.val) if run.val else 0} val images at {run.pre.input_size}px, {recipe.epochs} "

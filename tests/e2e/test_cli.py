@@ -107,3 +107,22 @@ def test_a_task_shows_that_its_quick_budget_selects_by_successive_halving(run_cl
     shown = run_cli("show", "fashion-mnist", "--kind", "task").stdout
     assert "by successive halving to 9 epochs (finetune: 3)" in shown and "x 30 epochs" in shown
     assert "halving to 9 ep" in run_cli("list", "tasks").stdout
+
+
+@pytest.mark.parametrize("name", ["cifar_convnet_s", "resnet18.tv_in1k"])
+def test_a_version_may_not_take_a_backbones_name(run_cli, ctx, name):
+    """A plain MODEL argument resolves to the backbone first: a version named like one could only be
+    reached as NAME@N. Refused before any work, from the CLI and from Python."""
+    from registry import UsageError
+    from registry.store import ModelStore
+
+    result = run_cli("finetune", "cifar_convnet_xs", "--task", "synthetic", "--epochs", "1", "--name", name)
+    assert result.exit_code == 2 and "is a backbone's name" in result.output and "--name" in result.output
+    assert "epoch" not in result.output
+    with ModelStore() as store:
+        assert store.list() == []
+    from harness.train.finetune import finetune
+    from harness.train.recipe import Recipe
+
+    with pytest.raises(UsageError, match="name .* is a backbone's name"):
+        finetune(ctx, "cifar_convnet_xs", "synthetic", Recipe(epochs=1), name=name)
