@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -77,6 +79,22 @@ def with_weights(model: str, weights_file: str | None, backbone: str | None) -> 
     return weights_file, model
 
 
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT, as shells report a command stopped by Ctrl-C."""
+
+
+@contextlib.contextmanager
+def resumable_on_ctrl_c() -> Iterator[None]:
+    """Ctrl-C during a training run: say how to go on (the checkpoint of the last finished epoch is
+    kept) instead of click's bare "Aborted!", and exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo("harness: interrupted; nothing was registered. Run the same command with --resume to go on "
+                   "from the last finished epoch (from the start if none finished)", err=True)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+
+
 def emit_row(row: dict[str, Any], fmt: str) -> None:
     click.echo(to_json(row) if fmt == "json" else render([row], fmt))
 
@@ -125,8 +143,9 @@ def finetune_command(ctx: click.Context, model: str, task_name: str | None, budg
         hctx.check_new_name(name, alias)
         task = hctx.catalogue.task(str(resolve(hctx, task_name, source)))
         recipe = recipe_for(task, budget, **split_options(options, RECIPE_FLAGS))
-        result = finetune(hctx, model, task, recipe, name=name, resume=resume, compile=use_compile,
-                          alias=alias, tta_flip=tta, backbone=backbone)
+        with resumable_on_ctrl_c():
+            result = finetune(hctx, model, task, recipe, name=name, resume=resume, compile=use_compile,
+                              alias=alias, tta_flip=tta, backbone=backbone)
     if secondary:
         return
     emit_row({"model": result.version.ref, "parent": result.version.parent_ref, **result.test.metrics,
@@ -240,5 +259,7 @@ def pretrain_command(ctx: click.Context, backbone: str, dataset_name: str | None
             base, view = split_view(str(dataset_name))
             dataset_name = register_view(hctx, base, view) if view else base
         recipe = Recipe(**options, budget="pretrain", label_smoothing=0.0)
-        result = pretrain(hctx, ref, dataset_name, method, recipe, name=name, resume=resume, backbone_name=entry)
+        with resumable_on_ctrl_c():
+            result = pretrain(hctx, ref, dataset_name, method, recipe, name=name, resume=resume,
+                              backbone_name=entry)
     emit_row({"model": result.version.ref, **{k: v for k, v in result.metrics.items() if k != "dataset"}}, fmt)

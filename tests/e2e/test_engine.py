@@ -251,6 +251,24 @@ def test_resume_after_kill_ends_with_the_same_weights(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_ctrl_c_says_how_to_resume_and_exits_130(tmp_path):
+    args = ["finetune", "cifar_convnet_xs", "--task", "synthetic", "--epochs", "20", "--device", "cpu"]
+    env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([*harness_exe(), *args], env=env, stderr=subprocess.PIPE, text=True)
+    runs = tmp_path / "home" / "runs"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(runs.glob("*/checkpoint.pt")):
+        time.sleep(0.05)
+    assert list(runs.glob("*/checkpoint.pt")), "no checkpoint appeared"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "interrupted; nothing was registered" in stderr and "--resume" in stderr
+    assert "Traceback" not in stderr and "Aborted!" not in stderr
+    with ModelStore(tmp_path / "home") as store:
+        assert store.list() == [] and store.check() == []
+
+
 def test_recipe_validation_and_budgets(catalogue):
     task = catalogue.tasks.get("fashion-mnist")
     quick = recipe_for(task, "quick")
