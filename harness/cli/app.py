@@ -166,6 +166,19 @@ class HarnessGroup(click.Group):
 
     command_class = HarnessCommand
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        """As click's, with the close matches of a misspelt command (``harness lst``: did you mean 'list')."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            import difflib
+
+            close = difflib.get_close_matches(args[0] if args else "", self.list_commands(ctx), n=3, cutoff=0.6)
+            if not close or "No such command" not in exc.message:
+                raise
+            guess = " or ".join(repr(name) for name in close)
+            raise click.UsageError(f"{exc.message.rstrip('.')} (did you mean {guess}?)", ctx) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

@@ -126,3 +126,12 @@ def test_a_version_may_not_take_a_backbones_name(run_cli, ctx, name):
 
     with pytest.raises(UsageError, match="name .* is a backbone's name"):
         finetune(ctx, "cifar_convnet_xs", "synthetic", Recipe(epochs=1), name=name)
+
+
+def test_a_misspelt_command_gets_its_close_matches(run_cli):
+    result = run_cli("lst")
+    assert result.exit_code == 2 and "No such command 'lst' (did you mean 'list'?)" in result.output
+    result = run_cli("registry", "lsit")
+    assert result.exit_code == 2 and "(did you mean 'list'?)" in result.output
+    result = run_cli("xyzzy")
+    assert result.exit_code == 2 and "did you mean" not in result.output
