@@ -101,7 +101,7 @@ def _file(path: Path) -> tuple[bytes, np.ndarray | None, dict[str, Any], str | N
         return b"", None, {}, f"unreadable ({exc.strerror})"
     if not data:
         return b"", None, {}, "zero bytes"
-    from harness.data.decode import HIGH_BIT_MODES, as_rgb, orientation, register_plugins
+    from harness.data.decode import HIGH_BIT_MODES, as_rgb, decode_failure, orientation, register_plugins
 
     register_plugins()
     try:
@@ -113,7 +113,7 @@ def _file(path: Path) -> tuple[bytes, np.ndarray | None, dict[str, Any], str | N
                      "orientation": orientation(image), "high_bit": wide}
             return hashlib.blake2b(data, digest_size=16).digest(), _small32(as_rgb(image)), facts, None
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for damaged files
-        return b"", None, {}, f"does not decode ({type(exc).__name__}: {str(exc)[:80]})"
+        return b"", None, {}, f"does not decode ({decode_failure(exc)[:100]})"
 
 
 def images_of_source(source: Any) -> Images:

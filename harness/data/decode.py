@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -142,9 +143,27 @@ def usable_cores() -> int:
     return use_threads()
 
 
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def decode_failure(exc: BaseException) -> str:
+    """Why an image did not decode, in plain words: Pillow's ``cannot identify image file
+    <_io.BytesIO object at 0x...>`` names the in-memory copy it was handed, not anything the user has."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image Pillow can read: another format, or damaged from its start"
+    text = _OBJECT_REPR.sub("the file", str(exc)).strip()
+    return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__
+
+
 def _why(item: Any, exc: Exception) -> str:
-    return (f"cannot decode {item} ({type(exc).__name__}: {str(exc)[:120]}); run 'harness data check' to list "
-            "every damaged file, or remove it")
+    try:
+        empty = isinstance(item, (str, os.PathLike)) and os.path.getsize(item) == 0
+    except OSError:
+        empty = False
+    reason = "an empty file, 0 bytes: not an image" if empty else decode_failure(exc)
+    return f"cannot decode {item} ({reason}); run 'harness data check' to list every damaged file, or remove it"
 
 
 def decode_all(source: Any, items: Sequence[Any], size: int, out: Any = None, workers: int | None = None,

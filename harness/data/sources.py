@@ -15,8 +15,9 @@ import csv
 import json
 import os
 import random
+import stat
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,42 +109,115 @@ class _Tree:
     skipped: Counter[str] = field(default_factory=Counter)  # extension -> files not read
     loose: int = 0  # images above the label depth (in no class folder)
     merged: dict[str, set[str]] = field(default_factory=dict)  # class -> its sub-folders that hold images
+    links: list[tuple[Path, str]] = field(default_factory=list)  # links not followed: (link, where it leads)
 
 
 def _walk(base: Path, depth: int) -> _Tree:
     """Every file under ``base`` (hidden ones aside): the class of an image is the path of its
-    first ``depth`` folders."""
+    first ``depth`` folders.
+
+    Links are followed (linked class folders are common, also to folders outside ``base``), but an
+    image gets one label, its own folder's: the class folders are found first, and every folder that
+    is not a link is a class of its own, whatever links point into it. A link that leads into a class
+    folder (another class's, or back into its own), around one (up the tree), or to a folder or image
+    already read is not followed, and is named in a note (:attr:`_Tree.links`). Of two class folders
+    that are the same folder, one a link, the link is left out likewise.
+    """
     from harness.data.decode import readable_extensions
 
-    readable, tree, seen = readable_extensions(), _Tree(), set()
-    for folder, subfolders, files in os.walk(base, followlinks=True):  # linked class folders are common
-        real = os.path.realpath(folder)
-        if real in seen:  # a link back up the tree
+    readable, tree = readable_extensions(), _Tree()
+    top = os.path.realpath(base)
+    found: list[tuple[str, Path]] = []  # (class, folder): the folders ``depth`` levels down
+    above: set[str] = set()  # the folders above them
+    for folder, subfolders, files in os.walk(base, followlinks=True):  # bounded: it stops above the classes
+        rel, real = Path(folder).relative_to(base).parts, os.path.realpath(folder)
+        if real in above and real != os.path.join(top, *rel):  # a link to a folder walked already
+            tree.links.append((Path(folder), _shown(real, top)))
             subfolders[:] = []
             continue
-        seen.add(real)
+        above.add(real)
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        rel = Path(folder).relative_to(base).parts
-        if len(rel) == depth:
-            tree.classes.setdefault("/".join(rel), [])
-        for name in files:
-            suffix = Path(name).suffix.lower()
-            if name.startswith("."):
-                continue
-            if suffix not in readable:
-                tree.skipped[suffix or "(no extension)"] += 1
-            elif not os.path.isfile(os.path.join(folder, name)):  # a broken link
-                tree.skipped["(broken link)"] += 1
-            elif len(rel) < depth:
-                tree.loose += 1
-            else:
-                key = "/".join(rel[:depth])
-                tree.classes.setdefault(key, []).append(Path(folder, name))
-                if len(rel) > depth:
-                    tree.merged.setdefault(key, set()).add(rel[depth])
+        tree.loose += len(_images(tree, readable, Path(folder), files, top, (), set()))
+        if len(rel) == depth - 1:
+            found += [("/".join((*rel, d)), Path(folder, d)) for d in subfolders]
+            subfolders[:] = []
+    # plain folders first: at one depth they cannot overlap, so each is a class; then links, by name
+    found.sort(key=lambda kv: (os.path.realpath(kv[1]) != os.path.join(top, kv[0]), kv[0]))
+    claimed: dict[str, str] = {}  # real path -> class
+    classes: list[tuple[str, Path]] = []
+    for key, candidate in found:
+        real = os.path.realpath(candidate)
+        if _overlap(real, claimed) or real in above or _within(top, real):  # a class's folder again, or up the tree
+            tree.links.append((candidate, _shown(real, top)))
+        else:
+            claimed[real] = key
+            classes.append((key, candidate))
+    seen_folders, seen_images = set(claimed), set[str]()
+    for key, class_folder in sorted(classes):
+        images = tree.classes.setdefault(key, [])
+        for folder, subfolders, files in os.walk(class_folder, followlinks=True):
+            kept = []
+            for name in sorted(d for d in subfolders if not d.startswith(".")):
+                path = os.path.join(folder, name)
+                real = os.path.realpath(path)
+                if real in seen_folders or (os.path.islink(path) and (_overlap(real, claimed) or _within(top, real))):
+                    tree.links.append((Path(path), _shown(real, top)))
+                else:
+                    seen_folders.add(real)
+                    kept.append(name)
+            subfolders[:] = kept
+            here = _images(tree, readable, Path(folder), files, top, claimed, seen_images)
+            images += here
+            rel = Path(folder).relative_to(class_folder).parts
+            if rel and here:
+                tree.merged.setdefault(key, set()).add(rel[0])
     for images in tree.classes.values():
         images.sort()
     return tree
+
+
+def _images(tree: _Tree, readable: frozenset[str], folder: Path, files: list[str], top: str,
+            claimed: Collection[str], seen: set[str]) -> list[Path]:
+    """The images among ``files`` of ``folder``; other files are counted in ``tree.skipped``, and a
+    linked image whose file lies in a class folder (read there) or was read already, in ``tree.links``."""
+    found, here = [], os.path.realpath(folder)
+    for name in files:
+        suffix = Path(name).suffix.lower()
+        if name.startswith("."):
+            continue
+        path = folder / name
+        if suffix not in readable:
+            tree.skipped[suffix or "(no extension)"] += 1
+            continue
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:  # gone since the folder was listed
+            mode = 0
+        linked = stat.S_ISLNK(mode)
+        if not (stat.S_ISREG(mode) or (linked and os.path.isfile(path))):  # a broken link (or not a file)
+            tree.skipped["(broken link)"] += 1
+            continue
+        real = os.path.realpath(path) if linked else os.path.join(here, name)
+        if real in seen or (linked and _overlap(real, claimed)):
+            tree.links.append((path, _shown(real, top)))
+            continue
+        seen.add(real)
+        found.append(path)
+    return found
+
+
+def _overlap(path: str, roots: Iterable[str]) -> bool:
+    """Whether ``path`` is one of ``roots`` (real paths), lies in one or holds one."""
+    return any(path == root or _within(path, root) or _within(root, path) for root in roots)
+
+
+def _within(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _shown(real: str, top: str) -> str:
+    """Where a link leads: relative to the folder walked when inside it."""
+    return os.path.relpath(real, top) if real == top or _within(real, top) else real
 
 
 def _folder(root: Path, spec: DataSpec) -> Source:
@@ -162,7 +236,8 @@ def _folder(root: Path, spec: DataSpec) -> Source:
             raise DataError(f"{root / split} has classes that train/ lacks: {', '.join(extra)}; add them to "
                             "train/ or remove them")
         splits[split] = [(path, index[k]) for k in sorted(tree.classes) for path in tree.classes[k]]
-    source = Source("folder", str(root), names, splits, _open_image, notes=_folder_notes(trees, spec.label_depth))
+    source = Source("folder", str(root), names, splits, _open_image,
+                    notes=_folder_notes(trees, spec.label_depth, root))
     if not present and not splits["train"]:
         loose = trees["train"].loose
         hint = (f"; its {loose} images must be sorted into one sub-folder per class" if loose else "")
@@ -173,9 +248,10 @@ def _folder(root: Path, spec: DataSpec) -> Source:
     return source
 
 
-def _folder_notes(trees: dict[str, _Tree], depth: int) -> list[str]:
+def _folder_notes(trees: dict[str, _Tree], depth: int, root: Path) -> list[str]:
     """One note each: files skipped (by extension, with what would read them), images above the
-    label depth, and class folders that merge sub-folders."""
+    label depth, links not followed (each image gets one label), and class folders that merge
+    sub-folders."""
     from harness.data.decode import UNREADABLE_HINTS
 
     notes = []
@@ -188,6 +264,11 @@ def _folder_notes(trees: dict[str, _Tree], depth: int) -> list[str]:
     if loose:
         notes.append(f"left out {loose} images that are in no class folder (the class is the folder {depth} "
                      f"level{'s' if depth > 1 else ''} down)")
+    links = [(os.path.relpath(link, root), target) for t in trees.values() for link, target in t.links]
+    if links:
+        shown = ", ".join(f"{link} -> {target}" for link, target in links[:3]) + (", ..." if len(links) > 3 else "")
+        notes.append(f"did not follow {len(links)} link{'s' if len(links) > 1 else ''} to folders or images read "
+                     f"elsewhere (a class folder, up the tree, or read already; each image gets one label): {shown}")
     merged = trees["train"].merged
     if merged:
         subs = sum(len(v) for v in merged.values())

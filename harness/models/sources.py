@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.models.weights import read_metadata, save_weights
+from harness.models.weights import check_metadata, damaged_metadata, read_metadata, save_weights
 from registry import Backbone, DataError, UnknownNameError, UsageError, WeightTag, keys
 from registry.store import ModelVersion
 
@@ -73,20 +73,22 @@ class ModelSource:
         return build_backbone(self.backbone, self.tag, num_classes or self.output_classes(), self.weights_file)
 
 
-_CHECKED: set[tuple[str, int, int, str]] = set()  # (path, size, mtime, backbone) of files checked once
+_CHECKED: dict[tuple[str, int, int, str], int] = {}  # (path, size, mtime, backbone) of files checked once: classes
 
 
-def _check_weights_file(path: Path, backbone: Backbone) -> None:
+def _check_weights_file(path: Path, backbone: Backbone) -> int:
     """Read a weights file once (safely) when it is named and build ``backbone`` to match it, so a
     damaged file, one that is not a state dict of tensors, or one of another architecture is
-    refused before data loads and a plan is printed, not when training builds the model later."""
+    refused before data loads and a plan is printed, not when training builds the model later.
+    Returns the width of the file's head (its class count)."""
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, backbone.name)
     if key not in _CHECKED:
         from harness.models.build import fitted_model
 
-        fitted_model(backbone, path)
-        _CHECKED.add(key)
+        _model, state = fitted_model(backbone, path)
+        _CHECKED[key] = int(state[f"{backbone.head}.weight"].shape[0])
+    return _CHECKED[key]
 
 
 def resolve_model(ctx: Context, ref: str, backbone: str | None = None) -> ModelSource:
@@ -100,13 +102,17 @@ def resolve_model(ctx: Context, ref: str, backbone: str | None = None) -> ModelS
         if not path.is_file():
             raise UsageError(f"weights file {ref!r} does not exist")
         meta = read_metadata(path) if path.suffix == ".safetensors" else {}
-        name = backbone or meta.get("backbone")
+        recorded = meta.get("backbone")
+        if not backbone and recorded is not None and (not isinstance(recorded, str) or not recorded):
+            raise damaged_metadata(path, f"backbone is {recorded!r}, not a backbone name")
+        name = backbone or recorded
         if not name:
             raise UsageError(f"{ref} does not say which backbone it holds; pass {{param}} NAME to finetune or "
                              f"evaluate, or register it first: harness registry import BACKBONE {ref}",
                              param="backbone")
         entry = catalogue.backbones.get(name)
-        _check_weights_file(path, entry)
+        classes = _check_weights_file(path, entry)
+        check_metadata(path, meta, backbone=entry.name, channels=entry.channels, head_classes=classes)
         return ModelSource(ref, entry, weights_file=path, metadata=meta)
     base = ref.partition(".")[0]
     if "@" not in ref and ":" not in ref and base in catalogue.backbones:

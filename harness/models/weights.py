@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
 
+from registry import DataError
 from registry.files import atomic_writer
 
 FORMAT = "harness-weights-1"
+
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 8, 4096
+"""The input sizes harness trains and predicts at (``--input-size``'s range): a size a weights file
+records outside it is damage, not a choice (100,000 px would reserve hundreds of GB of decoded images)."""
 
 
 def save_weights(model, path: str | os.PathLike[str], metadata: dict[str, Any]) -> Path:
@@ -55,3 +61,81 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         except (json.JSONDecodeError, TypeError):
             result[key] = value
     return result
+
+
+def check_metadata(path: str | os.PathLike[str], meta: dict[str, Any], *, backbone: str, channels: int,
+                   head_classes: int | None) -> None:
+    """Refuse metadata (:func:`read_metadata`'s) that would mislead the model's use, as a
+    :class:`DataError` naming the file, the field and the fix: a preprocessing that is not an object or
+    whose size, channels, mean or std are malformed (a NaN mean or a zero std predicts NaN; a huge size
+    reserves hundreds of GB), a class count that is not the head's width (``head_classes``: the
+    ``{backbone.head}.weight`` rows, None when unknown), class names that are not one string per class,
+    a task that is not a name. ``channels`` is the backbone's, for a preprocessing that does not say.
+    Keys that are absent (files written elsewhere) are fine."""
+    problem = metadata_problem(meta, channels=channels, head_classes=head_classes)
+    if problem is not None:
+        raise damaged_metadata(path, problem, backbone)
+
+
+def metadata_problem(meta: dict[str, Any], *, channels: int, head_classes: int | None) -> str | None:
+    """What :func:`check_metadata` refuses, in words naming the field; None when nothing is wrong."""
+    if meta.get("preprocess") is not None and (problem := preprocess_problem(meta["preprocess"], channels)):
+        return problem
+    num_classes = meta.get("num_classes")
+    if num_classes is not None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            return f"num_classes is {_shown(num_classes)}, not a positive integer"
+        if head_classes is not None and num_classes != head_classes:
+            return f"num_classes is {num_classes}, but the weights' head has {head_classes} outputs"
+    names = meta.get("class_names")
+    if names is not None:
+        count = num_classes if num_classes is not None else head_classes
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            return f"class_names is {_shown(names)}, not a list of class names (strings)"
+        if count is not None and len(names) != count:
+            return (f"class_names has {len(names)} name{'' if len(names) == 1 else 's'} ({_shown(names)}), not one "
+                    f"per class ({count})")
+        if len(set(names)) != len(names):
+            return f"class_names is {_shown(names)}, with a name repeated"
+    task = meta.get("task")
+    if task is not None and (not isinstance(task, str) or not task):
+        return f"task is {_shown(task)}, not a task name"
+    return None
+
+
+def preprocess_problem(recorded: Any, channels: int) -> str | None:
+    """What is wrong with a recorded preprocessing (``{"input_size": 32, "channels": 3, "mean": [...],
+    "std": [...], ...}``), in words naming the field; None when nothing is. ``channels`` is the backbone's,
+    for a record that does not say. Absent keys are fine (the backbone's own apply)."""
+    if not isinstance(recorded, dict):
+        return f"preprocess is {_shown(recorded)}, not a JSON object"
+    size = recorded.get("input_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int)
+                             or not MIN_INPUT_SIZE <= size <= MAX_INPUT_SIZE):
+        return f"preprocess.input_size is {_shown(size)}, not an integer from {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE}"
+    channels = recorded.get("channels", channels)
+    if isinstance(channels, bool) or channels not in (1, 3):
+        return f"preprocess.channels is {_shown(channels)}, not 1 or 3"
+    for key in ("mean", "std"):
+        value = recorded.get(key)
+        if value is None:
+            continue
+        numbers = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  and math.isfinite(v) for v in value)
+        if not numbers or len(value) != channels or (key == "std" and min(value) <= 0):
+            want = f"a list of {channels} finite numbers" + (" above 0" if key == "std" else "")
+            return f"preprocess.{key} is {_shown(value)}, not {want}"
+    return None
+
+
+def damaged_metadata(path: str | os.PathLike[str], problem: str, backbone: str = "BACKBONE") -> DataError:
+    """The refusal of a weights file whose metadata is damaged: the file, what is wrong, the fix."""
+    return DataError(f"{str(path)!r} has damaged metadata: {problem}; use an undamaged copy (harness registry show "
+                     f"REF lists the stored file), or import its tensors alone: harness registry import {backbone} "
+                     f"{path}")
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters, for one-line messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

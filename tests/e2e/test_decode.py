@@ -222,6 +222,62 @@ def test_nested_folders_merge_with_a_note_and_label_depth_labels_by_sub_folder(o
     assert data_flags(DataSpec(str(root), label_depth=2)).endswith("--label-depth 2")
 
 
+def _labels(source) -> dict[str, set[str]]:
+    """{class name: the folders, as the walk reached them, its images came from}."""
+    found: dict[str, set[str]] = {}
+    for split in source.splits.values():
+        for item, label in split:
+            found.setdefault(source.class_names[label], set()).add(Path(item).parent.name)
+    return found
+
+
+def test_a_link_into_another_class_neither_hides_it_nor_relabels_its_images(own, tmp_path):
+    """The outsider's case: ``circle/sq -> ../square``. The walk used to read the link first, then skip the
+    real ``square/`` as seen: 2 classes, square's 20 images labelled circle."""
+    root = write_photos(tmp_path / "shapes", classes=("circle", "square", "triangle"), per_class=20)
+    (root / "circle" / "sq").symlink_to("../square")
+    source = open_source(DataSpec(str(root)))
+    assert source.class_names == ("circle", "square", "triangle") and source.count() == 60
+    assert _labels(source) == {"circle": {"circle"}, "square": {"square"}, "triangle": {"triangle"}}
+    square = source.class_names.index("square")
+    assert sum(label == square for split in source.splits.values() for _, label in split) == 20
+    assert any("did not follow 1 link" in n and "circle/sq -> square" in n for n in source.notes), source.notes
+    assert not any("merge" in n for n in source.notes)  # nothing merged into circle
+    for args in (("data", "check", str(root), "--no-near", "--format", "json"),
+                 ("task", "add", "shapes", "--data", str(root), "--no-decode", "--format", "json")):
+        result = own(*args)
+        assert result.exit_code == 0, result.output[-2000:]
+        assert "circle/sq -> square" in result.stderr
+    assert json.loads(result.stdout)[0]["classes"] == 3
+
+
+def test_links_give_each_image_one_label_and_links_outside_are_followed(tmp_path):
+    root = write_photos(tmp_path / "shapes", classes=("circle", "square", "triangle"), per_class=4)
+    outside = write_photos(tmp_path / "elsewhere", classes=("more", "extra", "other"), per_class=2)
+    (root / "kitty").symlink_to("circle")  # a second name for a class folder
+    (root / "circle" / "up").symlink_to("..")  # back up the tree: would label every image circle
+    (root / "circle" / "again").symlink_to(".")  # a loop into its own class
+    (root / "circle" / "other").symlink_to(outside / "other")  # outside the data: followed, as always
+    (root / "square" / "tri.png").symlink_to("../triangle/0.png")  # an image of another class
+    (root / "square" / "more").symlink_to(outside / "more")
+    (root / "triangle" / "more").symlink_to(outside / "more")  # ... but read once
+    (root / "zoo").symlink_to(outside / "extra")  # a class folder outside the data: a class, as always
+    (root / "triangle" / "extra").symlink_to(outside / "extra")  # ... whose images are zoo's alone
+    source = open_source(DataSpec(str(root)))
+    assert source.class_names == ("circle", "square", "triangle", "zoo")
+    assert _labels(source) == {"circle": {"circle", "other"}, "square": {"square", "more"}, "triangle": {"triangle"},
+                               "zoo": {"zoo"}}
+    assert source.count() == 4 * 3 + 2 * 3
+    items = [str(item) for split in source.splits.values() for item, _ in split]
+    assert len(items) == len(set(items)) and not any(item.endswith("square/tri.png") for item in items)
+    note = next(n for n in source.notes if "did not follow" in n)
+    assert note.startswith("did not follow 6 links"), note
+    assert "kitty -> circle, circle/again -> circle, circle/up -> ." in note, note
+    deep = open_source(DataSpec(str(root), label_depth=2))  # links at and above the class level: the same rule
+    assert deep.class_names == ("circle/other", "square/more") and deep.count() == 4
+    assert any(n.startswith("did not follow 5 links") and "kitty -> circle" in n for n in deep.notes), deep.notes
+
+
 def test_worker_processes_decode_what_threads_decode_and_name_a_damaged_file(tmp_path, monkeypatch):
     root = write_photos(tmp_path / "photos", per_class=30)
     source = open_source(DataSpec(str(root)))
@@ -239,6 +295,31 @@ def test_worker_processes_decode_what_threads_decode_and_name_a_damaged_file(tmp
     (root / "dog" / "3.jpg").write_bytes((root / "dog" / "5.jpg").read_bytes()[:200])  # truncated
     with pytest.raises(DataError, match=r"cannot decode .*dog/3\.jpg"):
         decode_all(source, items, 24, workers=2)
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "workers"])
+@pytest.mark.parametrize(("content", "words"), [(b"", "(an empty file, 0 bytes: not an image)"),
+                                                 (b"<html>not a picture</html>", "(not an image Pillow can read")],
+                         ids=["empty", "not-an-image"])
+def test_a_file_that_is_no_image_is_named_in_plain_words(own, tmp_path, monkeypatch, processes, content, words):
+    """Pillow says ``cannot identify image file <_io.BytesIO object at 0x7eff...>``: an object of
+    ours, not the user's file. The message names the file and what is wrong with it instead."""
+    root = write_photos(tmp_path / "photos", per_class=4)
+    (root / "dog" / "bad.png").write_bytes(content)
+    source = open_source(DataSpec(str(root)))
+    items = [item for split in source.splits.values() for item, _ in split]
+    if processes:
+        monkeypatch.setattr(decode, "PROCESS_MIN_IMAGES", 2)
+    with pytest.raises(DataError) as caught:
+        decode_all(source, items, 24, workers=2)
+    message = str(caught.value)
+    assert f"cannot decode {root / 'dog' / 'bad.png'} {words}" in message, message
+    assert "<_io." not in message and " at 0x" not in message, message
+    result = own("finetune", "cifar_convnet_xs", "--data", str(root), "--epochs", "1")
+    assert_clean_failure(result, 2, words)
+    assert "<_io." not in result.output
+    checked = own("data", "check", str(root), "--no-near", "--format", "json")
+    assert checked.exit_code == 1 and "bad.png" in checked.stdout and "<_io." not in checked.stdout
 
 
 def test_a_killed_decoding_worker_is_a_one_line_error_not_a_crash(tmp_path, monkeypatch):
