@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from harness.cli.app import HarnessGroup, fail, make_context
-from harness.cli.options import FiniteFloat, format_option
+from harness.cli.options import INPUT_SIZE, FiniteFloat, format_option
 from harness.output import render, to_json
 
 
@@ -25,7 +25,7 @@ def data_group() -> None:
 
 @data_group.command("check")
 @click.argument("target")
-@click.option("--input-size", type=click.IntRange(8, 4096), help="The size images will be trained at "
+@click.option("--input-size", type=INPUT_SIZE, help="The size images will be trained at "
                                                                  "(default: the task's, or derived from the data).")
 @click.option("--near/--no-near", default=True, show_default=True, help="Look for near duplicates (all pairs).")
 @click.option("--write-clean", type=click.Path(dir_okay=False), help="Write a manifest (CSV) of the source without "

@@ -8,7 +8,15 @@ from typing import Any
 import click
 
 from harness.cli.app import HarnessCommand, fail, make_context
-from harness.cli.options import FiniteFloat, data_spec, format_option, positive_int, stack, task_source_options
+from harness.cli.options import (
+    INPUT_SIZE,
+    FiniteFloat,
+    data_spec,
+    format_option,
+    positive_int,
+    stack,
+    task_source_options,
+)
 from harness.output import render, render_report, to_json
 from registry import UsageError
 
@@ -164,7 +172,7 @@ def setup_lines(report: Any) -> list[str]:
 @positive_int("--iters", default=10, show_default=True, help="Timed iterations per round.")
 @click.option("--task", "task_name", help="Task for INT8 calibration and accuracy (default: the model's).")
 @task_source_options
-@click.option("--input-size", type=click.IntRange(8, 4096), help="Benchmark at this input size (default: the model's).")
+@click.option("--input-size", type=INPUT_SIZE, help="Benchmark at this input size (default: the model's).")
 @int8_options
 @click.option("--data-dir", type=click.Path(file_okay=False))
 @format_option

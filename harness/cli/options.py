@@ -26,6 +26,12 @@ def stack(*decorators: Decorator) -> Decorator:
     return apply
 
 
+INPUT_SIZE = click.IntRange(8, 4096)
+"""Every ``--input-size``: the range :data:`harness.models.weights.MIN_INPUT_SIZE` .. ``MAX_INPUT_SIZE``
+that a weights file's metadata is held to too (written out here so that listing commands, which
+import this module, do not import ``harness.models``; a test checks the two agree)."""
+
+
 class FiniteFloat(click.FloatRange):
     """A float option's type: a range (as :class:`click.FloatRange`, none by default) that also refuses
     ``nan`` and ``inf``, which pass a range check (comparisons with NaN are false). Every float option

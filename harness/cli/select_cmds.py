@@ -10,6 +10,7 @@ import click
 from harness.cli.app import HarnessCommand, fail, make_context
 from harness.cli.onnx_cmds import int8_options
 from harness.cli.options import (
+    INPUT_SIZE,
     FiniteFloat,
     budget_option,
     data_options,
@@ -72,7 +73,7 @@ RECIPE_FLAGS = ("strategy", "epochs", "batch_size", "lr", "train_limit", "test_l
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True), help="Override the budget's head learning rate.")
 @positive_int("--train-limit", help="Seeded subset of N training images.")
 @positive_int("--test-limit", help="Seeded subset of N test images.")
-@click.option("--input-size", type=click.IntRange(8, 4096), help="Override the protocol's input size.")
+@click.option("--input-size", type=INPUT_SIZE, help="Override the protocol's input size.")
 @positive_int("--threads", help="Threads for the latency benchmark.")
 @click.option("--robustness/--no-robustness", default=None,
               help="The corruption suite (8 corruptions x 5 severities on 500 test images, on the ONNX file) for "

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from harness.cli.app import HarnessGroup, make_context
-from harness.cli.options import data_spec, format_option, task_source_options
+from harness.cli.options import INPUT_SIZE, data_spec, format_option, task_source_options
 from harness.output import render
 
 
@@ -29,7 +29,7 @@ def task_group() -> None:
 @task_group.command("add")
 @click.argument("name")
 @task_source_options
-@click.option("--input-size", type=click.IntRange(8, 4096), help="Train at this size (default: from the images).")
+@click.option("--input-size", type=INPUT_SIZE, help="Train at this size (default: from the images).")
 @click.option("--metrics", help="Comma-separated quality metrics; the first ranks (default: accuracy,macro_f1,"
                                 "top5_accuracy,ece).")
 @click.option("--candidates", help="Comma-separated default candidates for select (default: by input size).")

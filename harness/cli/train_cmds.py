@@ -11,6 +11,7 @@ import click
 
 from harness.cli.app import HarnessCommand, make_context
 from harness.cli.options import (
+    INPUT_SIZE,
     FiniteFloat,
     backbone_option,
     budget_option,
@@ -54,7 +55,7 @@ recipe_options = stack(
                  help="best: validate every epoch, keep the best (default); last: validate once, keep the last."),
     positive_int("--train-limit", help="Use a seeded random subset of N training images."),
     positive_int("--test-limit", help="Evaluate on a seeded random subset of N test images."),
-    click.option("--input-size", type=click.IntRange(8, 4096)),
+    click.option("--input-size", type=INPUT_SIZE),
     click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
 )
 RECIPE_FLAGS = ("strategy", "partial_blocks", "epochs", "batch_size", "lr", "backbone_lr_mult", "optimizer",
@@ -223,7 +224,7 @@ def _print_evaluation(report: Any, data: dict[str, Any]) -> None:
 @positive_int("--batch-size", default=128, show_default=True)
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=0.05, show_default=True)
 @positive_int("--train-limit")
-@click.option("--input-size", type=click.IntRange(8, 4096))
+@click.option("--input-size", type=INPUT_SIZE)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--name", help="Registry name (default: BACKBONE-METHOD-DATASET).")
 @click.option("--resume", is_flag=True)

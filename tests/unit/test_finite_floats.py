@@ -110,3 +110,10 @@ def test_parity_refuses_a_tolerance_that_is_not_finite_before_any_work(ctx, para
 
     with pytest.raises(UsageError, match=param):
         check_parity(ctx, "no-such-model", **{param: math.nan})  # refused before the model is looked up
+
+
+def test_the_cli_input_size_range_is_the_weights_files_range():
+    from harness.cli.options import INPUT_SIZE
+    from harness.models.weights import MAX_INPUT_SIZE, MIN_INPUT_SIZE
+
+    assert (INPUT_SIZE.min, INPUT_SIZE.max) == (MIN_INPUT_SIZE, MAX_INPUT_SIZE)
