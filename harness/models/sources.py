@@ -70,6 +70,9 @@ class ModelSource:
         """The model, with a head of ``num_classes`` (default: the weights' own width)."""
         from harness.models.build import build_backbone
 
+        if self.version is not None and self.weights_file is not None and not self.weights_file.is_file():
+            raise DataError(f"the weights of {self.version.ref} are gone from the store ({self.weights_file}): was it "
+                            "removed meanwhile? 'harness registry list' shows what is there")
         return build_backbone(self.backbone, self.tag, num_classes or self.output_classes(), self.weights_file)
 
 

@@ -34,3 +34,17 @@ def test_a_writing_command_refuses_a_damaged_store_before_training(run_cli, trai
     result = run_cli("finetune", "cifar_convnet_xs", "--task", "synthetic", "--epochs", "1", "--train-limit", "64")
     assert_clean_failure(result, 1, "damaged")
     assert "epoch 1/1" not in result.output  # refused before any training
+
+
+def test_weights_removed_between_resolving_and_building_are_named_as_gone(trained, builtin_plugins):
+    """A `registry remove` racing a run that resolved its model already: the error names the version,
+    not 'pass an existing .safetensors file' (the user passed a registry reference)."""
+    from harness.context import Context
+    from harness.models.sources import resolve_model
+    from registry import DataError
+
+    with Context(builtin_plugins, quiet=True) as ctx:
+        source = resolve_model(ctx, trained)
+        source.weights_file.unlink()  # what the remove's gc does to the blob
+        with pytest.raises(DataError, match=r"the weights of synthetic@1 are gone from the store .* removed"):
+            source.build()
