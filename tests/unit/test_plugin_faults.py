@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 import pytest
-from helpers import harness_exe, make_plugins
+from helpers import CodeNetPlugin, _build_code_net, harness_exe, make_plugins
 
 import harness
 from harness.errors import PluginError
@@ -18,22 +18,10 @@ from harness.plugins import load_plugins
 from registry import Backbone, Budget, Protocol, Task
 
 
-def _build(num_classes, weights):
-    from torch import nn
-
-    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, num_classes))
-
-
-class GoodPlugin:
-    @harness.hookimpl
-    def register_backbones(self, register):
-        register(Backbone(name="good_net", builder=_build, head="1", input_size=8))
-
-
 class ExitingPlugin:
     @harness.hookimpl
     def register_backbones(self, register):
-        register(Backbone(name="half_net", builder=_build, head="1", input_size=8))
+        register(Backbone(name="half_net", builder=_build_code_net, head="2", input_size=8))
         raise SystemExit(3)
 
     @harness.hookimpl
@@ -51,21 +39,21 @@ class InterruptedPlugin:
 
 def test_a_hook_calling_sys_exit_is_isolated_reported_and_fatal_when_strict():
     reports: list[str] = []
-    plugins = make_plugins([GoodPlugin(), ExitingPlugin()], builtins=False, reports=reports)
-    assert plugins.catalogue.backbones.names() == ["good_net"]
+    plugins = make_plugins([CodeNetPlugin(), ExitingPlugin()], builtins=False, reports=reports)
+    assert plugins.catalogue.backbones.names() == ["code_net"]
     assert any("ExitingPlugin" in r and "register_backbones raised SystemExit" in r and "sys.exit(3)" in r
                for r in reports)
     group = click.Group("harness")
     plugins.add_commands(group)  # its other hook calls sys.exit(0): its commands are left out, nothing stops
     records = {r.name: r for r in plugins.audit()}
-    assert records["ExitingPlugin"].status == "partial" and records["GoodPlugin"].status == "loaded"
+    assert records["ExitingPlugin"].status == "partial" and records["CodeNetPlugin"].status == "loaded"
     assert any("register_commands raised SystemExit" in p for p in records["ExitingPlugin"].problems)
     with pytest.raises(PluginError, match="ExitingPlugin.*SystemExit.*HARNESS_STRICT_PLUGINS"):
         make_plugins([ExitingPlugin()], builtins=False, strict=True).catalogue.backbones.names()
 
 
 def test_ctrl_c_in_a_hook_still_stops_the_command():
-    plugins = make_plugins([GoodPlugin(), InterruptedPlugin()], builtins=False)
+    plugins = make_plugins([CodeNetPlugin(), InterruptedPlugin()], builtins=False)
     with pytest.raises(KeyboardInterrupt):
         plugins.catalogue.backbones.names()
 
