@@ -549,6 +549,8 @@ class ModelStore:
 
 def damaged(path: Path, exc: BaseException | str) -> StoreError:
     """The error for a store database SQLite cannot read."""
-    return StoreError(f"the model store database {str(path)!r} is damaged or not a database ({exc}); nothing was "
+    why = " ".join(str(exc).replace("*** in database main ***", "").split())  # SQLite's check: a line per page
+    why = why if len(why) <= 200 else why[:197] + "..."
+    return StoreError(f"the model store database {str(path)!r} is damaged or not a database ({why}); nothing was "
                       "changed. Restore it from a backup, or move it aside and run 'harness registry check' to "
                       "list the artifact files it referenced")

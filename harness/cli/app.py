@@ -113,7 +113,7 @@ def environment_error(exc: BaseException) -> CliError | None:
         filename = getattr(exc, "filename", None)  # OSError has one, sqlite3's errors do not
         where = f" writing {filename}" if filename else ""
         return CliError(f"no space left on the device{where}; nothing partial was kept. Free some space (or point "
-                        "HARNESS_HOME / HARNESS_CACHE / --out at another disk) and run the command again",
+                        "HARNESS_HOME / HARNESS_CACHE / --out / TMPDIR at another disk) and run the command again",
                         EXIT_FAILED)
     if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return CliError(f"cannot write {exc.filename or 'a file'}: {exc.strerror}; point HARNESS_HOME / --out at a "

@@ -236,10 +236,10 @@ def fit(model: nn.Module, batches: TensorBatches, optimizer: Any, scheduler: Any
         state.epoch = epoch + 1
         if config.on_epoch is not None:
             config.on_epoch(record)
-        config.progress.info(_summary(record, config.epochs))
-        if config.checkpoint is not None:
+        if config.checkpoint is not None:  # before the epoch's line: an epoch reported is an epoch saved
             save_checkpoint(config.checkpoint, unwrap(model), optimizer, scheduler, state, batches.generator,
                             config.fingerprint)
+        config.progress.info(_summary(record, config.epochs))
         if config.patience is not None and state.bad_epochs >= config.patience:
             config.progress.info(f"early stop: no improvement for {counted(config.patience, 'epoch')} "
                                  f"(best epoch {state.best_epoch})")
