@@ -59,7 +59,7 @@ class Constraints:
         for param in ("max_latency_ms", "max_params", "max_size_mb"):
             value = getattr(self, param)
             if value is not None and not (math.isfinite(value) and value > 0):  # nan passes `<= 0`
-                raise UsageError(f"{{param}} must be a positive finite number, not {value}", param=param)
+                raise UsageError(f"{{param}} must be positive and finite, not {value}", param=param)
 
 
 @dataclass(frozen=True)

@@ -254,7 +254,10 @@ def test_resume_after_kill_ends_with_the_same_weights(tmp_path):
 def test_ctrl_c_says_how_to_resume_and_exits_130(tmp_path):
     args = ["finetune", "cifar_convnet_xs", "--task", "synthetic", "--epochs", "20", "--device", "cpu"]
     env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([*harness_exe(), *args], env=env, stderr=subprocess.PIPE, text=True)
+    # as from a terminal: a parent that ignores SIGINT (pytest-xdist's workers, a shell's background
+    # job) passes that on, and Python then never raises KeyboardInterrupt
+    proc = subprocess.Popen([*harness_exe(), *args], env=env, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     runs = tmp_path / "home" / "runs"
     deadline = time.time() + 120
     while time.time() < deadline and not list(runs.glob("*/checkpoint.pt")):
