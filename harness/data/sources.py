@@ -125,22 +125,8 @@ def _walk(base: Path, depth: int) -> _Tree:
     """
     from harness.data.decode import readable_extensions
 
-    readable, tree = readable_extensions(), _Tree()
-    top = os.path.realpath(base)
-    found: list[tuple[str, Path]] = []  # (class, folder): the folders ``depth`` levels down
-    above: set[str] = set()  # the folders above them
-    for folder, subfolders, files in os.walk(base, followlinks=True):  # bounded: it stops above the classes
-        rel, real = Path(folder).relative_to(base).parts, os.path.realpath(folder)
-        if real in above and real != os.path.join(top, *rel):  # a link to a folder walked already
-            tree.links.append((Path(folder), _shown(real, top)))
-            subfolders[:] = []
-            continue
-        above.add(real)
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        tree.loose += len(_images(tree, readable, Path(folder), files, top, (), set()))
-        if len(rel) == depth - 1:
-            found += [("/".join((*rel, d)), Path(folder, d)) for d in subfolders]
-            subfolders[:] = []
+    readable, tree, top = readable_extensions(), _Tree(), os.path.realpath(base)
+    found, above = _class_candidates(base, depth, tree, readable, top)
     # plain folders first: at one depth they cannot overlap, so each is a class; then links, by name
     found.sort(key=lambda kv: (os.path.realpath(kv[1]) != os.path.join(top, kv[0]), kv[0]))
     claimed: dict[str, str] = {}  # real path -> class
@@ -154,26 +140,54 @@ def _walk(base: Path, depth: int) -> _Tree:
             classes.append((key, candidate))
     seen_folders, seen_images = set(claimed), set[str]()
     for key, class_folder in sorted(classes):
-        images = tree.classes.setdefault(key, [])
-        for folder, subfolders, files in os.walk(class_folder, followlinks=True):
-            kept = []
-            for name in sorted(d for d in subfolders if not d.startswith(".")):
-                path = os.path.join(folder, name)
-                real = os.path.realpath(path)
-                if real in seen_folders or (os.path.islink(path) and (_overlap(real, claimed) or _within(top, real))):
-                    tree.links.append((Path(path), _shown(real, top)))
-                else:
-                    seen_folders.add(real)
-                    kept.append(name)
-            subfolders[:] = kept
-            here = _images(tree, readable, Path(folder), files, top, claimed, seen_images)
-            images += here
-            rel = Path(folder).relative_to(class_folder).parts
-            if rel and here:
-                tree.merged.setdefault(key, set()).add(rel[0])
+        _read_class(tree, key, class_folder, readable, top, claimed, seen_folders, seen_images)
     for images in tree.classes.values():
         images.sort()
     return tree
+
+
+def _class_candidates(base: Path, depth: int, tree: _Tree, readable: frozenset[str],
+                      top: str) -> tuple[list[tuple[str, Path]], set[str]]:
+    """(class, folder) of every folder ``depth`` levels down, and the real paths of the folders above
+    them; images above the label depth are counted in ``tree.loose``, links back up in ``tree.links``."""
+    found: list[tuple[str, Path]] = []
+    above: set[str] = set()
+    for folder, subfolders, files in os.walk(base, followlinks=True):  # bounded: it stops above the classes
+        rel, real = Path(folder).relative_to(base).parts, os.path.realpath(folder)
+        if real in above and real != os.path.join(top, *rel):  # a link to a folder walked already
+            tree.links.append((Path(folder), _shown(real, top)))
+            subfolders[:] = []
+            continue
+        above.add(real)
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        tree.loose += len(_images(tree, readable, Path(folder), files, top, (), set()))
+        if len(rel) == depth - 1:
+            found += [("/".join((*rel, d)), Path(folder, d)) for d in subfolders]
+            subfolders[:] = []
+    return found, above
+
+
+def _read_class(tree: _Tree, key: str, class_folder: Path, readable: frozenset[str], top: str,
+                claimed: dict[str, str], seen_folders: set[str], seen_images: set[str]) -> None:
+    """The images of one class folder (its sub-folders merged), skipping links into other classes,
+    up the tree, or to folders and images read already (named in ``tree.links``)."""
+    images = tree.classes.setdefault(key, [])
+    for folder, subfolders, files in os.walk(class_folder, followlinks=True):
+        kept = []
+        for name in sorted(d for d in subfolders if not d.startswith(".")):
+            path = os.path.join(folder, name)
+            real = os.path.realpath(path)
+            if real in seen_folders or (os.path.islink(path) and (_overlap(real, claimed) or _within(top, real))):
+                tree.links.append((Path(path), _shown(real, top)))
+            else:
+                seen_folders.add(real)
+                kept.append(name)
+        subfolders[:] = kept
+        here = _images(tree, readable, Path(folder), files, top, claimed, seen_images)
+        images += here
+        rel = Path(folder).relative_to(class_folder).parts
+        if rel and here:
+            tree.merged.setdefault(key, set()).add(rel[0])
 
 
 def _images(tree: _Tree, readable: frozenset[str], folder: Path, files: list[str], top: str,
