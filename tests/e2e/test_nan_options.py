@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+pytestmark = pytest.mark.slow  # exports and checks a trained model
+
 
 def test_check_onnx_refuses_a_nan_tolerance_and_records_nothing(run_cli, trained):
     from registry.store import ModelStore

@@ -88,6 +88,7 @@ def _cli(site: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedPro
                           env={**env, "PYTHONPATH": str(site)})
 
 
+@pytest.mark.slow  # real installed distributions, a subprocess each
 def test_installed_plugins_calling_sys_exit_do_not_silence_the_cli(exiting_site, subprocess_env):
     listed = _cli(exiting_site, "list", "backbones", "resnet1*", "--format", "json", env=subprocess_env)
     assert listed.returncode == 0, listed.stderr
