@@ -85,20 +85,29 @@ def unreadable_weights(path: Path, exc: BaseException, safetensors: bool) -> Dat
         reason = text.splitlines()[0].removeprefix("Error while deserializing header: ") if text else type(exc).__name__
         return DataError(f"{str(path)!r} is a malformed .safetensors file ({reason[:120]}): it is truncated, damaged "
                          "or not safetensors; save the weights again (safetensors.torch.save_file)")
-    named = re.search(r"GLOBAL ([\w.]+)", text)  # what the pickle would have called
-    # torch's loader stops at the first opcode it does not know (protocol 4's FRAME), before naming any call
-    calls = [named.group(1)] if named else unsafe_calls(path) if "Unsupported operand" in text else []
+    calls, protocol = pickle_trouble(path, text)
     if calls:
         return DataError(f"{str(path)!r} is not a checkpoint of plain tensors (it calls {', '.join(calls)[:120]}): "
                          "it holds pickled objects, which harness never loads (only plain tensors: a pickle can "
                          "run code); save only the tensors (torch.save(model.state_dict(), path) or "
                          "safetensors.torch.save_file)")
-    protocol = pickle_protocol(path)
-    if "Unsupported operand" in text and protocol is not None and protocol > 2:
+    if protocol is not None:
         return DataError(f"{str(path)!r} was saved with pickle protocol {protocol}, which torch's safe loader cannot "
                          "read (it reads protocol 2, torch.save's default); " + RESAVE)
     return DataError(f"{str(path)!r} is not a readable PyTorch checkpoint ({broken_layer(path)}): it is truncated, "
                      f"damaged or another format; {RESAVE}")
+
+
+def pickle_trouble(path: Path, error: str) -> tuple[list[str], int | None]:
+    """Why torch's safe loader refused ``path`` (its ``error`` text), from the file itself: the calls
+    its pickle would make, and (when it names none) the pickle protocol above 2 it cannot read, else None.
+    Shared by the weights reader and the resume-checkpoint reader, which word it each for their fix."""
+    named = re.search(r"GLOBAL ([\w.]+)", error)  # what the pickle would have called
+    # torch's loader stops at the first opcode it does not know (protocol 4's FRAME), before naming any call
+    unknown_opcode = "Unsupported operand" in error
+    calls = [named.group(1)] if named else unsafe_calls(path) if unknown_opcode else []
+    protocol = pickle_protocol(path) if unknown_opcode and not calls else None
+    return calls, protocol if protocol is not None and protocol > 2 else None
 
 
 def _head(path: Path, size: int = 4) -> bytes:

@@ -94,16 +94,15 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any
 def _unreadable_checkpoint(path: Path, exc: BaseException) -> DataError:
     """Why a resume checkpoint could not be read, in plain words from the file itself (the weights
     reader's diagnosis: :mod:`harness.models.checkpoint`), never torch's advice to load it unsafely."""
-    from harness.models.checkpoint import broken_layer, pickle_protocol, unsafe_calls
+    from harness.models.checkpoint import broken_layer, pickle_trouble
 
     if isinstance(exc, PermissionError):  # the file may be fine: say so rather than call it damaged
         return _checkpoint_error(path, f"cannot be read ({exc.strerror})", "make it readable")
-    calls = unsafe_calls(path)
+    calls, protocol = pickle_trouble(path, str(exc))
     if calls:
         return _checkpoint_error(path, f"holds pickled objects (it calls {', '.join(calls)[:120]}), which harness "
                                        "never loads: a pickle can run code")
-    protocol = pickle_protocol(path)
-    if "Unsupported operand" in str(exc) and protocol is not None and protocol > 2:
+    if protocol is not None:
         return _checkpoint_error(path, f"was saved with pickle protocol {protocol}, which torch's safe loader cannot "
                                        "read: harness did not write it")
     return _checkpoint_error(path, f"is damaged ({broken_layer(path)})")
